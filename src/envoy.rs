@@ -1,0 +1,330 @@
+//! What envoy-dd knows about Envoy access-log fields: which keys mean what, the response-flag
+//! table, and the conversions from Envoy's values to Datadog's standard attributes.
+//!
+//! Keys are matched by their normalised name (lower-case letters and digits only, see
+//! [`crate::trace::normalize_key`]), so `x-forwarded-for`, `x_forwarded_for` and
+//! `X-Forwarded-For` are one key. Envoy may print any value as a typed JSON value, a string,
+//! a float (`200.0`) or `"-"`; the helpers here accept all of them.
+
+use crate::trace::{classify_key, TraceKey};
+
+/// The meaning of a record key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Role {
+    Trace(TraceKey),
+    ResponseCode,
+    Method,
+    Path,
+    OriginalPath,
+    Host,
+    Protocol,
+    RequestId,
+    UserAgent,
+    ForwardedFor,
+    RemoteAddress,
+    BytesReceived,
+    BytesSent,
+    Duration,
+    ResponseFlags,
+    /// `status`, `level`, `severity`: the record already has a log level.
+    Level,
+    /// `message`, `msg`, `log`: the record already has a message.
+    Message,
+    TaskDefinition,
+}
+
+/// The role of a key, given its normalised form.
+pub(crate) fn role(normalized: &[u8]) -> Option<Role> {
+    if let Some(key) = classify_key(normalized) {
+        return Some(Role::Trace(key));
+    }
+    Some(match normalized {
+        b"responsecode" | b"statuscode" | b"code" => Role::ResponseCode,
+        b"method" => Role::Method,
+        b"path" => Role::Path,
+        b"xenvoyoriginalpath" => Role::OriginalPath,
+        b"authority" | b"host" => Role::Host,
+        b"protocol" => Role::Protocol,
+        b"requestid" | b"xrequestid" => Role::RequestId,
+        b"useragent" => Role::UserAgent,
+        b"xforwardedfor" => Role::ForwardedFor,
+        b"downstreamremoteaddress" => Role::RemoteAddress,
+        b"bytesreceived" => Role::BytesReceived,
+        b"bytessent" => Role::BytesSent,
+        b"duration" => Role::Duration,
+        b"responseflags" => Role::ResponseFlags,
+        b"status" | b"level" | b"severity" => Role::Level,
+        b"message" | b"msg" | b"log" => Role::Message,
+        b"ecstaskdefinition" => Role::TaskDefinition,
+        _ => return None,
+    })
+}
+
+/// How a response flag bears on the Datadog log level.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum FlagClass {
+    /// The upstream failed: `error`.
+    Upstream,
+    /// The downstream went away or sent something bad, or routing refused it: `warn`.
+    Downstream,
+    /// Informational (fault injection, cache hits, ...).
+    Other,
+}
+
+/// Envoy's response flags, short and long names (`%RESPONSE_FLAGS%`, `%RESPONSE_FLAGS_LONG%`),
+/// from `source/common/stream_info/utility.cc`. Unknown codes (extensions register their own)
+/// are ignored.
+pub(crate) const RESPONSE_FLAGS: &[(&str, &str, FlagClass)] = &[
+    ("UH", "NoHealthyUpstream", FlagClass::Upstream),
+    ("UF", "UpstreamConnectionFailure", FlagClass::Upstream),
+    ("UO", "UpstreamOverflow", FlagClass::Upstream),
+    ("URX", "UpstreamRetryLimitExceeded", FlagClass::Upstream),
+    ("NC", "NoClusterFound", FlagClass::Upstream),
+    ("DT", "DurationTimeout", FlagClass::Upstream),
+    ("LH", "FailedLocalHealthCheck", FlagClass::Upstream),
+    ("UT", "UpstreamRequestTimeout", FlagClass::Upstream),
+    ("LR", "LocalReset", FlagClass::Upstream),
+    ("UR", "UpstreamRemoteReset", FlagClass::Upstream),
+    ("UC", "UpstreamConnectionTermination", FlagClass::Upstream),
+    ("UMSDR", "UpstreamMaxStreamDurationReached", FlagClass::Upstream),
+    ("UPE", "UpstreamProtocolError", FlagClass::Upstream),
+    ("DF", "DnsResolutionFailed", FlagClass::Upstream),
+    ("DO", "DropOverload", FlagClass::Upstream),
+    ("OM", "OverloadManagerTerminated", FlagClass::Upstream),
+    ("RLSE", "RateLimitServiceError", FlagClass::Upstream),
+    ("NFCF", "NoFilterConfigFound", FlagClass::Upstream),
+    ("DC", "DownstreamConnectionTermination", FlagClass::Downstream),
+    ("DR", "DownstreamRemoteReset", FlagClass::Downstream),
+    ("DPE", "DownstreamProtocolError", FlagClass::Downstream),
+    ("SI", "StreamIdleTimeout", FlagClass::Downstream),
+    ("IH", "InvalidEnvoyRequestHeaders", FlagClass::Downstream),
+    ("NR", "NoRouteFound", FlagClass::Downstream),
+    ("RL", "RateLimited", FlagClass::Downstream),
+    ("UAEX", "UnauthorizedExternalService", FlagClass::Downstream),
+    ("FI", "FaultInjected", FlagClass::Other),
+    ("DI", "DelayInjected", FlagClass::Other),
+    ("RFCF", "ResponseFromCacheFilter", FlagClass::Other),
+    ("UDO", "UnconditionalDropOverload", FlagClass::Other),
+];
+
+fn flag_class(code: &[u8]) -> Option<FlagClass> {
+    RESPONSE_FLAGS
+        .iter()
+        .find(|(short, long, _)| code == short.as_bytes() || code == long.as_bytes())
+        .map(|&(_, _, class)| class)
+}
+
+/// The Datadog log level (`status`) of an access-log line.
+pub(crate) fn level(code: u64, flags: &[u8]) -> &'static str {
+    let (mut upstream, mut downstream) = (false, false);
+    for flag in flags.split(|&b| b == b',') {
+        match flag_class(flag.trim_ascii()) {
+            Some(FlagClass::Upstream) => upstream = true,
+            Some(FlagClass::Downstream) => downstream = true,
+            _ => {}
+        }
+    }
+    if upstream || (500..600).contains(&code) {
+        "error"
+    } else if downstream || (400..500).contains(&code) || code == 0 {
+        // Envoy logs response code 0 when the client went away before a response.
+        "warn"
+    } else {
+        "info"
+    }
+}
+
+/// Whether a string value means "nothing" in Envoy's output.
+#[inline]
+pub(crate) fn is_absent(content: &[u8]) -> bool {
+    content.is_empty() || content == b"-"
+}
+
+/// An unsigned integer from `200`, `200.0` or `"200"`; `None` for `-`, fractions, negatives.
+pub(crate) fn integer(text: &[u8]) -> Option<u64> {
+    let (ms, frac) = decimal_parts(text)?;
+    if frac.iter().any(|&d| d != b'0') {
+        return None;
+    }
+    parse_digits(ms)
+}
+
+/// Milliseconds (`12`, `6.0`, `"0.25"`) to nanoseconds, exactly (up to six decimals; further
+/// digits are below a nanosecond and dropped).
+pub(crate) fn millis_to_nanos(text: &[u8]) -> Option<u64> {
+    let (whole, frac) = decimal_parts(text)?;
+    let mut nanos = parse_digits(whole)?.checked_mul(1_000_000)?;
+    let mut scale = 100_000;
+    for &d in frac.iter().take(6) {
+        nanos = nanos.checked_add((d - b'0') as u64 * scale)?;
+        scale /= 10;
+    }
+    Some(nanos)
+}
+
+/// Splits `123.456` into digit runs; rejects signs, exponents and anything else.
+fn decimal_parts(text: &[u8]) -> Option<(&[u8], &[u8])> {
+    let (whole, frac) = match text.iter().position(|&b| b == b'.') {
+        Some(dot) => (&text[..dot], &text[dot + 1..]),
+        None => (text, &text[text.len()..]),
+    };
+    let digits = |s: &[u8]| s.iter().all(u8::is_ascii_digit);
+    if whole.is_empty() || !digits(whole) || !digits(frac) || (frac.is_empty() && text.len() != whole.len()) {
+        return None;
+    }
+    Some((whole, frac))
+}
+
+fn parse_digits(digits: &[u8]) -> Option<u64> {
+    digits.iter().try_fold(0u64, |n, &d| n.checked_mul(10)?.checked_add((d - b'0') as u64))
+}
+
+/// `HTTP/1.1` → `1.1`; `None` for anything that is not an HTTP version.
+pub(crate) fn http_version(protocol: &[u8]) -> Option<&[u8]> {
+    let prefix = protocol.get(..5)?;
+    let version = &protocol[5..];
+    let ok = prefix.eq_ignore_ascii_case(b"HTTP/")
+        && !version.is_empty()
+        && version.iter().all(|&b| b.is_ascii_digit() || b == b'.');
+    ok.then_some(version)
+}
+
+/// The client address from `X-Forwarded-For`: its first entry.
+pub(crate) fn first_forwarded(xff: &[u8]) -> Option<&[u8]> {
+    let first = xff.split(|&b| b == b',').next()?.trim_ascii();
+    (!is_absent(first)).then_some(first)
+}
+
+/// `10.0.0.1:5432` → `10.0.0.1`, `[::1]:80` → `::1`; an address without a port is kept whole.
+pub(crate) fn strip_port(address: &[u8]) -> Option<&[u8]> {
+    if is_absent(address) {
+        return None;
+    }
+    if let Some(rest) = address.strip_prefix(b"[") {
+        let close = rest.iter().position(|&b| b == b']')?;
+        return Some(&rest[..close]);
+    }
+    let colons = address.iter().filter(|&&b| b == b':').count();
+    match colons {
+        1 => address.split(|&b| b == b':').next(),
+        _ => Some(address), // no port, or a bare IPv6 address
+    }
+}
+
+/// Formats nanoseconds as milliseconds for the `message` line: `12`, `0.25`.
+pub(crate) fn write_millis(nanos: u64, out: &mut Vec<u8>) {
+    let mut buf = itoa::Buffer::new();
+    out.extend_from_slice(buf.format(nanos / 1_000_000).as_bytes());
+    let frac = nanos % 1_000_000;
+    if frac != 0 {
+        let digits = format_frac(frac);
+        out.push(b'.');
+        out.extend_from_slice(&digits.0[..digits.1]);
+    }
+}
+
+/// Six fraction digits without the trailing zeros.
+fn format_frac(mut frac: u64) -> ([u8; 6], usize) {
+    let mut digits = [b'0'; 6];
+    for slot in digits.iter_mut().rev() {
+        *slot = b'0' + (frac % 10) as u8;
+        frac /= 10;
+    }
+    let len = 6 - digits.iter().rev().take_while(|&&d| d == b'0').count();
+    (digits, len)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roles_by_normalised_key() {
+        assert_eq!(role(b"responsecode"), Some(Role::ResponseCode));
+        assert_eq!(role(b"code"), Some(Role::ResponseCode));
+        assert_eq!(role(b"xenvoyoriginalpath"), Some(Role::OriginalPath));
+        assert_eq!(role(b"xdatadogtraceid"), Some(Role::Trace(TraceKey::DatadogTrace)));
+        assert_eq!(role(b"severity"), Some(Role::Level));
+        assert_eq!(role(b"msg"), Some(Role::Message));
+        assert_eq!(role(b"upstreamhost"), None);
+    }
+
+    #[test]
+    fn levels() {
+        let cases: [(u64, &str, &str); 12] = [
+            (200, "-", "info"),
+            (204, "", "info"),
+            (302, "-", "info"),
+            (404, "-", "warn"),
+            (499, "DC", "warn"),
+            (0, "DC", "warn"),
+            (0, "-", "warn"),
+            (503, "UH", "error"),
+            (200, "UF,URX", "error"),
+            (200, "NoHealthyUpstream", "error"),
+            (200, "NR", "warn"),
+            (200, "XYZ,FI", "info"),
+        ];
+        for (code, flags, want) in cases {
+            assert_eq!(level(code, flags.as_bytes()), want, "{code} {flags}");
+        }
+        assert_eq!(level(200, b"DC,UH"), "error");
+    }
+
+    #[test]
+    fn flag_table_has_no_duplicates() {
+        for (i, a) in RESPONSE_FLAGS.iter().enumerate() {
+            for b in &RESPONSE_FLAGS[i + 1..] {
+                assert!(a.0 != b.0 && a.1 != b.1, "{a:?} {b:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn integers_and_durations() {
+        assert_eq!(integer(b"200"), Some(200));
+        assert_eq!(integer(b"200.0"), Some(200));
+        assert_eq!(integer(b"200.5"), None);
+        assert_eq!(integer(b"-"), None);
+        assert_eq!(integer(b"-1"), None);
+        assert_eq!(integer(b"2e2"), None);
+        assert_eq!(integer(b"1."), None);
+        assert_eq!(integer(b".5"), None);
+        assert_eq!(integer(b"99999999999999999999"), None);
+        assert_eq!(millis_to_nanos(b"12"), Some(12_000_000));
+        assert_eq!(millis_to_nanos(b"6.0"), Some(6_000_000));
+        assert_eq!(millis_to_nanos(b"0.25"), Some(250_000));
+        assert_eq!(millis_to_nanos(b"1.0000019"), Some(1_000_001));
+        assert_eq!(millis_to_nanos(b"-"), None);
+        assert_eq!(millis_to_nanos(b"18446744073710"), None);
+    }
+
+    #[test]
+    fn millis_text() {
+        let show = |n| {
+            let mut v = Vec::new();
+            write_millis(n, &mut v);
+            String::from_utf8(v).unwrap()
+        };
+        assert_eq!(show(12_000_000), "12");
+        assert_eq!(show(250_000), "0.25");
+        assert_eq!(show(1_000_001), "1.000001");
+        assert_eq!(show(0), "0");
+    }
+
+    #[test]
+    fn addresses_and_versions() {
+        assert_eq!(http_version(b"HTTP/1.1"), Some(&b"1.1"[..]));
+        assert_eq!(http_version(b"HTTP/2"), Some(&b"2"[..]));
+        assert_eq!(http_version(b"-"), None);
+        assert_eq!(http_version(b"HTTP/"), None);
+        assert_eq!(first_forwarded(b"173.252.99.154, 23.235.39.44"), Some(&b"173.252.99.154"[..]));
+        assert_eq!(first_forwarded(b"-"), None);
+        assert_eq!(first_forwarded(b" , 1.2.3.4"), None);
+        assert_eq!(strip_port(b"172.17.0.1:62724"), Some(&b"172.17.0.1"[..]));
+        assert_eq!(strip_port(b"[2001:db8::1]:443"), Some(&b"2001:db8::1"[..]));
+        assert_eq!(strip_port(b"2001:db8::1"), Some(&b"2001:db8::1"[..]));
+        assert_eq!(strip_port(b"10.0.0.1"), Some(&b"10.0.0.1"[..]));
+        assert_eq!(strip_port(b"-"), None);
+    }
+}

@@ -1,0 +1,30 @@
+//! envoy-dd: Envoy access logs → Datadog-correlated log records.
+//!
+//! The crate's heart is [`Transformer`]: give it one log record (a FireLens record whose `log`
+//! holds an Envoy access-log line, or a bare Envoy JSON object) and it writes the record
+//! Datadog wants: `dd.trace_id`/`dd.span_id` from whichever trace headers Envoy logged,
+//! `hash` and `phase` for canary analysis, and Datadog's standard HTTP attributes.
+//!
+//! ```
+//! use envoy_dd::{Config, Transformer};
+//!
+//! let mut t = Transformer::new(Config { hash: Some("4f9c2a1".into()), ..Config::default() });
+//! let mut out = Vec::new();
+//! t.transform(br#"{"method":"GET","path":"/ping","response_code":200,"trace_id":"42"}"#, &mut out);
+//! assert_eq!(
+//!     String::from_utf8(out).unwrap(),
+//!     r#"{"method":"GET","path":"/ping","response_code":200,"trace_id":"42","dd":{"trace_id":"42"},"hash":"4f9c2a1","http":{"status_code":200,"method":"GET","url_details":{"path":"/ping"}},"status":"info","message":"GET /ping 200"}"#
+//! );
+//! ```
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod envoy;
+mod read;
+pub mod trace;
+mod transform;
+mod write;
+
+pub use read::{ReadError, SyntaxError};
+pub use trace::{TraceContext, TraceIdFormat, TraceSource};
+pub use transform::{Config, Enriched, Error, LogKept, Outcome, Shape, Transformer};

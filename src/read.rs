@@ -1,0 +1,622 @@
+//! Zero-copy reading of one JSON object.
+//!
+//! [`read_object`] validates a whole JSON object in one pass and records, for each top-level
+//! member, where its key and value lie in the input. Nested values are validated and skipped
+//! without recursion, so arbitrarily deep input cannot overflow the stack. Nothing is decoded
+//! or copied: the transform copies values byte for byte from the spans recorded here.
+//!
+//! The grammar is RFC 8259, strictly: no trailing commas, no comments, no leading zeros, no
+//! control characters inside strings, and `\u` escapes must form valid UTF-16 (a lone
+//! surrogate is rejected, because it cannot be turned into UTF-8). The caller checks UTF-8
+//! validity of the whole buffer beforehand.
+
+use core::fmt;
+
+/// A byte range in the buffer that was read.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Span {
+    pub start: u32,
+    pub end: u32,
+}
+
+impl Span {
+    #[inline]
+    pub fn of<'a>(&self, buf: &'a [u8]) -> &'a [u8] {
+        &buf[self.start as usize..self.end as usize]
+    }
+}
+
+/// The JSON type of a member's value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kind {
+    String,
+    Number,
+    Bool,
+    Null,
+    Object,
+    Array,
+}
+
+/// One top-level member of an object.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Member {
+    /// The key's characters, without the quotes, still escaped.
+    pub key: Span,
+    /// The whole value token (strings with their quotes).
+    pub value: Span,
+    pub kind: Kind,
+    /// The key contains a backslash escape.
+    pub key_escaped: bool,
+    /// A string value contains a backslash escape.
+    pub value_escaped: bool,
+}
+
+impl Member {
+    /// The content of a string value without its quotes (still escaped).
+    #[inline]
+    pub fn str_content<'a>(&self, buf: &'a [u8]) -> &'a [u8] {
+        &buf[self.value.start as usize + 1..self.value.end as usize - 1]
+    }
+}
+
+/// Why a buffer is not one valid JSON object.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SyntaxError {
+    /// The input does not start with `{` (after white space).
+    NotAnObject,
+    /// The input ends inside the object.
+    Truncated,
+    /// Something other than white space follows the object.
+    TrailingData,
+    /// A byte that the grammar does not allow at this position.
+    Unexpected,
+    /// A control character, bad escape or lone surrogate inside a string.
+    BadString,
+    /// A malformed number.
+    BadNumber,
+    /// The input is larger than 4 GiB, which spans cannot address.
+    TooLarge,
+}
+
+impl fmt::Display for SyntaxError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SyntaxError::NotAnObject => "not a JSON object",
+            SyntaxError::Truncated => "truncated JSON",
+            SyntaxError::TrailingData => "data after the JSON object",
+            SyntaxError::Unexpected => "unexpected character in JSON",
+            SyntaxError::BadString => "invalid string in JSON",
+            SyntaxError::BadNumber => "invalid number in JSON",
+            SyntaxError::TooLarge => "record larger than 4 GiB",
+        })
+    }
+}
+
+/// The error and the byte offset it was found at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReadError {
+    /// What is wrong.
+    pub kind: SyntaxError,
+    /// Where, in bytes from the start of the record.
+    pub offset: usize,
+}
+
+type Result<T> = core::result::Result<T, ReadError>;
+
+/// Reads `buf` as exactly one JSON object (white space around it allowed), appending its
+/// top-level members to `members`. `stack` is scratch space for nesting, reused across calls.
+pub(crate) fn read_object(buf: &[u8], members: &mut Vec<Member>, stack: &mut Vec<u8>) -> Result<()> {
+    if buf.len() > u32::MAX as usize {
+        return Err(ReadError { kind: SyntaxError::TooLarge, offset: 0 });
+    }
+    let mut r = Reader { buf, pos: 0 };
+    r.skip_ws();
+    if r.peek() != Some(b'{') {
+        return Err(r.err(SyntaxError::NotAnObject));
+    }
+    r.pos += 1;
+    r.skip_ws();
+    if r.peek() == Some(b'}') {
+        r.pos += 1;
+    } else {
+        loop {
+            r.skip_ws();
+            if r.peek() != Some(b'"') {
+                return Err(r.err_at_end_or(SyntaxError::Unexpected));
+            }
+            let key_start = r.pos + 1;
+            let key_escaped = r.string()?;
+            let key = Span { start: key_start as u32, end: (r.pos - 1) as u32 };
+            r.skip_ws();
+            r.expect(b':')?;
+            r.skip_ws();
+            let value_start = r.pos;
+            let (kind, value_escaped) = r.value(stack)?;
+            members.push(Member {
+                key,
+                value: Span { start: value_start as u32, end: r.pos as u32 },
+                kind,
+                key_escaped,
+                value_escaped,
+            });
+            r.skip_ws();
+            match r.next() {
+                Some(b',') => continue,
+                Some(b'}') => break,
+                Some(_) => return Err(r.err_back(SyntaxError::Unexpected)),
+                None => return Err(r.err(SyntaxError::Truncated)),
+            }
+        }
+    }
+    r.skip_ws();
+    if r.pos != buf.len() {
+        return Err(r.err(SyntaxError::TrailingData));
+    }
+    Ok(())
+}
+
+struct Reader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    #[inline]
+    fn peek(&self) -> Option<u8> {
+        self.buf.get(self.pos).copied()
+    }
+
+    #[inline]
+    fn next(&mut self) -> Option<u8> {
+        let b = self.peek();
+        self.pos += 1;
+        b
+    }
+
+    fn err(&self, kind: SyntaxError) -> ReadError {
+        ReadError { kind, offset: self.pos.min(self.buf.len()) }
+    }
+
+    fn err_back(&self, kind: SyntaxError) -> ReadError {
+        ReadError { kind, offset: self.pos.saturating_sub(1).min(self.buf.len()) }
+    }
+
+    fn err_at_end_or(&self, kind: SyntaxError) -> ReadError {
+        if self.pos >= self.buf.len() {
+            self.err(SyntaxError::Truncated)
+        } else {
+            self.err(kind)
+        }
+    }
+
+    #[inline]
+    fn expect(&mut self, byte: u8) -> Result<()> {
+        match self.next() {
+            Some(b) if b == byte => Ok(()),
+            Some(_) => Err(self.err_back(SyntaxError::Unexpected)),
+            None => Err(self.err(SyntaxError::Truncated)),
+        }
+    }
+
+    #[inline]
+    fn skip_ws(&mut self) {
+        while let Some(b' ' | b'\n' | b'\r' | b'\t') = self.peek() {
+            self.pos += 1;
+        }
+    }
+
+    /// Reads one value of any type, skipping nested containers iteratively.
+    fn value(&mut self, stack: &mut Vec<u8>) -> Result<(Kind, bool)> {
+        let kind = match self.peek() {
+            Some(b'"') => return Ok((Kind::String, self.string()?)),
+            Some(b'{') => Kind::Object,
+            Some(b'[') => Kind::Array,
+            _ => return Ok((self.scalar()?, false)),
+        };
+        self.skip_container(stack)?;
+        Ok((kind, false))
+    }
+
+    /// A number, `true`, `false` or `null`.
+    fn scalar(&mut self) -> Result<Kind> {
+        match self.peek() {
+            Some(b'-' | b'0'..=b'9') => {
+                self.number()?;
+                Ok(Kind::Number)
+            }
+            Some(b't') => self.literal(b"true", Kind::Bool),
+            Some(b'f') => self.literal(b"false", Kind::Bool),
+            Some(b'n') => self.literal(b"null", Kind::Null),
+            Some(_) => Err(self.err(SyntaxError::Unexpected)),
+            None => Err(self.err(SyntaxError::Truncated)),
+        }
+    }
+
+    fn literal(&mut self, word: &[u8], kind: Kind) -> Result<Kind> {
+        let end = self.pos + word.len();
+        if self.buf.get(self.pos..end) == Some(word) {
+            self.pos = end;
+            Ok(kind)
+        } else if end > self.buf.len() && word.starts_with(&self.buf[self.pos..]) {
+            Err(self.err(SyntaxError::Truncated))
+        } else {
+            Err(self.err(SyntaxError::Unexpected))
+        }
+    }
+
+    /// Skips an object or array starting at `self.pos`, validating everything inside. `stack`
+    /// holds the open brackets, so depth costs heap, not call stack.
+    fn skip_container(&mut self, stack: &mut Vec<u8>) -> Result<()> {
+        stack.clear();
+        // Each iteration starts where a value is expected.
+        loop {
+            self.skip_ws();
+            match self.peek() {
+                Some(open @ (b'{' | b'[')) => {
+                    self.pos += 1;
+                    self.skip_ws();
+                    let close = if open == b'{' { b'}' } else { b']' };
+                    if self.peek() == Some(close) {
+                        self.pos += 1;
+                    } else {
+                        stack.push(open);
+                        if open == b'{' {
+                            self.member_key()?;
+                        }
+                        continue;
+                    }
+                }
+                Some(b'"') => {
+                    self.string()?;
+                }
+                _ => {
+                    self.scalar()?;
+                }
+            }
+            // A value just ended: close containers or move to the next element.
+            loop {
+                let Some(&open) = stack.last() else { return Ok(()) };
+                self.skip_ws();
+                match (open, self.next()) {
+                    (_, Some(b',')) => {
+                        if open == b'{' {
+                            self.skip_ws();
+                            self.member_key()?;
+                        }
+                        break;
+                    }
+                    (b'{', Some(b'}')) | (b'[', Some(b']')) => {
+                        stack.pop();
+                    }
+                    (_, Some(_)) => return Err(self.err_back(SyntaxError::Unexpected)),
+                    (_, None) => return Err(self.err(SyntaxError::Truncated)),
+                }
+            }
+        }
+    }
+
+    /// `"key" :` inside a nested object.
+    fn member_key(&mut self) -> Result<()> {
+        if self.peek() != Some(b'"') {
+            return Err(self.err_at_end_or(SyntaxError::Unexpected));
+        }
+        self.string()?;
+        self.skip_ws();
+        self.expect(b':')
+    }
+
+    /// Reads a string starting at its opening quote and leaves `pos` after the closing one.
+    /// Returns whether it contained an escape.
+    #[inline]
+    fn string(&mut self) -> Result<bool> {
+        self.pos += 1; // opening quote
+        let mut escaped = false;
+        loop {
+            self.pos += find_string_special(&self.buf[self.pos..]);
+            match self.peek() {
+                Some(b'"') => {
+                    self.pos += 1;
+                    return Ok(escaped);
+                }
+                Some(b'\\') => {
+                    escaped = true;
+                    self.escape()?;
+                }
+                Some(_) => return Err(self.err(SyntaxError::BadString)),
+                None => return Err(self.err(SyntaxError::Truncated)),
+            }
+        }
+    }
+
+    /// Validates one escape sequence at `pos` (which holds the backslash).
+    fn escape(&mut self) -> Result<()> {
+        self.pos += 1;
+        match self.next() {
+            Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => Ok(()),
+            Some(b'u') => {
+                let unit = self.hex4()?;
+                match unit {
+                    0xD800..=0xDBFF => {
+                        // A high surrogate must be followed by an escaped low surrogate.
+                        if self.buf.get(self.pos..self.pos + 2) != Some(b"\\u") {
+                            return Err(self.err_at_end_or(SyntaxError::BadString));
+                        }
+                        self.pos += 2;
+                        match self.hex4()? {
+                            0xDC00..=0xDFFF => Ok(()),
+                            _ => Err(self.err(SyntaxError::BadString)),
+                        }
+                    }
+                    0xDC00..=0xDFFF => Err(self.err(SyntaxError::BadString)),
+                    _ => Ok(()),
+                }
+            }
+            Some(_) => Err(self.err_back(SyntaxError::BadString)),
+            None => Err(self.err(SyntaxError::Truncated)),
+        }
+    }
+
+    fn hex4(&mut self) -> Result<u16> {
+        let Some(digits) = self.buf.get(self.pos..self.pos + 4) else {
+            return Err(self.err(SyntaxError::Truncated));
+        };
+        let mut unit = 0u16;
+        for &d in digits {
+            let v = match d {
+                b'0'..=b'9' => d - b'0',
+                b'a'..=b'f' => d - b'a' + 10,
+                b'A'..=b'F' => d - b'A' + 10,
+                _ => return Err(self.err(SyntaxError::BadString)),
+            };
+            unit = unit << 4 | v as u16;
+        }
+        self.pos += 4;
+        Ok(unit)
+    }
+
+    /// `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`
+    fn number(&mut self) -> Result<()> {
+        if self.peek() == Some(b'-') {
+            self.pos += 1;
+        }
+        match self.next() {
+            Some(b'0') => {}
+            Some(b'1'..=b'9') => self.digits(),
+            Some(_) => return Err(self.err_back(SyntaxError::BadNumber)),
+            None => return Err(self.err(SyntaxError::Truncated)),
+        }
+        if self.peek() == Some(b'.') {
+            self.pos += 1;
+            self.at_least_one_digit()?;
+        }
+        if let Some(b'e' | b'E') = self.peek() {
+            self.pos += 1;
+            if let Some(b'+' | b'-') = self.peek() {
+                self.pos += 1;
+            }
+            self.at_least_one_digit()?;
+        }
+        Ok(())
+    }
+
+    #[inline]
+    fn digits(&mut self) {
+        while let Some(b'0'..=b'9') = self.peek() {
+            self.pos += 1;
+        }
+    }
+
+    fn at_least_one_digit(&mut self) -> Result<()> {
+        match self.peek() {
+            Some(b'0'..=b'9') => {
+                self.digits();
+                Ok(())
+            }
+            Some(_) => Err(self.err(SyntaxError::BadNumber)),
+            None => Err(self.err(SyntaxError::Truncated)),
+        }
+    }
+}
+
+/// Offset of the first `"`, `\` or control character (< 0x20) in `s`, or `s.len()`.
+///
+/// Eight bytes at a time with plain integer arithmetic (SWAR): portable, and fast on wasm32
+/// where Fluent Bit's interpreter has no SIMD.
+#[inline]
+pub(crate) fn find_string_special(s: &[u8]) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let mut i = 0;
+    while i + 8 <= s.len() {
+        let w = u64::from_le_bytes([s[i], s[i + 1], s[i + 2], s[i + 3], s[i + 4], s[i + 5], s[i + 6], s[i + 7]]);
+        let quote = w ^ (ONES * b'"' as u64);
+        let backslash = w ^ (ONES * b'\\' as u64);
+        // Per byte: high bit set where the byte is zero (quote/backslash) or below 0x20. Bits
+        // above the first hit may be spurious (borrows), so only the lowest one is used.
+        let hits = (quote.wrapping_sub(ONES) & !quote
+            | backslash.wrapping_sub(ONES) & !backslash
+            | w.wrapping_sub(ONES * 0x20) & !w)
+            & HIGHS;
+        if hits != 0 {
+            return i + (hits.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    while i < s.len() {
+        if matches!(s[i], b'"' | b'\\' | 0..=0x1f) {
+            return i;
+        }
+        i += 1;
+    }
+    s.len()
+}
+
+/// Decodes the content of a valid JSON string (as validated by [`read_object`]) into `out`.
+pub(crate) fn unescape_into(content: &[u8], out: &mut Vec<u8>) {
+    let mut rest = content;
+    while let Some(at) = memchr::memchr(b'\\', rest) {
+        out.extend_from_slice(&rest[..at]);
+        let (c, consumed) = decode_escape(&rest[at..]);
+        out.extend_from_slice(c.encode_utf8(&mut [0u8; 4]).as_bytes());
+        rest = &rest[at + consumed..];
+    }
+    out.extend_from_slice(rest);
+}
+
+/// Decodes the escape at the start of `s` (which begins with `\`); returns it and its length.
+/// The input was validated, so malformed sequences cannot occur; should one slip through, it
+/// decodes to U+FFFD rather than panicking.
+fn decode_escape(s: &[u8]) -> (char, usize) {
+    let c = match s.get(1) {
+        Some(b'"') => '"',
+        Some(b'\\') => '\\',
+        Some(b'/') => '/',
+        Some(b'b') => '\u{8}',
+        Some(b'f') => '\u{c}',
+        Some(b'n') => '\n',
+        Some(b'r') => '\r',
+        Some(b't') => '\t',
+        Some(b'u') => {
+            let hi = hex4(s.get(2..6));
+            if let Some(hi @ 0xD800..=0xDBFF) = hi {
+                if s.get(6..8) == Some(b"\\u") {
+                    if let Some(lo @ 0xDC00..=0xDFFF) = hex4(s.get(8..12)) {
+                        let c = 0x10000 + ((hi as u32 - 0xD800) << 10) + (lo as u32 - 0xDC00);
+                        return (char::from_u32(c).unwrap_or('\u{FFFD}'), 12);
+                    }
+                }
+                return ('\u{FFFD}', 6.min(s.len()));
+            }
+            let c = hi.and_then(|u| char::from_u32(u as u32)).unwrap_or('\u{FFFD}');
+            return (c, 6.min(s.len()));
+        }
+        _ => return ('\u{FFFD}', 2.min(s.len()).max(1)),
+    };
+    (c, 2)
+}
+
+fn hex4(digits: Option<&[u8]>) -> Option<u16> {
+    let digits = digits?;
+    let mut unit = 0u16;
+    for &d in digits {
+        unit = unit << 4 | (d as char).to_digit(16)? as u16;
+    }
+    Some(unit)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(s: &str) -> core::result::Result<Vec<(String, Kind, String)>, SyntaxError> {
+        let mut members = Vec::new();
+        let mut stack = Vec::new();
+        read_object(s.as_bytes(), &mut members, &mut stack).map_err(|e| e.kind)?;
+        Ok(members
+            .iter()
+            .map(|m| {
+                (
+                    String::from_utf8(m.key.of(s.as_bytes()).to_vec()).unwrap(),
+                    m.kind,
+                    String::from_utf8(m.value.of(s.as_bytes()).to_vec()).unwrap(),
+                )
+            })
+            .collect())
+    }
+
+    #[test]
+    fn members_and_spans() {
+        let got = read(r#" {"a":1, "b" : "x\"y", "c":[1,{"d":[]}], "e":{}, "f":null,"g":true,"h":-0.5e+3}  "#)
+            .unwrap();
+        let want = [
+            ("a", Kind::Number, "1"),
+            ("b", Kind::String, r#""x\"y""#),
+            ("c", Kind::Array, r#"[1,{"d":[]}]"#),
+            ("e", Kind::Object, "{}"),
+            ("f", Kind::Null, "null"),
+            ("g", Kind::Bool, "true"),
+            ("h", Kind::Number, "-0.5e+3"),
+        ];
+        assert_eq!(got.len(), want.len());
+        for (g, w) in got.iter().zip(want) {
+            assert_eq!((g.0.as_str(), g.1, g.2.as_str()), w);
+        }
+        assert_eq!(read("{}").unwrap().len(), 0);
+    }
+
+    #[test]
+    fn rejects_what_json_rejects() {
+        let bad = [
+            ("", SyntaxError::NotAnObject),
+            ("[]", SyntaxError::NotAnObject),
+            ("{", SyntaxError::Truncated),
+            (r#"{"a":1"#, SyntaxError::Truncated),
+            (r#"{"a":1,}"#, SyntaxError::Unexpected),
+            (r#"{"a" 1}"#, SyntaxError::Unexpected),
+            (r#"{"a":01}"#, SyntaxError::Unexpected),
+            (r#"{"a":1.}"#, SyntaxError::BadNumber),
+            (r#"{"a":-}"#, SyntaxError::BadNumber),
+            (r#"{"a":1e}"#, SyntaxError::BadNumber),
+            (r#"{"a":tru}"#, SyntaxError::Unexpected),
+            (r#"{"a":tr"#, SyntaxError::Truncated),
+            ("{\"a\":\"\u{1}\"}", SyntaxError::BadString),
+            (r#"{"a":"\x"}"#, SyntaxError::BadString),
+            (r#"{"a":"\ud800"}"#, SyntaxError::BadString),
+            (r#"{"a":"\udc00"}"#, SyntaxError::BadString),
+            (r#"{"a":"\ud800\u0041"}"#, SyntaxError::BadString),
+            (r#"{"a":"\u12"}"#, SyntaxError::BadString),
+            (r#"{"a":[1,]}"#, SyntaxError::Unexpected),
+            (r#"{"a":[1}"#, SyntaxError::Unexpected),
+            (r#"{"a":{"b"}}"#, SyntaxError::Unexpected),
+            (r#"{"a":{"b":1,}}"#, SyntaxError::Unexpected),
+            (r#"{"a":1} x"#, SyntaxError::TrailingData),
+            (r#"{"a":1}{}"#, SyntaxError::TrailingData),
+            (r#"{a:1}"#, SyntaxError::Unexpected),
+        ];
+        for (input, kind) in bad {
+            assert_eq!(read(input).err(), Some(kind), "{input:?}");
+            let serde = serde_json::from_str::<serde_json::Value>(input);
+            assert!(!matches!(serde, Ok(serde_json::Value::Object(_))), "{input:?}");
+        }
+    }
+
+    #[test]
+    fn deep_nesting_does_not_recurse() {
+        let depth = 200_000;
+        let s = format!("{{\"a\":{}{}}}", "[".repeat(depth), "]".repeat(depth));
+        assert_eq!(read(&s).unwrap()[0].1, Kind::Array);
+        let unclosed = format!("{{\"a\":{}", "[".repeat(depth));
+        assert_eq!(read(&unclosed).err(), Some(SyntaxError::Truncated));
+    }
+
+    #[test]
+    fn special_byte_search_matches_naive() {
+        let samples: [&[u8]; 6] = [b"", b"abcdefgh", b"abcdefgh\"", b"abc\\defghij", b"\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\x01", b"01234567890123\t"];
+        for s in samples {
+            let naive = s.iter().position(|&b| b == b'"' || b == b'\\' || b < 0x20).unwrap_or(s.len());
+            assert_eq!(find_string_special(s), naive, "{s:?}");
+        }
+    }
+
+    #[test]
+    fn unescapes() {
+        let mut out = Vec::new();
+        unescape_into(br#"a\"b\\c\/\n\t\u00e9\ud83d\ude00z"#, &mut out);
+        assert_eq!(String::from_utf8(out).unwrap(), "a\"b\\c/\n\té😀z");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn agrees_with_serde_json(s in "\\PC*") {
+            let ours = read(&s).is_ok();
+            let theirs = matches!(serde_json::from_str::<serde_json::Value>(&s), Ok(serde_json::Value::Object(_)));
+            proptest::prop_assert_eq!(ours, theirs);
+        }
+
+        #[test]
+        fn special_byte_search(s in proptest::collection::vec(proptest::num::u8::ANY, 0..40)) {
+            let naive = s.iter().position(|&b| b == b'"' || b == b'\\' || b < 0x20).unwrap_or(s.len());
+            proptest::prop_assert_eq!(find_string_special(&s), naive);
+        }
+    }
+}
