@@ -106,6 +106,26 @@ type Result<T> = core::result::Result<T, ReadError>;
 /// Reads `buf` as exactly one JSON object (white space around it allowed), appending its
 /// top-level members to `members`. `stack` is scratch space for nesting, reused across calls.
 pub(crate) fn read_object(buf: &[u8], members: &mut Vec<Member>, stack: &mut Vec<u8>) -> Result<()> {
+    read_object_decoding(buf, members, stack, None).map(drop)
+}
+
+/// Asks [`read_object_decoding`] to decode the string value of the first top-level member
+/// named `key` into `into` while validating it: one pass instead of two for the FireLens
+/// `log` string, which is most of a record's bytes.
+pub(crate) struct Decode<'k, 'o> {
+    pub key: &'k [u8],
+    pub into: &'o mut Vec<u8>,
+}
+
+/// [`read_object`], decoding one member's string value on the way (see [`Decode`]). Returns
+/// the index of the decoded member, if there was one.
+pub(crate) fn read_object_decoding(
+    buf: &[u8],
+    members: &mut Vec<Member>,
+    stack: &mut Vec<u8>,
+    mut decode: Option<Decode<'_, '_>>,
+) -> Result<Option<usize>> {
+    let mut decoded = None;
     if buf.len() > u32::MAX as usize {
         return Err(ReadError { kind: SyntaxError::TooLarge, offset: 0 });
     }
@@ -131,7 +151,14 @@ pub(crate) fn read_object(buf: &[u8], members: &mut Vec<Member>, stack: &mut Vec
             r.expect(b':')?;
             r.skip_ws();
             let value_start = r.pos;
-            let (kind, value_escaped) = r.value(stack)?;
+            let wanted = decoded.is_none() && r.peek() == Some(b'"');
+            let (kind, value_escaped) = match decode.as_mut() {
+                Some(d) if wanted && key.of(buf) == d.key => {
+                    decoded = Some(members.len());
+                    (Kind::String, r.string_decoding(d.into)?)
+                }
+                _ => r.value(stack)?,
+            };
             members.push(Member {
                 key,
                 value: Span { start: value_start as u32, end: r.pos as u32 },
@@ -152,7 +179,7 @@ pub(crate) fn read_object(buf: &[u8], members: &mut Vec<Member>, stack: &mut Vec
     if r.pos != buf.len() {
         return Err(r.err(SyntaxError::TrailingData));
     }
-    Ok(())
+    Ok(decoded)
 }
 
 struct Reader<'a> {
@@ -312,7 +339,7 @@ impl<'a> Reader<'a> {
         self.pos += 1; // opening quote
         let mut escaped = false;
         loop {
-            self.pos += find_string_special(&self.buf[self.pos..]);
+            self.pos += find_string_special(self.buf, self.pos);
             match self.peek() {
                 Some(b'"') => {
                     self.pos += 1;
@@ -321,6 +348,64 @@ impl<'a> Reader<'a> {
                 Some(b'\\') => {
                     escaped = true;
                     self.escape()?;
+                }
+                Some(_) => return Err(self.err(SyntaxError::BadString)),
+                None => return Err(self.err(SyntaxError::Truncated)),
+            }
+        }
+    }
+
+    /// [`Self::string`], also decoding the content into `into` (replacing what it held).
+    ///
+    /// This is the loop that decodes a FireLens `log` string, where every other token is an
+    /// escaped quote, so it copies whole words and decodes the two-byte escapes inline.
+    fn string_decoding(&mut self, into: &mut Vec<u8>) -> Result<bool> {
+        into.clear();
+        self.pos += 1; // opening quote
+        let mut escaped = false;
+        loop {
+            while let Some(word) = word_at(self.buf, self.pos) {
+                let hits = special_bytes(word);
+                let take = if hits == 0 { 8 } else { (hits.trailing_zeros() / 8) as usize };
+                // Copying all eight bytes and trimming is cheaper than a variable-length copy.
+                let len = into.len();
+                into.extend_from_slice(&word.to_le_bytes());
+                into.truncate(len + take);
+                self.pos += take;
+                if hits != 0 {
+                    break;
+                }
+            }
+            match self.peek() {
+                Some(b'"') => {
+                    self.pos += 1;
+                    return Ok(escaped);
+                }
+                Some(b'\\') => {
+                    escaped = true;
+                    let short = match self.buf.get(self.pos + 1) {
+                        Some(&c @ (b'"' | b'\\' | b'/')) => c,
+                        Some(b'n') => b'\n',
+                        Some(b't') => b'\t',
+                        Some(b'r') => b'\r',
+                        Some(b'b') => 0x08,
+                        Some(b'f') => 0x0c,
+                        _ => 0,
+                    };
+                    if short != 0 {
+                        into.push(short);
+                        self.pos += 2;
+                    } else {
+                        let start = self.pos;
+                        self.escape()?;
+                        let (c, _) = decode_escape(&self.buf[start..self.pos]);
+                        into.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes());
+                    }
+                }
+                Some(c) if c >= 0x20 => {
+                    // Fewer than eight bytes are left in the buffer: one at a time.
+                    into.push(c);
+                    self.pos += 1;
                 }
                 Some(_) => return Err(self.err(SyntaxError::BadString)),
                 None => return Err(self.err(SyntaxError::Truncated)),
@@ -418,37 +503,44 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// Offset of the first `"`, `\` or control character (< 0x20) in `s`, or `s.len()`.
+const ONES: u64 = 0x0101_0101_0101_0101;
+
+/// The eight bytes at `pos` as a little-endian word, if there are eight.
+#[inline(always)]
+fn word_at(buf: &[u8], pos: usize) -> Option<u64> {
+    let bytes = buf.get(pos..pos + 8)?;
+    Some(u64::from_le_bytes(bytes.try_into().ok()?))
+}
+
+/// Per byte of `word`, the high bit set where the byte is `"`, `\` or below 0x20.
 ///
-/// Eight bytes at a time with plain integer arithmetic (SWAR): portable, and fast on wasm32
-/// where Fluent Bit's interpreter has no SIMD.
-#[inline]
-pub(crate) fn find_string_special(s: &[u8]) -> usize {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGHS: u64 = 0x8080_8080_8080_8080;
-    let mut i = 0;
-    while i + 8 <= s.len() {
-        let w = u64::from_le_bytes([s[i], s[i + 1], s[i + 2], s[i + 3], s[i + 4], s[i + 5], s[i + 6], s[i + 7]]);
-        let quote = w ^ (ONES * b'"' as u64);
-        let backslash = w ^ (ONES * b'\\' as u64);
-        // Per byte: high bit set where the byte is zero (quote/backslash) or below 0x20. Bits
-        // above the first hit may be spurious (borrows), so only the lowest one is used.
-        let hits = (quote.wrapping_sub(ONES) & !quote
-            | backslash.wrapping_sub(ONES) & !backslash
-            | w.wrapping_sub(ONES * 0x20) & !w)
-            & HIGHS;
+/// Plain integer arithmetic (SWAR): portable, and fast on wasm32, where Fluent Bit's
+/// interpreter has no SIMD. Bits above the lowest hit may be spurious (borrows), so only the
+/// lowest one may be used.
+#[inline(always)]
+fn special_bytes(word: u64) -> u64 {
+    let quote = word ^ (ONES * b'"' as u64);
+    let backslash = word ^ (ONES * b'\\' as u64);
+    (quote.wrapping_sub(ONES) & !quote | backslash.wrapping_sub(ONES) & !backslash | word.wrapping_sub(ONES * 0x20) & !word)
+        & (ONES * 0x80)
+}
+
+/// Distance from `pos` to the first `"`, `\` or control character (< 0x20) in `buf`, or to
+/// the end. Words may run past the string being read: the closing quote stops the search.
+#[inline(always)]
+pub(crate) fn find_string_special(buf: &[u8], pos: usize) -> usize {
+    let mut i = pos;
+    while let Some(word) = word_at(buf, i) {
+        let hits = special_bytes(word);
         if hits != 0 {
-            return i + (hits.trailing_zeros() / 8) as usize;
+            return i - pos + (hits.trailing_zeros() / 8) as usize;
         }
         i += 8;
     }
-    while i < s.len() {
-        if matches!(s[i], b'"' | b'\\' | 0..=0x1f) {
-            return i;
-        }
+    while i < buf.len() && !matches!(buf[i], b'"' | b'\\' | 0..=0x1f) {
         i += 1;
     }
-    s.len()
+    i - pos
 }
 
 /// Decodes the content of a valid JSON string (as validated by [`read_object`]) into `out`.
@@ -594,8 +686,23 @@ mod tests {
         let samples: [&[u8]; 6] = [b"", b"abcdefgh", b"abcdefgh\"", b"abc\\defghij", b"\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\x01", b"01234567890123\t"];
         for s in samples {
             let naive = s.iter().position(|&b| b == b'"' || b == b'\\' || b < 0x20).unwrap_or(s.len());
-            assert_eq!(find_string_special(s), naive, "{s:?}");
+            assert_eq!(find_string_special(s, 0), naive, "{s:?}");
         }
+    }
+
+    #[test]
+    fn decodes_one_member_while_reading() {
+        let input = br#"{"a":"x\"y","log":"{\"k\":\"\u00e9\\n\ud83d\ude00\"}\n","log":"second"}"#;
+        let (mut members, mut stack, mut text) = (Vec::new(), Vec::new(), Vec::new());
+        let decode = Decode { key: b"log", into: &mut text };
+        let at = read_object_decoding(input, &mut members, &mut stack, Some(decode)).unwrap();
+        assert_eq!(at, Some(1));
+        assert_eq!(String::from_utf8(text).unwrap(), "{\"k\":\"é\\n😀\"}\n");
+        assert_eq!(members.len(), 3);
+        assert!(members[1].value_escaped && members[1].kind == Kind::String);
+        let start = input.windows(3).position(|w| w == b"\"{\\").unwrap();
+        let end = input.windows(4).position(|w| w == b"n\",\"").unwrap() + 2;
+        assert_eq!(members[1].value.of(input), &input[start..end]);
     }
 
     #[test]
@@ -616,7 +723,7 @@ mod tests {
         #[test]
         fn special_byte_search(s in proptest::collection::vec(proptest::num::u8::ANY, 0..40)) {
             let naive = s.iter().position(|&b| b == b'"' || b == b'\\' || b < 0x20).unwrap_or(s.len());
-            proptest::prop_assert_eq!(find_string_special(&s), naive);
+            proptest::prop_assert_eq!(find_string_special(&s, 0), naive);
         }
     }
 }

@@ -68,6 +68,25 @@ pub enum TraceIdFormat {
     Hex,
 }
 
+impl core::str::FromStr for TraceIdFormat {
+    type Err = &'static str;
+
+    /// `decimal` or `hex`, as the CLI and configs spell them.
+    ///
+    /// ```
+    /// use envoy_dd::TraceIdFormat;
+    /// assert_eq!("hex".parse(), Ok(TraceIdFormat::Hex));
+    /// assert!("128".parse::<TraceIdFormat>().is_err());
+    /// ```
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "decimal" => Ok(TraceIdFormat::Decimal),
+            "hex" => Ok(TraceIdFormat::Hex),
+            _ => Err("expected `decimal` or `hex`"),
+        }
+    }
+}
+
 /// A resolved trace context.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TraceContext {

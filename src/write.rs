@@ -11,14 +11,14 @@ pub(crate) struct ObjectWriter {
 
 impl ObjectWriter {
     /// Writes `{`.
-    #[inline]
+    #[inline(always)]
     pub fn open(out: &mut Vec<u8>) -> Self {
         out.push(b'{');
         ObjectWriter { empty: true }
     }
 
     /// Writes `,"key":` — `key` is already JSON-escaped (a raw key span or a literal).
-    #[inline]
+    #[inline(always)]
     pub fn key(&mut self, out: &mut Vec<u8>, escaped_key: &[u8]) {
         if !self.empty {
             out.push(b',');
@@ -29,15 +29,25 @@ impl ObjectWriter {
         out.extend_from_slice(b"\":");
     }
 
+    /// Writes members copied whole: `"a":1,"b":2`.
+    #[inline(always)]
+    pub fn members(&mut self, out: &mut Vec<u8>, members: &[u8]) {
+        if !self.empty {
+            out.push(b',');
+        }
+        self.empty = false;
+        out.extend_from_slice(members);
+    }
+
     /// Writes a member whose value is raw JSON.
-    #[inline]
+    #[inline(always)]
     pub fn raw(&mut self, out: &mut Vec<u8>, escaped_key: &[u8], value: &[u8]) {
         self.key(out, escaped_key);
         out.extend_from_slice(value);
     }
 
     /// Writes a member whose value is string content that is already JSON-escaped.
-    #[inline]
+    #[inline(always)]
     pub fn str(&mut self, out: &mut Vec<u8>, escaped_key: &[u8], escaped_content: &[u8]) {
         self.key(out, escaped_key);
         out.push(b'"');
@@ -46,14 +56,14 @@ impl ObjectWriter {
     }
 
     /// Writes a member whose value is an unsigned integer.
-    #[inline]
+    #[inline(always)]
     pub fn uint(&mut self, out: &mut Vec<u8>, escaped_key: &[u8], value: u64) {
         self.key(out, escaped_key);
         out.extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
     }
 
     /// Writes `}`.
-    #[inline]
+    #[inline(always)]
     pub fn close(self, out: &mut Vec<u8>) {
         out.push(b'}');
     }
