@@ -1,0 +1,1073 @@
+//! Envoy text access logs: format strings, parsed once, matched against each line.
+//!
+//! Envoy writes a text access log by substituting command operators (`%RESPONSE_CODE%`,
+//! `%REQ(USER-AGENT)%`, ...) into a format string. [`TextFormat::parse`] reads such a string
+//! once, with nom, into literal text and fields. [`TextFormat::to_json`] then splits a line at
+//! the literals, left to right, each field ending where the next literal starts, and writes the
+//! fields as a JSON object whose keys are named after the operators. The transform reads that
+//! object as it reads a JSON `log`, so text and JSON access logs get the same treatment.
+//!
+//! Envoy's default format and Istio's are recognised without configuration ([`builtins`]).
+
+use core::fmt;
+use core::str::FromStr;
+use std::sync::OnceLock;
+
+use nom::branch::alt;
+use nom::bytes::complete::{tag, take_till1, take_while1};
+use nom::character::complete::{char, digit1};
+use nom::combinator::{map, opt};
+use nom::error::{ErrorKind, ParseError};
+use nom::sequence::{pair, preceded};
+use nom::{Err, IResult, Parser};
+
+use crate::read;
+use crate::write;
+
+/// Envoy's default format (`usage.rst`, "Default Format String"), without its final newline.
+const ENVOY_DEFAULT: &str = concat!(
+    r#"[%START_TIME%] "%REQ(:METHOD)% %REQ(X-ENVOY-ORIGINAL-PATH?:PATH)% %PROTOCOL%" "#,
+    r#"%RESPONSE_CODE% %RESPONSE_FLAGS% %BYTES_RECEIVED% %BYTES_SENT% %DURATION% "#,
+    r#"%RESP(X-ENVOY-UPSTREAM-SERVICE-TIME)% "%REQ(X-FORWARDED-FOR)%" "%REQ(USER-AGENT)%" "#,
+    r#""%REQ(X-REQUEST-ID)%" "%REQ(:AUTHORITY)%" "%UPSTREAM_HOST%""#,
+);
+
+/// Istio's text format (`meshConfig.accessLogFormat` left empty), since Istio 1.6 or so.
+const ISTIO: &str = concat!(
+    r#"[%START_TIME%] "%REQ(:METHOD)% %REQ(X-ENVOY-ORIGINAL-PATH?:PATH)% %PROTOCOL%" "#,
+    r#"%RESPONSE_CODE% %RESPONSE_FLAGS% %RESPONSE_CODE_DETAILS% %CONNECTION_TERMINATION_DETAILS% "#,
+    r#""%UPSTREAM_TRANSPORT_FAILURE_REASON%" %BYTES_RECEIVED% %BYTES_SENT% %DURATION% "#,
+    r#"%RESP(X-ENVOY-UPSTREAM-SERVICE-TIME)% "%REQ(X-FORWARDED-FOR)%" "%REQ(USER-AGENT)%" "#,
+    r#""%REQ(X-REQUEST-ID)%" "%REQ(:AUTHORITY)%" "%UPSTREAM_HOST%" %UPSTREAM_CLUSTER% "#,
+    r#"%UPSTREAM_LOCAL_ADDRESS% %DOWNSTREAM_LOCAL_ADDRESS% %DOWNSTREAM_REMOTE_ADDRESS% "#,
+    r#"%REQUESTED_SERVER_NAME% %ROUTE_NAME%"#,
+);
+
+/// Istio's earlier text format, without the response code and termination details.
+const ISTIO_LEGACY: &str = concat!(
+    r#"[%START_TIME%] "%REQ(:METHOD)% %REQ(X-ENVOY-ORIGINAL-PATH?:PATH)% %PROTOCOL%" "#,
+    r#"%RESPONSE_CODE% %RESPONSE_FLAGS% "%UPSTREAM_TRANSPORT_FAILURE_REASON%" "#,
+    r#"%BYTES_RECEIVED% %BYTES_SENT% %DURATION% %RESP(X-ENVOY-UPSTREAM-SERVICE-TIME)% "#,
+    r#""%REQ(X-FORWARDED-FOR)%" "%REQ(USER-AGENT)%" "%REQ(X-REQUEST-ID)%" "%REQ(:AUTHORITY)%" "#,
+    r#""%UPSTREAM_HOST%" %UPSTREAM_CLUSTER% %UPSTREAM_LOCAL_ADDRESS% %DOWNSTREAM_LOCAL_ADDRESS% "#,
+    r#"%DOWNSTREAM_REMOTE_ADDRESS% %REQUESTED_SERVER_NAME% %ROUTE_NAME%"#,
+);
+
+/// Retries per line when a field's value turns out to contain the literal after it.
+const RETRIES: u32 = 64;
+
+/// Most operators in one format: matching recurses once per field.
+const MAX_FIELDS: usize = 256;
+
+/// Operators whose argument names a header: the field is named after the header.
+const HEADER_OPERATORS: &[&str] = &[
+    "REQ",
+    "RESP",
+    "TRAILER",
+    "REQUEST_HEADER",
+    "RESPONSE_HEADER",
+    "RESPONSE_TRAILER",
+    "REQ_WITHOUT_QUERY",
+];
+
+/// The formats tried on every `log` that is not JSON, in this order: Envoy's default, then
+/// Istio's two. Each tolerates a prefix before the `[` (`ACCESS ` in Ambassador's format),
+/// extra space-separated fields at the end (kept under `extra`), and, for Istio's, missing
+/// fields at the end.
+pub(crate) fn builtins() -> &'static [TextFormat; 3] {
+    static BUILTINS: OnceLock<[TextFormat; 3]> = OnceLock::new();
+    BUILTINS.get_or_init(|| {
+        // Constants, checked by the tests: a failure here is a bug in this file.
+        let build = |format| TextFormat::compile(format, true).expect("built-in format parses");
+        [build(ENVOY_DEFAULT), build(ISTIO), build(ISTIO_LEGACY)]
+    })
+}
+
+/// Writes `line` as a JSON object into `out` (cleared first) with the configured format, or
+/// else the first built-in one that matches. Returns whether one matched.
+pub(crate) fn line_to_json(custom: Option<&TextFormat>, line: &[u8], out: &mut Vec<u8>) -> bool {
+    out.clear();
+    let Ok(line) = core::str::from_utf8(line) else {
+        return false;
+    };
+    let line = trim_newline(line);
+    custom
+        .into_iter()
+        .chain(builtins())
+        .any(|format| format.write_json(line, out))
+}
+
+/// A compiled Envoy format string: literal text and fields, to be matched against log lines.
+///
+/// Build it once (at config time) with [`TextFormat::parse`], then call [`TextFormat::to_json`]
+/// per line; matching a line allocates nothing beyond the growth of `out`.
+///
+/// ```
+/// use envoy_dd::TextFormat;
+///
+/// let format = TextFormat::parse("%REQ(:METHOD)% %REQ(:PATH)% %RESPONSE_CODE% trace=%REQ(X-DATADOG-TRACE-ID)%\n")?;
+/// let mut out = Vec::new();
+/// assert!(format.to_json(b"GET /users/42 200 trace=4321\n", &mut out));
+/// assert_eq!(
+///     String::from_utf8(out).unwrap(),
+///     r#"{"method":"GET","path":"/users/42","response_code":200,"x_datadog_trace_id":"4321"}"#
+/// );
+/// # Ok::<(), envoy_dd::FormatError>(())
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TextFormat {
+    /// The format string as given.
+    source: String,
+    /// Literals and fields; two fields never follow each other.
+    pieces: Vec<Piece>,
+    /// Built-in formats tolerate a prefix and extra trailing fields; a user's is matched exactly.
+    lenient: bool,
+    /// (Lenient formats) a line may end at any literal from this piece on, leaving the
+    /// trailing space-separated fields absent.
+    optional_from: usize,
+    /// What a line's JSON adds to the line's length at most, short of escapes: keys, quotes.
+    overhead: usize,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Piece {
+    Literal(String),
+    Field(Field),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Field {
+    /// The JSON key: lower-case letters, digits and `_`, so it needs no escaping.
+    name: String,
+    /// `,"name":`, written as it is (without the comma for the first member).
+    member: String,
+    /// Codes, byte counts and durations: written as JSON numbers, and a line whose value is
+    /// not an unsigned integer (or `-`) does not match.
+    numeric: bool,
+    /// `:N` after the operator: Envoy cut the value to at most N characters.
+    max_len: Option<usize>,
+    /// (Lenient formats) not between quotes, so the value contains no space.
+    spaceless: bool,
+}
+
+impl TextFormat {
+    /// Compiles an Envoy format string, such as the `format.text` of an App Mesh access log or
+    /// the `text_format` of an Envoy file access log.
+    ///
+    /// The syntax is Envoy's: `%OPERATOR%`, `%OPERATOR(ARG)%`, `%OPERATOR(ARG):N%` (N is a
+    /// length limit), `%REQ(X?Y)%` (header X, else Y), and `%%` for a literal `%`; everything
+    /// else is literal text. A final newline (or the two characters `\n`) is ignored, since
+    /// lines are matched without theirs.
+    ///
+    /// Each field is named after its operator: header operators (`REQ`, `RESP`, `TRAILER`,
+    /// their long forms `REQUEST_HEADER`, ..., and `REQ_WITHOUT_QUERY`) by the header, the
+    /// alternative one when there are two (`%REQ(X-ENVOY-ORIGINAL-PATH?:PATH)%` → `path`,
+    /// `%REQ(X-DATADOG-TRACE-ID)%` → `x_datadog_trace_id`); `%ENVIRONMENT(VAR)%` by the
+    /// variable; every other operator by itself (`%RESPONSE_CODE%` → `response_code`). A name
+    /// that repeats gets `_2`, `_3`, ...
+    ///
+    /// Fails if the string is not valid Envoy syntax, has no operator, or has two operators
+    /// with no text between them (a line could not be split between them).
+    ///
+    /// ```
+    /// use envoy_dd::TextFormat;
+    ///
+    /// let format = TextFormat::parse(r#"[%START_TIME%] "%REQ(:METHOD)% %REQ(X-ENVOY-ORIGINAL-PATH?:PATH)%" %DURATION%"#)?;
+    /// assert_eq!(format.field_names().collect::<Vec<_>>(), ["start_time", "method", "path", "duration"]);
+    ///
+    /// let error = TextFormat::parse("%RESPONSE_CODE% %REQ(USER-AGENT %DURATION%").unwrap_err();
+    /// assert_eq!(error.position(), 20);
+    /// # Ok::<(), envoy_dd::FormatError>(())
+    /// ```
+    pub fn parse(format: &str) -> Result<TextFormat, FormatError> {
+        TextFormat::compile(format, false)
+    }
+
+    /// Envoy's default format, as recognised without configuration: it also accepts a prefix
+    /// before the `[` (kept under `prefix`) and extra fields after the last one (kept under
+    /// `extra`).
+    ///
+    /// ```
+    /// use envoy_dd::TextFormat;
+    ///
+    /// let line = br#"ACCESS [2022-08-04T23:00:29.383Z] "GET /ping HTTP/1.1" 200 - 0 0 1 0 "-" "Envoy/HC" "05ba7454" "blue.local:9080" "127.0.0.1:9080""#;
+    /// let mut out = Vec::new();
+    /// assert!(TextFormat::envoy_default().to_json(line, &mut out));
+    /// let out = String::from_utf8(out).unwrap();
+    /// assert!(out.starts_with(r#"{"prefix":"ACCESS","start_time":"2022-08-04T23:00:29.383Z","method":"GET","path":"/ping""#));
+    /// ```
+    pub fn envoy_default() -> &'static TextFormat {
+        &builtins()[0]
+    }
+
+    /// The format string this was compiled from.
+    pub fn as_str(&self) -> &str {
+        &self.source
+    }
+
+    /// The JSON keys of the fields, in order.
+    pub fn field_names(&self) -> impl Iterator<Item = &str> + '_ {
+        self.pieces.iter().filter_map(|piece| match piece {
+            Piece::Field(field) => Some(field.name.as_str()),
+            Piece::Literal(_) => None,
+        })
+    }
+
+    /// Appends `line` (one log line; a final newline is ignored) to `out` as a JSON object of
+    /// its fields, and returns true; or returns false, leaving `out` as it was, if the line
+    /// does not match the format (or is not UTF-8).
+    ///
+    /// Values are strings, except codes, byte counts and durations, which are numbers; a `-`
+    /// (Envoy's "no value") is left out.
+    pub fn to_json(&self, line: &[u8], out: &mut Vec<u8>) -> bool {
+        match core::str::from_utf8(line) {
+            Ok(line) => self.write_json(trim_newline(line), out),
+            Err(_) => false,
+        }
+    }
+
+    fn compile(format: &str, lenient: bool) -> Result<TextFormat, FormatError> {
+        let body = trim_format_end(format);
+        let error = |at: usize, reason: String| FormatError {
+            format: format.into(),
+            position: at,
+            reason,
+        };
+        let mut pieces: Vec<Piece> = Vec::new();
+        let mut names: Vec<String> = Vec::new();
+        let mut rest = body;
+        while !rest.is_empty() {
+            let at = body.len() - rest.len();
+            let (next, token) = token(rest).map_err(|e| match e {
+                Err::Error(stop) | Err::Failure(stop) => {
+                    error(body.len() - stop.at.len(), stop.reason.into())
+                }
+                Err::Incomplete(_) => error(body.len(), "unexpected end".into()),
+            })?;
+            rest = next;
+            match (token, pieces.last_mut()) {
+                (Token::Text(text), Some(Piece::Literal(literal))) => literal.push_str(text),
+                (Token::Text(text), _) => pieces.push(Piece::Literal(text.into())),
+                (Token::Command(_), Some(Piece::Field(_))) => {
+                    let reason = "no text separates this operator from the one before, so a line cannot be split between them";
+                    return Err(error(at, reason.into()));
+                }
+                (Token::Command(_), _) if names.len() == MAX_FIELDS => {
+                    return Err(error(at, format!("more than {MAX_FIELDS} operators")));
+                }
+                (Token::Command(command), _) => {
+                    let field =
+                        Field::new(&command, &mut names).map_err(|reason| error(at, reason))?;
+                    pieces.push(Piece::Field(field));
+                }
+            }
+        }
+        if names.is_empty() {
+            return Err(error(0, "the format has no operator (such as %RESPONSE_CODE%), so there is nothing to parse".into()));
+        }
+        let fields = pieces.iter().filter_map(|piece| match piece {
+            Piece::Field(field) => Some(field.member.len() + 2),
+            Piece::Literal(_) => None,
+        });
+        let overhead = fields.sum::<usize>() + r#"{,"prefix":"",,"extra":""}"#.len();
+        let mut format = TextFormat {
+            source: format.into(),
+            pieces,
+            lenient,
+            optional_from: usize::MAX,
+            overhead,
+        };
+        if lenient {
+            format.mark_lenient_fields();
+        }
+        Ok(format)
+    }
+
+    /// Marks the fields of a lenient format that are not between quotes as spaceless, and
+    /// finds where its optional tail of ` %FIELD%` pairs starts.
+    fn mark_lenient_fields(&mut self) {
+        let n = self.pieces.len();
+        for i in 0..n {
+            let quoted =
+                |j: Option<usize>, quote_at_end: bool| match j.and_then(|j| self.pieces.get(j)) {
+                    Some(Piece::Literal(l)) if quote_at_end => l.ends_with('"'),
+                    Some(Piece::Literal(l)) => l.starts_with('"'),
+                    _ => false,
+                };
+            let spaceless = !(quoted(i.checked_sub(1), true) && quoted(Some(i + 1), false));
+            if let Piece::Field(field) = &mut self.pieces[i] {
+                field.spaceless = spaceless;
+            }
+        }
+        // Walk back over trailing (" ", field) pairs; the first pair's field stays required.
+        let mut from = n;
+        while from >= 4 && matches!(&self.pieces[from - 2], Piece::Literal(l) if l == " ") {
+            match (&self.pieces[from - 1], &self.pieces[from - 3]) {
+                (Piece::Field(a), Piece::Field(b)) if a.spaceless && b.spaceless => from -= 2,
+                _ => break,
+            }
+        }
+        self.optional_from = if from < n { from } else { usize::MAX };
+    }
+
+    /// Appends the JSON object for `line` (without its newline) to `out`; on a mismatch leaves
+    /// `out` as it was and returns false.
+    fn write_json(&self, line: &str, out: &mut Vec<u8>) -> bool {
+        let start = out.len();
+        let (pos, prefix) = match self.lenient {
+            true => match self.prefix(line) {
+                Some(found) => found,
+                None => return false,
+            },
+            false => (0, ""),
+        };
+        out.reserve(line.len() + self.overhead);
+        out.push(b'{');
+        let first = prefix.is_empty();
+        if !first {
+            write_member(out, true, r#","prefix":"#, prefix);
+        }
+        // First without `extra`: a quoted value may contain `" "`, and a split that pushed the
+        // last field into `extra` would misname the fields before it.
+        let body = out.len();
+        let matched = [false, true][..1 + self.lenient as usize]
+            .iter()
+            .any(|&extra| {
+                out.truncate(body);
+                self.match_from(
+                    line,
+                    0,
+                    pos,
+                    first,
+                    out,
+                    &mut Search {
+                        retries: RETRIES,
+                        extra,
+                    },
+                )
+            });
+        if !matched {
+            out.truncate(start);
+        }
+        matched
+    }
+
+    /// Where a lenient format's first literal is, and the words before it, trimmed
+    /// (`ACCESS [2019-08-22T09:14:59.499Z] "GET ...` → `ACCESS`).
+    fn prefix<'l>(&self, line: &'l str) -> Option<(usize, &'l str)> {
+        let Some(Piece::Literal(first)) = self.pieces.first() else {
+            return Some((0, ""));
+        };
+        let at = find(line.as_bytes(), first.as_bytes())?;
+        let prefix = line.get(..at)?;
+        let ok = at == 0 || (prefix.ends_with(' ') && !prefix.contains('"'));
+        ok.then(|| (at, prefix.trim()))
+    }
+
+    /// Matches pieces `i..` against `line[pos..]`, appending members to `out` (`first`: none
+    /// written yet). A field ends at the first occurrence of the literal after it that lets the
+    /// rest of the line match too, so a value may contain that literal. Recurses once per
+    /// field, to try the next occurrence when the rest does not match.
+    fn match_from(
+        &self,
+        line: &str,
+        mut i: usize,
+        mut pos: usize,
+        first: bool,
+        out: &mut Vec<u8>,
+        search: &mut Search,
+    ) -> bool {
+        let bytes = line.as_bytes();
+        let field = loop {
+            let rest = bytes.get(pos..).unwrap_or_default();
+            match self.pieces.get(i) {
+                Some(Piece::Field(field)) => break field,
+                Some(Piece::Literal(_)) if rest.is_empty() && i >= self.optional_from => {
+                    return finish(line, pos, first, out, search.extra)
+                }
+                Some(Piece::Literal(literal)) if has_prefix(rest, literal.as_bytes()) => {
+                    pos += literal.len();
+                    i += 1;
+                }
+                Some(Piece::Literal(_)) => return false,
+                None => return finish(line, pos, first, out, search.extra),
+            }
+        };
+        let rest = bytes.get(pos..).unwrap_or_default();
+        let Some(Piece::Literal(next)) = self.pieces.get(i + 1) else {
+            // The last piece. A lenient format keeps what follows its first word as `extra`.
+            let len = match self.lenient {
+                true => position(rest, b' ').unwrap_or(rest.len()),
+                false => rest.len(),
+            };
+            return line
+                .get(pos..pos + len)
+                .and_then(|value| field.write(value, first, out))
+                .is_some_and(|first| finish(line, pos + len, first, out, search.extra));
+        };
+        let mark = out.len();
+        let mut from = 0;
+        loop {
+            let end = match find(rest.get(from..).unwrap_or_default(), next.as_bytes()) {
+                Some(n) => from + n,
+                // The line may stop before the optional trailing fields.
+                None if i + 1 >= self.optional_from => rest.len(),
+                None => return false,
+            };
+            let Some(value) = line.get(pos..pos + end) else {
+                return false;
+            };
+            match field.write(value, first, out) {
+                // `find` saw the literal at `end` (or the line ends there): go on after it.
+                Some(first) if end == rest.len() => {
+                    return finish(line, pos + end, first, out, search.extra)
+                }
+                Some(first)
+                    if self.match_from(line, i + 2, pos + end + next.len(), first, out, search) =>
+                {
+                    return true
+                }
+                Some(_) => out.truncate(mark),
+                // A longer value would fail the same check (a space, a non-digit, the length).
+                None if !value.is_empty() => return false,
+                None => {}
+            }
+            if end == rest.len() || search.retries == 0 {
+                return false;
+            }
+            search.retries -= 1;
+            from = end + 1;
+        }
+    }
+}
+
+/// The state of one line's match.
+struct Search {
+    /// Retries left when a field's value turns out to contain the literal after it.
+    retries: u32,
+    /// Text after the last piece is allowed (lenient formats, second pass).
+    extra: bool,
+}
+
+/// After the last piece, at `line[pos..]`: keeps further space-separated text (Istio and
+/// others append their own fields) under `extra` when allowed, and closes the object.
+fn finish(line: &str, pos: usize, first: bool, out: &mut Vec<u8>, extra_allowed: bool) -> bool {
+    let rest = line.get(pos..).unwrap_or_default();
+    if !rest.is_empty() {
+        let Some(extra) = rest.strip_prefix(' ').filter(|_| extra_allowed) else {
+            return false;
+        };
+        if !extra.trim().is_empty() {
+            write_member(out, first, r#","extra":"#, extra.trim());
+        }
+    }
+    out.push(b'}');
+    true
+}
+
+impl FromStr for TextFormat {
+    type Err = FormatError;
+
+    /// Same as [`TextFormat::parse`].
+    fn from_str(format: &str) -> Result<Self, Self::Err> {
+        TextFormat::parse(format)
+    }
+}
+
+impl Field {
+    fn new(command: &Command<'_>, names: &mut Vec<String>) -> Result<Field, String> {
+        let op = command.name;
+        let header = HEADER_OPERATORS.contains(&op);
+        let arg = command.arg.filter(|a| !a.is_empty());
+        if (header || op == "ENVIRONMENT") && arg.is_none() {
+            let example = if header { "USER-AGENT" } else { "HOSTNAME" };
+            return Err(format!(
+                "%{op}% needs an argument in parentheses, as in %{op}({example})%"
+            ));
+        }
+        if header && arg.is_some_and(|a| a.matches('?').count() > 1) {
+            return Err(format!(
+                "%{op}(...)% takes one header and at most one alternative (`X?Y`)"
+            ));
+        }
+        let max_len = match command.max_len {
+            Some(digits) => Some(
+                digits
+                    .parse::<usize>()
+                    .map_err(|_| format!("the length :{digits} is too large"))?,
+            ),
+            None => None,
+        };
+        // `%REQ(X?Y)%` logs X, else Y: name it after Y, the more general header.
+        let named_by_arg = match arg {
+            Some(arg) if header => arg.rsplit('?').next(),
+            Some(arg) if op == "ENVIRONMENT" => Some(arg),
+            _ => None,
+        };
+        let base = named_by_arg
+            .map(snake_case)
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| snake_case(op));
+        let mut name = base.clone();
+        let mut n = 1;
+        while names.contains(&name) {
+            n += 1;
+            name = format!("{base}_{n}");
+        }
+        names.push(name.clone());
+        Ok(Field {
+            member: format!(",\"{name}\":"),
+            name,
+            numeric: is_numeric(op),
+            max_len,
+            spaceless: false,
+        })
+    }
+
+    /// Writes the member for `value` and returns the new `first`, or returns `None` if the value
+    /// cannot come from this field.
+    fn write(&self, value: &str, first: bool, out: &mut Vec<u8>) -> Option<bool> {
+        if self.spaceless && value.as_bytes().contains(&b' ') {
+            return None;
+        }
+        if let Some(max) = self.max_len {
+            // Envoy counts bytes or characters depending on the version; accept either.
+            if value.len() > max && value.chars().count() > max {
+                return None;
+            }
+        }
+        if value == "-" {
+            return Some(first);
+        }
+        if self.numeric {
+            if !is_unsigned_integer(value) {
+                return None;
+            }
+            write_key(out, first, &self.member);
+            out.extend_from_slice(value.as_bytes());
+        } else {
+            write_member(out, first, &self.member, value);
+        }
+        Some(false)
+    }
+}
+
+/// Operators whose value is a number: codes, byte counts and durations in milliseconds (the
+/// ones Envoy renders as numbers in typed JSON logs).
+fn is_numeric(op: &str) -> bool {
+    match op {
+        "RESPONSE_CODE"
+        | "GRPC_STATUS_NUMBER"
+        | "UPSTREAM_REQUEST_ATTEMPT_COUNT"
+        | "PACKETS_RETRANSMITTED" => true,
+        // Its unit is configurable and it can be negative.
+        "COMMON_DURATION" => false,
+        _ => op == "DURATION" || op.ends_with("_DURATION") || op.contains("BYTES"),
+    }
+}
+
+/// `0` or digits without a leading zero: a JSON number as Envoy prints these values.
+fn is_unsigned_integer(s: &str) -> bool {
+    let b = s.as_bytes();
+    !b.is_empty() && b.iter().all(u8::is_ascii_digit) && (b[0] != b'0' || b.len() == 1)
+}
+
+/// `X-ENVOY-UPSTREAM-SERVICE-TIME` → `x_envoy_upstream_service_time`, `:AUTHORITY` → `authority`.
+fn snake_case(s: &str) -> String {
+    let mut name = String::with_capacity(s.len());
+    for c in s.chars() {
+        if c.is_ascii_alphanumeric() {
+            name.push(c.to_ascii_lowercase());
+        } else if !name.is_empty() && !name.ends_with('_') {
+            name.push('_');
+        }
+    }
+    while name.ends_with('_') {
+        name.pop();
+    }
+    name
+}
+
+/// Writes `member` (`,"key":`), without its comma if it is the `first` member.
+#[inline]
+fn write_key(out: &mut Vec<u8>, first: bool, member: &str) {
+    out.extend_from_slice(&member.as_bytes()[first as usize..]);
+}
+
+/// Writes `member` (`,"key":`, see [`write_key`]) and `value` as a JSON string.
+fn write_member(out: &mut Vec<u8>, first: bool, key: &str, value: &str) {
+    write_key(out, first, key);
+    if read::find_string_special(value.as_bytes(), 0) == value.len() {
+        out.push(b'"');
+        out.extend_from_slice(value.as_bytes());
+        out.push(b'"');
+    } else {
+        write::string(out, value);
+    }
+}
+
+/// The first occurrence of `needle` (not empty) in `haystack`.
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    let (&first, tail) = needle.split_first()?;
+    let mut from = 0;
+    while let Some(i) = position(haystack.get(from..)?, first) {
+        let at = from + i;
+        if has_prefix(haystack.get(at + 1..)?, tail) {
+            return Some(at);
+        }
+        from = at + 1;
+    }
+    None
+}
+
+/// The first `byte` in `haystack`. Values are mostly short, too short for memchr's setup to
+/// pay off: the first bytes are searched eight at a time with plain integer arithmetic (also
+/// fast on wasm32, which has no SIMD in Fluent Bit), the rest with memchr.
+#[inline]
+fn position(haystack: &[u8], byte: u8) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const SHORT: usize = 64;
+    let (head, rest) = haystack.split_at(haystack.len().min(SHORT));
+    let mut chunks = head.chunks_exact(8);
+    for (n, chunk) in chunks.by_ref().enumerate() {
+        let word = u64::from_le_bytes(chunk.try_into().unwrap_or_default()) ^ (ONES * byte as u64);
+        // High bit set in each zero byte; bits above the first hit may be spurious (borrows),
+        // so only the lowest one is used.
+        let hits = word.wrapping_sub(ONES) & !word & (ONES << 7);
+        if hits != 0 {
+            return Some(n * 8 + (hits.trailing_zeros() / 8) as usize);
+        }
+    }
+    let done = head.len() - chunks.remainder().len();
+    match chunks.remainder().iter().position(|&b| b == byte) {
+        Some(i) => Some(done + i),
+        None => memchr::memchr(byte, rest).map(|i| head.len() + i),
+    }
+}
+
+/// `haystack` starts with `needle`, compared inline: literals are a few bytes, too short for
+/// a call to `memcmp` to pay off.
+#[inline]
+fn has_prefix(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.len() >= needle.len() && haystack.iter().zip(needle).all(|(a, b)| a == b)
+}
+
+fn trim_newline(line: &str) -> &str {
+    let line = line.strip_suffix('\n').unwrap_or(line);
+    line.strip_suffix('\r').unwrap_or(line)
+}
+
+/// Drops the newline that ends a format string, whether real or written as `\n`.
+fn trim_format_end(format: &str) -> &str {
+    let mut format = format;
+    while let Some(rest) = ["\n", "\r", "\\n", "\\r"]
+        .iter()
+        .find_map(|end| format.strip_suffix(end))
+    {
+        format = rest;
+    }
+    format
+}
+
+/// Why a format string was rejected, and where.
+///
+/// Its [`Display`](fmt::Display) shows the reason, then the format with a caret under the
+/// position:
+///
+/// ```
+/// use envoy_dd::TextFormat;
+///
+/// let error = TextFormat::parse("%RESPONSE_CODE% %req(:path)%").unwrap_err();
+/// assert_eq!(error.position(), 16);
+/// assert_eq!(
+///     error.to_string(),
+///     "invalid Envoy format at byte 16: expected an operator name (A-Z, 0-9, _) after `%`; write `%%` for a literal `%`\n  \
+///      %RESPONSE_CODE% %req(:path)%\n                  ^"
+/// );
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FormatError {
+    format: String,
+    position: usize,
+    reason: String,
+}
+
+impl FormatError {
+    /// Byte offset in the format string where the problem is.
+    pub fn position(&self) -> usize {
+        self.position
+    }
+
+    /// What is wrong, in words.
+    pub fn reason(&self) -> &str {
+        &self.reason
+    }
+}
+
+impl fmt::Display for FormatError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "invalid Envoy format at byte {}: {}",
+            self.position, self.reason
+        )?;
+        // The format on one line (control characters shown as spaces) and a caret below.
+        let shown: String = self
+            .format
+            .chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect();
+        let column = self
+            .format
+            .get(..self.position)
+            .map_or(0, |s| s.chars().count());
+        write!(f, "\n  {shown}\n  {:column$}^", "")
+    }
+}
+
+impl std::error::Error for FormatError {}
+
+// The format-string grammar (Envoy's `SubstitutionFormatParser`), in nom.
+
+/// One piece of a format string as written.
+enum Token<'a> {
+    Text(&'a str),
+    Command(Command<'a>),
+}
+
+/// `%NAME(ARG):MAX_LEN%`.
+struct Command<'a> {
+    name: &'a str,
+    arg: Option<&'a str>,
+    max_len: Option<&'a str>,
+}
+
+/// Where parsing stopped, and why in words.
+struct Stop<'a> {
+    at: &'a str,
+    reason: &'static str,
+}
+
+impl<'a> ParseError<&'a str> for Stop<'a> {
+    fn from_error_kind(at: &'a str, _: ErrorKind) -> Self {
+        Stop {
+            at,
+            reason: "unexpected text",
+        }
+    }
+
+    fn append(_: &'a str, _: ErrorKind, other: Self) -> Self {
+        other
+    }
+}
+
+type Parsed<'a, T> = IResult<&'a str, T, Stop<'a>>;
+
+/// Runs `parser`; if it does not match, fails for good, saying `reason` at that point.
+fn expect<'a, T>(
+    reason: &'static str,
+    mut parser: impl Parser<&'a str, Output = T, Error = Stop<'a>>,
+) -> impl FnMut(&'a str) -> Parsed<'a, T> {
+    move |input| {
+        parser.parse(input).map_err(|e| match e {
+            Err::Error(_) => Err::Failure(Stop { at: input, reason }),
+            e => e,
+        })
+    }
+}
+
+fn token(input: &str) -> Parsed<'_, Token<'_>> {
+    alt((
+        map(take_till1(|c| c == '%'), Token::Text),
+        map(tag("%%"), |_| Token::Text("%")),
+        map(command, Token::Command),
+    ))
+    .parse(input)
+}
+
+fn command(input: &str) -> Parsed<'_, Command<'_>> {
+    let name_char = |c: char| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_';
+    let (rest, _) = char('%').parse(input)?;
+    let (rest, name) = take_while1(name_char)
+        .parse(rest)
+        .map_err(|_: Err<Stop<'_>>| {
+            // Point at the `%` itself: most often it was meant as a literal.
+            let reason =
+                "expected an operator name (A-Z, 0-9, _) after `%`; write `%%` for a literal `%`";
+            Err::Failure(Stop { at: input, reason })
+        })?;
+    let (rest, arg) = opt(argument).parse(rest)?;
+    let (rest, max_len) = opt(preceded(
+        char(':'),
+        expect("expected a length (digits) after `:`", digit1),
+    ))
+    .parse(rest)?;
+    let (rest, _) = expect("expected `%` to end the operator", char('%'))(rest)?;
+    Ok((rest, Command { name, arg, max_len }))
+}
+
+/// `:N%` or `%`, as after an argument.
+fn command_end(input: &str) -> Parsed<'_, (Option<&str>, char)> {
+    pair(opt(preceded(char(':'), digit1)), char('%')).parse(input)
+}
+
+/// `(ARG)`. Like Envoy's `\((.*?)\)`, the argument ends at the first `)` followed by `%` or
+/// `:N%`, so it may contain `%` and `)`: `%START_TIME(%s.%3f)%`.
+fn argument(input: &str) -> Parsed<'_, &str> {
+    let (body, _) = char('(').parse(input)?;
+    for (at, _) in body.match_indices(')') {
+        let after = &body[at + 1..];
+        if command_end(after).is_ok() {
+            return Ok((after, &body[..at]));
+        }
+    }
+    Err(Err::Failure(Stop {
+        at: input,
+        reason: "this `(` is not closed by `)` and then `%`",
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn json(format: &TextFormat, line: &str) -> Option<String> {
+        let mut out = Vec::new();
+        format
+            .to_json(line.as_bytes(), &mut out)
+            .then(|| String::from_utf8(out).unwrap())
+    }
+
+    #[test]
+    fn builtins_compile() {
+        let [envoy, istio, legacy] = builtins();
+        assert_eq!(envoy.field_names().count(), 15);
+        assert_eq!(istio.field_names().count(), 24);
+        assert_eq!(legacy.field_names().count(), 22);
+        assert_eq!(envoy.optional_from, usize::MAX);
+        assert!(istio.optional_from < istio.pieces.len());
+    }
+
+    #[test]
+    fn default_format_names() {
+        let names: Vec<_> = TextFormat::envoy_default().field_names().collect();
+        assert_eq!(
+            names,
+            [
+                "start_time",
+                "method",
+                "path",
+                "protocol",
+                "response_code",
+                "response_flags",
+                "bytes_received",
+                "bytes_sent",
+                "duration",
+                "x_envoy_upstream_service_time",
+                "x_forwarded_for",
+                "user_agent",
+                "x_request_id",
+                "authority",
+                "upstream_host"
+            ]
+        );
+    }
+
+    #[test]
+    fn long_operator_names_mean_the_same() {
+        let long = ENVOY_DEFAULT
+            .replace("%REQ(", "%REQUEST_HEADER(")
+            .replace("%RESP(", "%RESPONSE_HEADER(");
+        let long = TextFormat::parse(&long).unwrap();
+        assert!(long
+            .field_names()
+            .eq(TextFormat::envoy_default().field_names()));
+    }
+
+    #[test]
+    fn tokens_follow_envoy() {
+        let f =
+            TextFormat::parse("%START_TIME(%Y/%m/%d %s)% 100%% %REQ(USER-AGENT):10% %CEL(f(x))%");
+        let shown: Vec<String> = f
+            .unwrap()
+            .pieces
+            .iter()
+            .map(|piece| match piece {
+                Piece::Literal(text) => format!("{text:?}"),
+                Piece::Field(f) => {
+                    format!("{} {} {:?} {}", f.member, f.numeric, f.max_len, f.spaceless)
+                }
+            })
+            .collect();
+        let want = [
+            r#","start_time": false None false"#,
+            r#"" 100% ""#,
+            r#","user_agent": false Some(10) false"#,
+            r#"" ""#,
+            r#","cel": false None false"#,
+        ];
+        assert_eq!(shown, want);
+    }
+
+    #[test]
+    fn names() {
+        let f = TextFormat::parse(
+            "%REQ(x-b3-traceid)% %RESP(:status)% %ENVIRONMENT(GIT_COMMIT_SHA)% %DYNAMIC_METADATA(a:b)% %REQ(:PATH)% %REQ_WITHOUT_QUERY(X-ENVOY-ORIGINAL-PATH?:PATH)%",
+        )
+        .unwrap();
+        let names: Vec<_> = f.field_names().collect();
+        assert_eq!(
+            names,
+            [
+                "x_b3_traceid",
+                "status",
+                "git_commit_sha",
+                "dynamic_metadata",
+                "path",
+                "path_2"
+            ]
+        );
+    }
+
+    #[test]
+    fn errors_have_positions() {
+        let cases = [
+            ("%RESPONSE_CODE% %", 16, "operator name"),
+            ("%RESPONSE_CODE% 100%", 19, "operator name"),
+            ("%req(:path)%", 0, "operator name"),
+            ("x %REQ(USER-AGENT %DURATION%", 6, "not closed"),
+            ("%REQ% x", 0, "needs an argument"),
+            ("x %REQ(A?B?C)%", 2, "one alternative"),
+            ("%REQ(A):% x", 4, "not closed"),
+            ("%DURATION:x%", 10, "length"),
+            ("%DURATION x", 9, "`%` to end"),
+            ("%DURATION%%BYTES_SENT%", 10, "separates"),
+            ("just text", 0, "no operator"),
+            ("", 0, "no operator"),
+            ("%REQ(A):99999999999999999999999% x", 0, "too large"),
+        ];
+        for (format, position, reason) in cases {
+            let e = TextFormat::parse(format).unwrap_err();
+            assert_eq!(
+                (e.position(), e.reason().contains(reason)),
+                (position, true),
+                "{format:?}: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn caret_points_at_position() {
+        let e = TextFormat::parse("é %BAD").unwrap_err();
+        let shown = e.to_string();
+        let lines: Vec<_> = shown.lines().collect();
+        assert_eq!(lines[1], "  é %BAD");
+        assert_eq!(e.position(), "é %BAD".len());
+        assert_eq!(
+            lines[2],
+            format!("  {}^", " ".repeat("é %BAD".chars().count()))
+        );
+    }
+
+    #[test]
+    fn format_newline_is_ignored() {
+        let a = TextFormat::parse("%RESPONSE_CODE% x\n").unwrap();
+        let b = TextFormat::parse("%RESPONSE_CODE% x\\n").unwrap();
+        assert_eq!(a.pieces, b.pieces);
+        assert_eq!(
+            json(&a, "200 x\n").as_deref(),
+            Some(r#"{"response_code":200}"#)
+        );
+        assert_eq!(
+            json(&a, "200 x\r\n").as_deref(),
+            Some(r#"{"response_code":200}"#)
+        );
+    }
+
+    #[test]
+    fn values_are_typed_and_checked() {
+        let f = TextFormat::parse("%RESPONSE_CODE% %DURATION% %REQ(A):3% %REQ(B)%").unwrap();
+        assert_eq!(
+            json(&f, "200 - abc x y").as_deref(),
+            Some(r#"{"response_code":200,"a":"abc","b":"x y"}"#)
+        );
+        assert_eq!(
+            json(&f, "0 12 - \"q\"\t").as_deref(),
+            Some(r#"{"response_code":0,"duration":12,"b":"\"q\"\t"}"#)
+        );
+        assert_eq!(json(&f, "2OO 1 a b"), None); // not a number
+        assert_eq!(json(&f, "200 012 a b"), None); // leading zero
+        assert_eq!(json(&f, "200 1 abcd b"), None); // longer than :3
+        assert_eq!(json(&f, "200 1 a"), None); // missing field
+        assert_eq!(
+            json(&f, "200 1 a b"),
+            Some(r#"{"response_code":200,"duration":1,"a":"a","b":"b"}"#.into())
+        );
+    }
+
+    #[test]
+    fn user_formats_are_exact() {
+        let f = TextFormat::parse("[%START_TIME%] %RESPONSE_CODE%.").unwrap();
+        assert_eq!(
+            json(&f, "[t] 200."),
+            Some(r#"{"start_time":"t","response_code":200}"#.into())
+        );
+        assert_eq!(json(&f, "[t] 200. more"), None);
+        assert_eq!(json(&f, "x [t] 200."), None);
+    }
+
+    #[test]
+    fn values_may_contain_the_next_literal() {
+        let f =
+            TextFormat::parse("BlueTestLog:%LOCAL_REPLY_BODY%:%RESPONSE_CODE%:path=%REQ(:path)%")
+                .unwrap();
+        assert_eq!(
+            json(
+                &f,
+                "BlueTestLog:reset reason: connection failure:503:path=/a:b"
+            )
+            .as_deref(),
+            Some(
+                r#"{"local_reply_body":"reset reason: connection failure","response_code":503,"path":"/a:b"}"#
+            )
+        );
+        let f = TextFormat::parse("%REQ(:METHOD)% %REQ(USER-AGENT)% %DURATION%").unwrap();
+        assert_eq!(
+            json(&f, "GET Mozilla/5.0 (X11; Linux) Gecko 12").as_deref(),
+            Some(r#"{"method":"GET","user_agent":"Mozilla/5.0 (X11; Linux) Gecko","duration":12}"#)
+        );
+        // The search is bounded: a line that would need more retries does not match.
+        let long = format!("GET {}x 12", "a ".repeat(RETRIES as usize + 2));
+        assert_eq!(json(&f, &long), None);
+    }
+
+    #[test]
+    fn too_many_operators() {
+        let format = "%PROTOCOL% ".repeat(MAX_FIELDS + 1);
+        let e = TextFormat::parse(&format).unwrap_err();
+        assert_eq!(e.position(), MAX_FIELDS * "%PROTOCOL% ".len());
+    }
+
+    #[test]
+    fn not_utf8_does_not_match() {
+        let mut out = b"kept".to_vec();
+        assert!(!TextFormat::parse("%PROTOCOL% x")
+            .unwrap()
+            .to_json(b"\xff x", &mut out));
+        assert_eq!(out, b"kept");
+    }
+
+    #[test]
+    fn find_literals() {
+        assert_eq!(find(b"a\" \"b\" \"c", b"\" \""), Some(1));
+        assert_eq!(find(b"abc", b"c"), Some(2));
+        assert_eq!(find(b"ab", b"bc"), None);
+        assert_eq!(find(b"", b" "), None);
+        let long: Vec<u8> = (0..200u8).collect();
+        for at in 0..200u8 {
+            assert_eq!(position(&long, at), Some(at as usize));
+            assert_eq!(position(&long[..at as usize], at), None);
+        }
+        assert_eq!(position(b"\x80\x00\x01\x80 ", b' '), Some(4));
+    }
+}
