@@ -1,0 +1,449 @@
+//! The command-line arguments and the help texts that describe them.
+//!
+//! The parser is written by hand: there are a dozen flat options and two commands, which a
+//! parser crate would handle no better than the `match` below, at the cost of a dependency.
+//! Options may be written `--hash SHA` or `--hash=SHA`; `--` ends the options; `-` is standard
+//! input; a repeated option takes its last value.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use envoy_dd::{Config, TextFormat};
+
+/// `envoy-dd X.Y.Z`, printed by `--version`.
+pub const VERSION: &str = concat!("envoy-dd ", env!("CARGO_PKG_VERSION"));
+
+/// Printed after a usage error outside a command.
+pub const MAIN_USAGE: &str = "\
+Usage: envoy-dd transform [OPTIONS] [FILE...]
+       envoy-dd help [COMMAND]
+       envoy-dd --version
+Run 'envoy-dd help' for more.
+";
+
+/// `envoy-dd help`.
+pub const MAIN_HELP: &str = concat!(
+    "envoy-dd ",
+    env!("CARGO_PKG_VERSION"),
+    ": turn Envoy access logs into Datadog-correlated log records.
+
+Usage: envoy-dd <COMMAND> [ARGS]
+
+Commands:
+  transform [OPTIONS] [FILE...]  Enrich JSON Lines records: dd.trace_id/dd.span_id, hash,
+                                 phase, standard HTTP attributes, status, message
+  help [COMMAND]                 Show this help, or the help of COMMAND
+
+Options:
+  -h, --help     Show this help
+  -V, --version  Show the version
+"
+);
+
+/// Printed after a usage error in `envoy-dd transform`.
+pub const TRANSFORM_USAGE: &str = "\
+Usage: envoy-dd transform [OPTIONS] [FILE...]
+Run 'envoy-dd transform --help' for the options.
+";
+
+/// `envoy-dd transform --help`.
+pub const TRANSFORM_HELP: &str = "\
+Enrich JSON Lines records for Datadog: dd.trace_id/dd.span_id from the logged trace headers,
+hash and phase for canary analysis, Datadog's standard HTTP attributes, status and message.
+
+Usage: envoy-dd transform [OPTIONS] [FILE...]
+
+Reads each FILE in order (standard input when there is none, and for '-') and writes exactly
+one line to standard output for each input line, in order. A line that cannot be enriched is
+written unchanged and reported on standard error, and the run goes on. Blank lines stay blank.
+
+Options:
+      --hash SHA             Git commit to add as 'hash' [default: $GIT_COMMIT_SHA]
+      --phase PHASE          'stable' or 'canary', added as 'phase' [default: $DEPLOY_PHASE]
+      --trace-id-128 FORMAT  How to write 128-bit trace ids: 'decimal' (the lower 64 bits;
+                             the default) or 'hex' (32 hex digits)
+      --text-format FORMAT   The Envoy format string of the text access logs in 'log',
+                             e.g. '%REQ(:METHOD)% %REQ(:PATH)% %RESPONSE_CODE%'
+                             (Envoy's default format and Istio's need none)
+      --no-standard-attributes
+                             Don't add http.*, network.* and duration
+      --no-status            Don't add a status (log level)
+      --no-message           Don't add a message
+      --no-derive-phase      Don't derive phase from an ecs_task_definition family
+                             ending in -canary or -stable
+      --stats                Print a summary on standard error at the end
+  -q, --quiet                Don't report the lines that were passed through
+      --progress             Show a progress bar on standard error [default: when it is
+                             a terminal and the input files add up to over 8 MiB]
+      --no-progress          Never show the progress bar
+  -h, --help                 Show this help
+
+A record's own hash and phase win over these. --hash '' and --phase '' ignore the
+environment variables.
+
+Exit status: 0 when all input was read (even if lines were passed through), 1 on an
+I/O error, 2 on a usage error.
+";
+
+/// What the command line asks for.
+#[derive(Debug, PartialEq)]
+pub enum Command {
+    /// Print a help text on standard output.
+    Help(Topic),
+    /// Print the version.
+    Version,
+    /// Run `envoy-dd transform`.
+    Transform(TransformOptions),
+}
+
+/// Which part of the tool a help text or usage error is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Topic {
+    /// The tool as a whole.
+    Main,
+    /// `envoy-dd transform`.
+    Transform,
+}
+
+impl Topic {
+    /// The full help text.
+    pub fn help(self) -> &'static str {
+        match self {
+            Topic::Main => MAIN_HELP,
+            Topic::Transform => TRANSFORM_HELP,
+        }
+    }
+
+    /// The short synopsis printed after a usage error.
+    pub fn usage(self) -> &'static str {
+        match self {
+            Topic::Main => MAIN_USAGE,
+            Topic::Transform => TRANSFORM_USAGE,
+        }
+    }
+}
+
+/// The options of `envoy-dd transform`.
+#[derive(Debug, PartialEq)]
+pub struct TransformOptions {
+    /// The transform's config: the defaults from the environment, then the options.
+    pub config: Config,
+    /// Print a summary at the end.
+    pub stats: bool,
+    /// Don't report passed-through lines.
+    pub quiet: bool,
+    /// `--progress` (`Some(true)`) or `--no-progress` (`Some(false)`); `None`: decide.
+    pub progress: Option<bool>,
+    /// The inputs in order; never empty (standard input when no file was named).
+    pub inputs: Vec<Input>,
+}
+
+/// One input of `envoy-dd transform`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Input {
+    /// Standard input (no file, or `-`).
+    Stdin,
+    /// A named file.
+    File(PathBuf),
+}
+
+/// A command line that cannot be parsed.
+#[derive(Debug, PartialEq, Eq)]
+pub struct UsageError {
+    /// What is wrong, for a person.
+    pub message: String,
+    /// Whose usage to print after it.
+    pub topic: Topic,
+}
+
+impl UsageError {
+    fn new(topic: Topic, message: impl Into<String>) -> Self {
+        UsageError {
+            message: message.into(),
+            topic,
+        }
+    }
+}
+
+/// Parses the arguments after the program name. `config` holds the defaults (from the
+/// environment) that `transform`'s options override.
+pub fn parse(
+    args: impl IntoIterator<Item = OsString>,
+    config: Config,
+) -> Result<Command, UsageError> {
+    let mut args = args.into_iter();
+    let Some(first) = args.next() else {
+        return Err(UsageError::new(Topic::Main, "missing command"));
+    };
+    match first.to_str() {
+        Some("transform") => parse_transform(args, config),
+        Some("help") => {
+            let topic = match args.next() {
+                None => Topic::Main,
+                Some(name) if name == "transform" => Topic::Transform,
+                Some(name) => {
+                    return Err(UsageError::new(
+                        Topic::Main,
+                        format!("unknown command '{}'", name.to_string_lossy()),
+                    ))
+                }
+            };
+            match args.next() {
+                None => Ok(Command::Help(topic)),
+                Some(extra) => Err(UsageError::new(
+                    Topic::Main,
+                    format!("unexpected argument '{}'", extra.to_string_lossy()),
+                )),
+            }
+        }
+        Some("-h" | "--help") => Ok(Command::Help(Topic::Main)),
+        Some("-V" | "--version") => Ok(Command::Version),
+        _ if first.to_string_lossy().starts_with('-') => Err(UsageError::new(
+            Topic::Main,
+            format!("unknown option '{}'", first.to_string_lossy()),
+        )),
+        _ => Err(UsageError::new(
+            Topic::Main,
+            format!("unknown command '{}'", first.to_string_lossy()),
+        )),
+    }
+}
+
+/// Parses the arguments after `transform`.
+fn parse_transform(
+    mut args: impl Iterator<Item = OsString>,
+    config: Config,
+) -> Result<Command, UsageError> {
+    let usage = |message: String| UsageError::new(Topic::Transform, message);
+    let mut options = TransformOptions {
+        config,
+        stats: false,
+        quiet: false,
+        progress: None,
+        inputs: Vec::new(),
+    };
+    let mut options_ended = false;
+    while let Some(arg) = args.next() {
+        if arg == "-" {
+            options.inputs.push(Input::Stdin);
+            continue;
+        }
+        if options_ended || !arg.to_string_lossy().starts_with('-') {
+            options.inputs.push(Input::File(arg.into()));
+            continue;
+        }
+        let Some(arg) = arg.to_str() else {
+            return Err(usage(format!("unknown option '{}'", arg.to_string_lossy())));
+        };
+        // `--name=value` carries its value inline; otherwise an option that takes a value
+        // takes the next argument, whatever it looks like.
+        let (name, mut inline) = match arg.split_once('=') {
+            Some((name, value)) if name.starts_with("--") => (name, Some(value)),
+            _ => (arg, None),
+        };
+        let mut value = || match inline.take() {
+            Some(value) => Ok(value.to_owned()),
+            None => match args.next() {
+                Some(value) => value
+                    .into_string()
+                    .map_err(|_| usage(format!("the value of '{name}' is not valid UTF-8"))),
+                None => Err(usage(format!("option '{name}' needs a value"))),
+            },
+        };
+        match name {
+            "--hash" => options.config.hash = Some(value()?),
+            "--phase" => options.config.phase = Some(value()?),
+            "--trace-id-128" => {
+                let value = value()?;
+                options.config.trace_id_128 = value.parse().map_err(|_| {
+                    usage(format!("--trace-id-128 must be 'decimal' or 'hex', not '{value}'"))
+                })?
+            }
+            "--text-format" => {
+                let format = TextFormat::parse(&value()?)
+                    .map_err(|e| usage(format!("--text-format: {e}")))?;
+                options.config.text_format = Some(format);
+            }
+            _ if inline.is_some() => return Err(usage(format!("option '{name}' takes no value"))),
+            "--" => options_ended = true,
+            "-h" | "--help" => return Ok(Command::Help(Topic::Transform)),
+            "--no-standard-attributes" => options.config.standard_attributes = false,
+            "--no-status" => options.config.status = false,
+            "--no-message" => options.config.message = false,
+            "--no-derive-phase" => options.config.derive_phase = false,
+            "--stats" => options.stats = true,
+            "-q" | "--quiet" => options.quiet = true,
+            "--progress" => options.progress = Some(true),
+            "--no-progress" => options.progress = Some(false),
+            _ => return Err(usage(format!("unknown option '{name}'"))),
+        }
+    }
+    if options.inputs.is_empty() {
+        options.inputs.push(Input::Stdin);
+    }
+    Ok(Command::Transform(options))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use envoy_dd::TraceIdFormat;
+
+    fn parse_strs(args: &[&str]) -> Result<Command, UsageError> {
+        parse(args.iter().map(OsString::from), Config::default())
+    }
+
+    fn transform(args: &[&str]) -> TransformOptions {
+        let mut all = vec!["transform"];
+        all.extend_from_slice(args);
+        match parse_strs(&all) {
+            Ok(Command::Transform(options)) => options,
+            other => panic!("{args:?} parsed as {other:?}"),
+        }
+    }
+
+    fn error(args: &[&str]) -> UsageError {
+        match parse_strs(args) {
+            Err(error) => error,
+            other => panic!("{args:?} parsed as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn commands() {
+        assert_eq!(parse_strs(&["help"]), Ok(Command::Help(Topic::Main)));
+        assert_eq!(parse_strs(&["--help"]), Ok(Command::Help(Topic::Main)));
+        assert_eq!(
+            parse_strs(&["help", "transform"]),
+            Ok(Command::Help(Topic::Transform))
+        );
+        assert_eq!(
+            parse_strs(&["transform", "--help"]),
+            Ok(Command::Help(Topic::Transform))
+        );
+        assert_eq!(parse_strs(&["--version"]), Ok(Command::Version));
+        assert_eq!(parse_strs(&["-V"]), Ok(Command::Version));
+    }
+
+    #[test]
+    fn no_files_means_stdin() {
+        assert_eq!(transform(&[]).inputs, [Input::Stdin]);
+        assert_eq!(
+            transform(&["a", "-", "b"]).inputs,
+            [
+                Input::File("a".into()),
+                Input::Stdin,
+                Input::File("b".into())
+            ]
+        );
+    }
+
+    #[test]
+    fn every_config_option() {
+        let options = transform(&[
+            "--hash",
+            "abc",
+            "--phase=canary",
+            "--trace-id-128",
+            "hex",
+            "--no-standard-attributes",
+            "--no-status",
+            "--no-message",
+            "--no-derive-phase",
+            "--text-format",
+            "%REQ(:METHOD)% %RESPONSE_CODE%",
+            "--stats",
+            "-q",
+            "--no-progress",
+        ]);
+        let expected = Config {
+            hash: Some("abc".into()),
+            phase: Some("canary".into()),
+            trace_id_128: TraceIdFormat::Hex,
+            standard_attributes: false,
+            status: false,
+            message: false,
+            derive_phase: false,
+            text_format: Some(TextFormat::parse("%REQ(:METHOD)% %RESPONSE_CODE%").unwrap()),
+        };
+        assert_eq!(options.config, expected);
+        assert!(options.stats && options.quiet);
+        assert_eq!(options.progress, Some(false));
+    }
+
+    #[test]
+    fn options_override_the_environment_defaults() {
+        let env = Config {
+            hash: Some("from-env".into()),
+            phase: Some("stable".into()),
+            ..Config::default()
+        };
+        let args = ["transform", "--phase", "canary"].map(OsString::from);
+        let Ok(Command::Transform(options)) = parse(args, env) else {
+            panic!()
+        };
+        assert_eq!(options.config.hash.as_deref(), Some("from-env"));
+        assert_eq!(options.config.phase.as_deref(), Some("canary"));
+    }
+
+    #[test]
+    fn last_value_wins_and_values_may_look_like_options() {
+        let options = transform(&[
+            "--progress",
+            "--no-progress",
+            "--progress",
+            "--hash",
+            "--stats",
+        ]);
+        assert_eq!(options.progress, Some(true));
+        assert_eq!(options.config.hash.as_deref(), Some("--stats"));
+        assert!(!options.stats);
+    }
+
+    #[test]
+    fn double_dash_ends_options() {
+        assert_eq!(
+            transform(&["--", "--stats", "-"]).inputs,
+            [Input::File("--stats".into()), Input::Stdin]
+        );
+    }
+
+    #[test]
+    fn usage_errors() {
+        assert_eq!(error(&[]).message, "missing command");
+        assert_eq!(
+            error(&["frobnicate"]).message,
+            "unknown command 'frobnicate'"
+        );
+        assert_eq!(
+            error(&["--frobnicate"]).message,
+            "unknown option '--frobnicate'"
+        );
+        assert_eq!(
+            error(&["help", "frobnicate"]).message,
+            "unknown command 'frobnicate'"
+        );
+        let e = error(&["transform", "--frobnicate"]);
+        assert_eq!(
+            (e.message.as_str(), e.topic),
+            ("unknown option '--frobnicate'", Topic::Transform)
+        );
+        assert_eq!(
+            error(&["transform", "--hash"]).message,
+            "option '--hash' needs a value"
+        );
+        let bad_format = error(&["transform", "--text-format", "%RESPONSE_CODE"]).message;
+        assert!(
+            bad_format.starts_with("--text-format: invalid Envoy format at byte "),
+            "{bad_format}"
+        );
+        assert_eq!(
+            error(&["transform", "--stats=yes"]).message,
+            "option '--stats' takes no value"
+        );
+        assert_eq!(
+            error(&["transform", "--trace-id-128", "octal"]).message,
+            "--trace-id-128 must be 'decimal' or 'hex', not 'octal'"
+        );
+    }
+}
