@@ -1,0 +1,29 @@
+//! Any bytes in: the transform must not panic, must write a record, and must either pass the
+//! input through unchanged or write one valid JSON object.
+#![no_main]
+
+use envoy_dd::{Config, Outcome, Transformer};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let mut transformer = Transformer::new(Config { hash: Some("4f9c2a1".into()), ..Config::default() });
+    let mut out = Vec::new();
+    match transformer.transform(data, &mut out) {
+        Outcome::PassedThrough(_) => assert_eq!(out, data),
+        Outcome::Enriched(_) => {
+            let value: serde_json::Value = match serde_json::from_slice(&out) {
+                Ok(value) => value,
+                // serde_json stops at 128 levels; envoy-dd reads any depth without recursion.
+                Err(e) if e.to_string().contains("recursion limit") => return,
+                Err(e) => panic!("output is not valid JSON: {e}"),
+            };
+            assert!(value.is_object(), "output is one JSON object");
+            // The input was valid JSON too, so it parses; its top-level keys are all kept
+            // (`log` only when it was not merged).
+            let input: serde_json::Value = serde_json::from_slice(data).expect("enriched input was JSON");
+            for key in input.as_object().unwrap().keys() {
+                assert!(key == "log" || value.get(key).is_some(), "key {key:?} lost");
+            }
+        }
+    }
+});

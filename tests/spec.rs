@@ -1,0 +1,1297 @@
+//! One test per rule of SPEC.md §2–§7, through the public API, on small inline records.
+//!
+//! Outputs are read with serde_json (`preserve_order` + `arbitrary_precision`, so key order and
+//! the exact text of numbers are visible) and with `common::check_json`, which also rejects
+//! duplicate keys. Tests are named after the section and rule they check.
+
+// Test names spell `_log` as it is spelled in the output.
+#![allow(non_snake_case)]
+
+mod common;
+
+use common::{assert_valid, check_nothing_lost, default_config, run, HASH};
+use envoy_dd::{
+    Config, Enriched, Error, LogKept, Outcome, Shape, TraceIdFormat, TraceSource, Transformer,
+};
+use serde_json::{json, Value};
+
+/// Transforms `input` with `config`, checks the output is one valid object without duplicate
+/// keys that lost nothing, and returns it parsed.
+fn enrich_with(config: &Config, input: &str) -> (Value, Enriched) {
+    let (out, outcome) = run(config, input.as_bytes());
+    let Outcome::Enriched(enriched) = outcome else {
+        panic!("expected Enriched, got {outcome:?}\n in: {input}");
+    };
+    assert_valid(&out);
+    if let Err(e) = check_nothing_lost(input.as_bytes(), &out) {
+        panic!(
+            "{e}\n in:  {input}\n out: {}",
+            String::from_utf8_lossy(&out)
+        );
+    }
+    (serde_json::from_slice(&out).expect("valid JSON"), enriched)
+}
+
+/// [`enrich_with`] and the fixtures' default options (`hash` set, no `phase`, decimal ids).
+fn enrich(input: &str) -> Value {
+    enrich_with(&default_config(), input).0
+}
+
+/// The output as text, for byte-level assertions.
+fn text(input: &str) -> String {
+    common::out(input)
+}
+
+fn no_hash() -> Config {
+    Config {
+        hash: None,
+        ..default_config()
+    }
+}
+
+/// A FireLens record (shape A) around `log`.
+fn firelens(log: &Value) -> String {
+    json!({
+        "container_name": "/ecs-api-canary-42-envoy-d4b2bcf39bd698b9a101",
+        "source": "stdout",
+        "log": format!("{log}\n"),
+        "ecs_task_definition": "api:42",
+    })
+    .to_string()
+}
+
+/// `dd` of a bare record with the given trace fields.
+fn dd_of(fields: Value) -> Value {
+    enrich(&fields.to_string())
+        .get("dd")
+        .cloned()
+        .unwrap_or(Value::Null)
+}
+
+fn ids(trace: &str, span: &str) -> Value {
+    json!({"trace_id": trace, "span_id": span})
+}
+
+fn keys(v: &Value) -> Vec<&str> {
+    v.as_object()
+        .expect("object")
+        .keys()
+        .map(String::as_str)
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// §2 Input records
+
+#[test]
+fn s2_shape_a_firelens_json_log_is_merged() {
+    let input = firelens(
+        &json!({"method": "GET", "path": "/x", "response_code": 200, "trace_id": "123", "span_id": "456"}),
+    );
+    let (out, enriched) = enrich_with(&default_config(), &input);
+    assert_eq!(enriched.shape, Shape::LogJson);
+    assert!(enriched.access_log);
+    assert_eq!(enriched.trace, Some(TraceSource::Datadog));
+    assert!(
+        out.get("log").is_none(),
+        "the log string is replaced by its fields"
+    );
+    assert_eq!(out["method"], "GET");
+    assert_eq!(
+        out["container_name"],
+        "/ecs-api-canary-42-envoy-d4b2bcf39bd698b9a101"
+    );
+    assert_eq!(out["dd"], ids("123", "456"));
+}
+
+#[test]
+fn s2_shape_a_log_may_end_in_newline_or_not() {
+    let log = r#"{"method":"GET","path":"/x","response_code":200}"#;
+    for suffix in ["", "\n", "\r\n", " \n"] {
+        let input = json!({"source": "stdout", "log": format!("{log}{suffix}")}).to_string();
+        let (out, enriched) = enrich_with(&default_config(), &input);
+        assert_eq!(enriched.shape, Shape::LogJson, "{suffix:?}");
+        assert_eq!(out["http"]["status_code"], 200);
+    }
+}
+
+#[test]
+fn s2_shape_b_text_access_log_is_kept_and_gets_hash_phase() {
+    let line = "[2022-08-04T23:00:29.383Z] \"GET /ping HTTP/1.1\" 200 - 0 0 1 0 \"-\" \"Envoy/HC\" \"05ba7454-fce2-9360-92e3-a4da997d4f44\" \"colorteller-blue.logging.local:9080\" \"127.0.0.1:9080\"\n";
+    let input = json!({"source": "stdout", "log": line, "ecs_task_definition": "api-canary:42"})
+        .to_string();
+    let (out, enriched) = enrich_with(&default_config(), &input);
+    assert_eq!(out["hash"], HASH);
+    assert_eq!(out["phase"], "canary");
+    match enriched.shape {
+        // Recognised: parsed like a JSON log.
+        Shape::LogText => {
+            assert!(out.get("log").is_none());
+            assert_eq!(out["http"]["status_code"], 200);
+            assert_eq!(out["http"]["url_details"]["path"], "/ping");
+        }
+        Shape::LogKept(LogKept::NotJson) => {
+            assert_eq!(
+                keys(&out),
+                ["source", "log", "ecs_task_definition", "hash", "phase"]
+            );
+            assert_eq!(out["log"], line);
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn s2_shape_c_bare_envoy_object() {
+    let input = r#"{"method":"GET","path":"/x","response_code":200,"trace_id":"123"}"#;
+    let (out, enriched) = enrich_with(&default_config(), input);
+    assert_eq!(enriched.shape, Shape::Bare);
+    assert!(enriched.access_log);
+    assert_eq!(out["dd"]["trace_id"], "123");
+    assert_eq!(out["http"]["status_code"], 200);
+}
+
+#[test]
+fn s2_shape_d_application_json_log_with_dd() {
+    let log = json!({"level": "info", "message": "order created", "dd": {"trace_id": "1739284736152093746", "span_id": "42", "service": "web"}});
+    let (out, enriched) = enrich_with(&default_config(), &firelens(&log));
+    assert_eq!(enriched.shape, Shape::LogJson);
+    assert!(!enriched.access_log);
+    assert_eq!(enriched.trace, Some(TraceSource::Existing));
+    assert_eq!(
+        out["dd"],
+        json!({"trace_id": "1739284736152093746", "span_id": "42", "service": "web"})
+    );
+    assert_eq!(out["message"], "order created");
+    assert!(out.get("http").is_none() && out.get("status").is_none());
+}
+
+#[test]
+fn s2_shape_e_plain_text_passes_with_hash_and_phase() {
+    for line in ["[2024-06-03 14:00:00.123][1][info][main] [source/server/server.cc:932] starting main dispatch loop\n", "plain text", ""] {
+        let input = json!({"source": "stdout", "log": line, "ecs_task_definition": "api_stable:1"}).to_string();
+        let (out, enriched) = enrich_with(&default_config(), &input);
+        assert_eq!(enriched.shape, Shape::LogKept(LogKept::NotJson), "{line:?}");
+        assert_eq!(out["log"], line);
+        assert_eq!(out["hash"], HASH);
+        assert_eq!(out["phase"], "stable");
+        assert!(out.get("dd").is_none() && out.get("message").is_none());
+    }
+}
+
+#[test]
+fn s2_shape_f_flattened_record_keeps_envelope_keys() {
+    let input = r#"{"container_name":"/ecs-x","source":"stdout","ecs_task_definition":"api-canary:3","code":"200","method":"GET","path":"/","duration":"0","response_flags":"-","x_forwarded_for":"-"}"#;
+    let (out, enriched) = enrich_with(&no_hash(), input);
+    assert_eq!(enriched.shape, Shape::Bare);
+    assert!(enriched.access_log);
+    assert_eq!(out["container_name"], "/ecs-x");
+    assert_eq!(out["code"], "200");
+    assert_eq!(out["http"]["status_code"], 200);
+    assert_eq!(out["phase"], "canary");
+    assert!(
+        out.get("network").is_none(),
+        "x_forwarded_for \"-\" is no address"
+    );
+}
+
+#[test]
+fn s2_typed_untyped_and_float_values_are_all_accepted() {
+    for code in [json!(200), json!("200"), json!(200.0), json!("200.0")] {
+        let out = enrich(&json!({"response_code": code, "method": "GET", "path": "/", "duration": "6", "bytes_sent": 11576.0}).to_string());
+        assert_eq!(out["http"]["status_code"], 200, "{code}");
+        assert_eq!(out["network"]["bytes_written"], 11576, "{code}");
+        assert_eq!(out["duration"], 6_000_000, "{code}");
+    }
+    let out = enrich(r#"{"response_code":200,"duration":6.0}"#);
+    assert_eq!(out["duration"], 6_000_000);
+}
+
+#[test]
+fn s2_missing_values_null_and_dash_are_absent() {
+    let out = enrich(
+        r#"{"response_code":200,"method":"GET","path":"/","user_agent":null,"authority":"-","x_forwarded_for":null,"request_id":"-","protocol":null}"#,
+    );
+    assert_eq!(
+        out["http"],
+        json!({"status_code": 200, "method": "GET", "url_details": {"path": "/"}})
+    );
+    assert!(out.get("network").is_none());
+}
+
+#[test]
+fn s2_unknown_response_flags_are_accepted() {
+    let out =
+        enrich(r#"{"response_code":200,"method":"GET","path":"/","response_flags":"XYZ,FI"}"#);
+    assert_eq!(out["status"], "info");
+    assert_eq!(out["message"], "GET / 200 XYZ,FI");
+}
+
+#[test]
+fn s2_envoy_trace_id_operator_hex_is_not_a_datadog_id() {
+    // %TRACE_ID% with the Datadog tracer prints the span id in hex; a Datadog-family key is
+    // decimal only (or 32 hex digits), so 16 hex digits are not taken as an id.
+    assert_eq!(dd_of(json!({"trace_id": "b7ad6b7169203331"})), Value::Null);
+    assert_eq!(dd_of(json!({"trace_id": "1234567890abcdef"})), Value::Null);
+}
+
+// ---------------------------------------------------------------------------------------------
+// §3 Trace context
+
+#[test]
+fn s3_ids_are_strings_never_numbers() {
+    for input in [
+        json!({"trace_id": "12345678901234567890", "span_id": "9007199254740993"}),
+        json!({"trace_id": 12345678901234567890u64, "span_id": 9007199254740993u64}),
+        json!({"dd": {"trace_id": 12345678901234567890u64, "span_id": 9007199254740993u64}}),
+    ] {
+        let out = text(&input.to_string());
+        assert!(
+            out.contains(
+                r#""dd":{"trace_id":"12345678901234567890","span_id":"9007199254740993"}"#
+            ),
+            "{input}\n{out}"
+        );
+    }
+}
+
+#[test]
+fn s3_numbers_are_exact_above_2_53() {
+    // 2^53 + 1 is not representable as f64; parsing through f64 would give ...992.
+    assert_eq!(
+        dd_of(json!({"trace_id": 9007199254740993u64})),
+        json!({"trace_id": "9007199254740993"})
+    );
+    assert_eq!(
+        dd_of(json!({"trace_id": u64::MAX, "span_id": u64::MAX - 1})),
+        ids("18446744073709551615", "18446744073709551614")
+    );
+}
+
+#[test]
+fn s3_keys_are_matched_by_normalised_name() {
+    for (t, s) in [
+        ("trace_id", "span_id"),
+        ("traceId", "parentId"),
+        ("x-datadog-trace-id", "x-datadog-parent-id"),
+        ("x_datadog_trace_id", "x_datadog_parent_id"),
+        ("X-DATADOG-TRACE-ID", "X-DATADOG-PARENT-ID"),
+        ("dd.trace_id", "dd.span_id"),
+        ("datadog-trace-id", "datadog-parent-id"),
+    ] {
+        assert_eq!(dd_of(json!({t: "11", s: "22"})), ids("11", "22"), "{t} {s}");
+    }
+    let tp = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    for key in ["traceparent", "TraceParent", "trace-parent", "TRACEPARENT"] {
+        assert_eq!(
+            dd_of(json!({key: tp}))["trace_id"],
+            "9532127138774266268",
+            "{key}"
+        );
+    }
+}
+
+#[test]
+fn s3_datadog_headers_decimal() {
+    assert_eq!(
+        dd_of(json!({"x_datadog_trace_id": "1234", "x_datadog_parent_id": "5678"})),
+        ids("1234", "5678")
+    );
+}
+
+#[test]
+fn s3_w3c_low_64_bits_and_parent_id() {
+    let out =
+        dd_of(json!({"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}));
+    assert_eq!(
+        out,
+        ids(
+            &0x8448eb211c80319cu64.to_string(),
+            &0xb7ad6b7169203331u64.to_string()
+        )
+    );
+}
+
+#[test]
+fn s3_b3_multi_16_and_32_hex() {
+    let span = 0x05e3ac9a4f6e3b90u64.to_string();
+    let out = dd_of(
+        json!({"x-b3-traceid": "80f198ee56343ba864fe8b2a57d3eff7", "x-b3-spanid": "05e3ac9a4f6e3b90"}),
+    );
+    assert_eq!(out, ids(&0x64fe8b2a57d3eff7u64.to_string(), &span));
+    let out = dd_of(json!({"x-b3-traceid": "e457b5a2e4d86bd1", "x-b3-spanid": "05e3ac9a4f6e3b90"}));
+    assert_eq!(out, ids(&0xe457b5a2e4d86bd1u64.to_string(), &span));
+}
+
+#[test]
+fn s3_b3_single_with_and_without_sampling() {
+    let want = ids(
+        &0xe457b5a2e4d86bd1u64.to_string(),
+        &0x05e3ac9a4f6e3b90u64.to_string(),
+    );
+    for b3 in [
+        "e457b5a2e4d86bd1-05e3ac9a4f6e3b90",
+        "e457b5a2e4d86bd1-05e3ac9a4f6e3b90-1",
+        "e457b5a2e4d86bd1-05e3ac9a4f6e3b90-d-1111111111111111",
+    ] {
+        assert_eq!(dd_of(json!({"b3": b3})), want, "{b3}");
+    }
+    assert_eq!(
+        dd_of(json!({"b3": "1"})),
+        Value::Null,
+        "a bare sampling flag carries no ids"
+    );
+}
+
+#[test]
+fn s3_xray_masks_unless_00000000() {
+    let parent = 0x53995c3f42cd8ad8u64.to_string();
+    let masked = (0xe1be46a994272793u64 & 0x7fff_ffff_ffff_ffff).to_string();
+    let out = dd_of(
+        json!({"x-amzn-trace-id": "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"}),
+    );
+    assert_eq!(out, ids(&masked, &parent));
+    let out = dd_of(
+        json!({"x-amzn-trace-id": "Root=1-5759e988-00000000e1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"}),
+    );
+    assert_eq!(out, ids(&0xe1be46a994272793u64.to_string(), &parent));
+}
+
+#[test]
+fn s3_invalid_values_are_skipped() {
+    for bad in [
+        json!(null),
+        json!(""),
+        json!("-"),
+        json!("0"),
+        json!(0),
+        json!("18446744073709551616"),
+        json!("12a"),
+        json!(" 12"),
+        json!("+12"),
+        json!(-12),
+        json!(12.0),
+        json!(1e3),
+        json!(true),
+        json!([1]),
+        json!({"a": 1}),
+    ] {
+        assert_eq!(
+            dd_of(json!({"trace_id": bad, "span_id": "5"})),
+            Value::Null,
+            "{bad}"
+        );
+    }
+}
+
+#[test]
+fn s3_invalid_datadog_id_falls_through_to_w3c() {
+    let tp = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    let want = ids(
+        &0x8448eb211c80319cu64.to_string(),
+        &0xb7ad6b7169203331u64.to_string(),
+    );
+    for bad in [
+        json!(null),
+        json!("-"),
+        json!("0"),
+        json!("18446744073709551616"),
+    ] {
+        assert_eq!(
+            dd_of(json!({"trace_id": bad, "span_id": "77", "traceparent": tp})),
+            want,
+            "{bad}"
+        );
+    }
+}
+
+#[test]
+fn s3_w3c_invalid_forms() {
+    let ok = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    for bad in [
+        "ff-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+        "00-00000000000000000000000000000000-b7ad6b7169203331-01",
+        "00-0af7651916cd43dd8448eb211c80319c-0000000000000000-01",
+        "00-0AF7651916CD43DD8448EB211C80319C-B7AD6B7169203331-01",
+        "00-0af7651916cd43dd8448eb211c80319-b7ad6b7169203331-01",
+        "00-0af7651916cd43dd8448eb211c80319c0-b7ad6b7169203331-01",
+        "00-0af7651916cd43dd8448eb211c80319c-b7ad6b716920333-01",
+        "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331",
+        "0-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+        "-",
+    ] {
+        assert_eq!(dd_of(json!({"traceparent": bad})), Value::Null, "{bad}");
+        // Skipped, not blocking: the next source is used.
+        assert_eq!(
+            dd_of(json!({"traceparent": bad, "x-b3-traceid": "e457b5a2e4d86bd1"}))["trace_id"],
+            0xe457b5a2e4d86bd1u64.to_string(),
+            "{bad}"
+        );
+    }
+    assert_ne!(dd_of(json!({"traceparent": ok})), Value::Null);
+}
+
+#[test]
+fn s3_precedence_datadog_w3c_b3multi_b3single_xray() {
+    let dd = ("trace_id", json!("1"));
+    let w3c = (
+        "traceparent",
+        json!("00-00000000000000000000000000000002-0000000000000003-01"),
+    );
+    let b3m = ("x-b3-traceid", json!("0000000000000004"));
+    let b3s = ("b3", json!("0000000000000005-0000000000000006"));
+    let xray = (
+        "x-amzn-trace-id",
+        json!("Root=1-00000000-000000000000000000000007"),
+    );
+    let all = [dd, w3c, b3m, b3s, xray];
+    for first in 0..all.len() {
+        // Sources listed in reverse, so key order cannot be what decides.
+        let record: serde_json::Map<String, Value> = all[first..]
+            .iter()
+            .rev()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect();
+        let want = ["1", "2", "4", "5", "7"][first];
+        assert_eq!(
+            dd_of(Value::Object(record))["trace_id"],
+            want,
+            "from source {first}"
+        );
+    }
+}
+
+#[test]
+fn s3_trace_and_span_come_from_the_same_source() {
+    // The Datadog span id is valid but the trace id is not: the span must not be mixed in.
+    let out = dd_of(json!({"trace_id": "0", "span_id": "77", "x-b3-traceid": "e457b5a2e4d86bd1"}));
+    assert_eq!(out, json!({"trace_id": 0xe457b5a2e4d86bd1u64.to_string()}));
+}
+
+#[test]
+fn s3_128_bit_default_is_low_64_bits_decimal() {
+    let out = dd_of(
+        json!({"trace_id": "1234", "span_id": "5", "x-datadog-tags": "_dd.p.tid=640cfd8d00000000,_dd.p.dm=-1"}),
+    );
+    assert_eq!(out, ids("1234", "5"));
+    let out =
+        dd_of(json!({"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}));
+    assert_eq!(out["trace_id"], 0x8448eb211c80319cu64.to_string());
+}
+
+#[test]
+fn s3_trace_id_128_hex_option() {
+    let hex = Config {
+        trace_id_128: TraceIdFormat::Hex,
+        ..default_config()
+    };
+    let dd = |v: Value| enrich_with(&hex, &v.to_string()).0["dd"].clone();
+    assert_eq!(
+        dd(json!({"trace_id": "1234", "x_datadog_tags": "_dd.p.tid=640cfd8d00000000"}))["trace_id"],
+        "640cfd8d0000000000000000000004d2"
+    );
+    assert_eq!(
+        dd(json!({"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}))
+            ["trace_id"],
+        "0af7651916cd43dd8448eb211c80319c"
+    );
+    assert_eq!(
+        dd(json!({"x-b3-traceid": "80f198ee56343ba864fe8b2a57d3eff7"}))["trace_id"],
+        "80f198ee56343ba864fe8b2a57d3eff7"
+    );
+    // Upper half zero: a 64-bit id, decimal.
+    assert_eq!(dd(json!({"trace_id": "1234"}))["trace_id"], "1234");
+    assert_eq!(
+        dd(json!({"traceparent": "00-00000000000000000000000000000001-0000000000000002-01"}))
+            ["trace_id"],
+        "1"
+    );
+}
+
+#[test]
+fn s3_128_bit_never_decimal() {
+    let hex = Config {
+        trace_id_128: TraceIdFormat::Hex,
+        ..default_config()
+    };
+    let inputs = [
+        json!({"trace_id": "1234", "x_datadog_tags": "_dd.p.tid=640cfd8d00000000"}),
+        json!({"trace_id": "640cfd8d00000000000000000000002a"}),
+        json!({"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}),
+        json!({"b3": "80f198ee56343ba864fe8b2a57d3eff7-05e3ac9a4f6e3b90"}),
+    ];
+    for config in [default_config(), hex] {
+        for input in &inputs {
+            let id = enrich_with(&config, &input.to_string()).0["dd"]["trace_id"]
+                .as_str()
+                .unwrap()
+                .to_string();
+            let decimal_fits = id.bytes().all(|b| b.is_ascii_digit()) && id.parse::<u64>().is_ok();
+            let hex32 =
+                id.len() == 32 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+            assert!(decimal_fits || hex32, "{input} gave {id}");
+        }
+    }
+}
+
+#[test]
+fn s3_dd_p_tid_valid_and_malformed() {
+    let hex = Config {
+        trace_id_128: TraceIdFormat::Hex,
+        ..default_config()
+    };
+    let dd = |tags: &str| {
+        enrich_with(
+            &hex,
+            &json!({"trace_id": "1234", "x-datadog-tags": tags}).to_string(),
+        )
+        .0["dd"]["trace_id"]
+            .clone()
+    };
+    assert_eq!(
+        dd("_dd.p.dm=-1,_dd.p.tid=640cfd8d00000000"),
+        "640cfd8d0000000000000000000004d2"
+    );
+    for bad in [
+        "_dd.p.tid=640CFD8D00000000",
+        "_dd.p.tid=640cfd8d",
+        "_dd.p.tid=640cfd8d000000000",
+        "_dd.p.tid=xyz",
+        "_dd.p.tid=",
+        "-",
+    ] {
+        assert_eq!(dd(bad), "1234", "{bad}");
+    }
+}
+
+#[test]
+fn s3_otel_32_hex_in_datadog_key_is_hex() {
+    assert_eq!(
+        dd_of(json!({"trace_id": "640cfd8d00000000000000000000002a", "span_id": "7"})),
+        ids("42", "7")
+    );
+    assert_eq!(
+        dd_of(json!({"trace_id": "640CFD8D00000000000000000000002A"})),
+        Value::Null
+    );
+    // 20 decimal digits that are not 32 long stay decimal (and overflow here).
+    assert_eq!(
+        dd_of(json!({"trace_id": "99999999999999999999"})),
+        Value::Null
+    );
+}
+
+#[test]
+fn s3_existing_dd_is_kept_and_wins() {
+    let out = dd_of(
+        json!({"dd": {"trace_id": "1111", "span_id": "2222", "service": "web"}, "trace_id": "3333", "span_id": "4444"}),
+    );
+    assert_eq!(
+        out,
+        json!({"trace_id": "1111", "span_id": "2222", "service": "web"})
+    );
+}
+
+#[test]
+fn s3_existing_dd_number_becomes_decimal_string() {
+    let out = text(r#"{"dd":{"trace_id":12345678901234567890,"span_id":42}}"#);
+    assert!(
+        out.contains(r#""dd":{"trace_id":"12345678901234567890","span_id":"42"}"#),
+        "{out}"
+    );
+}
+
+#[test]
+fn s3_existing_invalid_dd_is_replaced_when_another_source_is_valid() {
+    for bad in [json!("-"), json!(null), json!(""), json!("0")] {
+        let out = dd_of(
+            json!({"dd": {"trace_id": bad, "span_id": bad}, "trace_id": "5", "span_id": "6"}),
+        );
+        assert_eq!(out, ids("5", "6"), "{bad}");
+    }
+}
+
+#[test]
+fn s3_existing_invalid_dd_is_left_exactly_as_it_was_otherwise() {
+    for dd in [
+        r#"{"trace_id":"-","span_id":"-"}"#,
+        r#"{"trace_id":null}"#,
+        r#"{"trace_id":"abc","span_id":"0"}"#,
+        r#"{"trace_id":0}"#,
+    ] {
+        let input = format!(r#"{{"msg":"x","dd":{dd}}}"#);
+        let out = text(&input);
+        assert!(out.contains(&format!(r#""dd":{dd}"#)), "{out}");
+    }
+}
+
+#[test]
+fn s3_never_emits_dash_zero_or_garbage() {
+    for input in [
+        json!({"trace_id": "-", "span_id": "-"}),
+        json!({"trace_id": "0", "span_id": "0"}),
+        json!({"trace_id": "5", "span_id": "0"}),
+        json!({"trace_id": "5", "span_id": "-"}),
+        json!({"trace_id": "5", "span_id": "abc"}),
+        json!({"x-b3-traceid": "e457b5a2e4d86bd1", "x-b3-spanid": "0000000000000000"}),
+        json!({"b3": "e457b5a2e4d86bd1-0000000000000000"}),
+    ] {
+        let out = dd_of(input.clone());
+        for key in ["trace_id", "span_id"] {
+            if let Some(id) = out.get(key) {
+                let id = id.as_str().expect("string id");
+                assert!(
+                    id.parse::<u64>().is_ok_and(|n| n != 0),
+                    "{input}: {key} = {id}"
+                );
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// §4 hash and phase
+
+#[test]
+fn s4_hash_and_phase_from_config() {
+    let config = Config {
+        hash: Some("abc123".into()),
+        phase: Some("canary".into()),
+        ..Config::default()
+    };
+    let (out, _) = enrich_with(&config, r#"{"msg":"x"}"#);
+    assert_eq!(
+        out,
+        json!({"msg": "x", "hash": "abc123", "phase": "canary"})
+    );
+}
+
+#[test]
+fn s4_precedence_log_over_envelope_over_config_over_derived() {
+    let config = Config {
+        hash: Some("config".into()),
+        phase: Some("stable".into()),
+        ..Config::default()
+    };
+    let record = |log: Value, env: Value| {
+        let mut r = json!({"source": "stdout", "log": log.to_string(), "ecs_task_definition": "api-canary:1"});
+        r.as_object_mut()
+            .unwrap()
+            .extend(env.as_object().unwrap().clone());
+        enrich_with(&config, &r.to_string()).0
+    };
+    let out = record(
+        json!({"hash": "log", "phase": "canary"}),
+        json!({"hash": "env", "phase": "stable"}),
+    );
+    assert_eq!(
+        (&out["hash"], &out["phase"]),
+        (&json!("log"), &json!("canary"))
+    );
+    let out = record(
+        json!({"msg": "x"}),
+        json!({"hash": "env", "phase": "canary"}),
+    );
+    assert_eq!(
+        (&out["hash"], &out["phase"]),
+        (&json!("env"), &json!("canary"))
+    );
+    let out = record(json!({"msg": "x"}), json!({}));
+    assert_eq!(
+        (&out["hash"], &out["phase"]),
+        (&json!("config"), &json!("stable")),
+        "config beats derived"
+    );
+    let (out, _) = enrich_with(
+        &Config::default(),
+        &json!({"msg": "x", "ecs_task_definition": "api-canary:1"}).to_string(),
+    );
+    assert_eq!(out["phase"], "canary");
+}
+
+#[test]
+fn s4_phase_derived_from_task_definition_family() {
+    for (task, want) in [
+        ("api-canary:42", Some("canary")),
+        ("api_canary:42", Some("canary")),
+        ("api-stable:41", Some("stable")),
+        ("api_stable:1", Some("stable")),
+        ("api-canary", Some("canary")),
+        ("api:40", None),
+        ("canary:1", None),
+        ("api-canary-v2:1", None),
+        ("api-canaryx:1", None),
+        ("stable-api:1", None),
+        ("", None),
+        ("-", None),
+    ] {
+        let (out, _) = enrich_with(
+            &Config::default(),
+            &json!({"msg": "x", "ecs_task_definition": task}).to_string(),
+        );
+        assert_eq!(out.get("phase").and_then(Value::as_str), want, "{task}");
+    }
+}
+
+#[test]
+fn s4_phase_is_left_out_rather_than_guessed() {
+    let (out, _) = enrich_with(
+        &Config::default(),
+        r#"{"msg":"x","container_name":"api-canary"}"#,
+    );
+    assert!(out.get("phase").is_none() && out.get("hash").is_none());
+}
+
+#[test]
+fn s4_debris_counts_as_absent_and_is_removed() {
+    for debris in ["", "-", "${GIT_COMMIT_SHA}", "${DEPLOY_PHASE}"] {
+        // In the envelope, with nothing to replace it: removed.
+        let (out, _) = enrich_with(
+            &Config::default(),
+            &json!({"msg": "x", "hash": debris, "phase": debris}).to_string(),
+        );
+        assert_eq!(out, json!({"msg": "x"}), "{debris:?}");
+        // In the envelope, with a configured value: replaced.
+        let config = Config {
+            hash: Some("cfg".into()),
+            phase: Some("stable".into()),
+            ..Config::default()
+        };
+        let (out, _) = enrich_with(
+            &config,
+            &json!({"msg": "x", "hash": debris, "phase": debris}).to_string(),
+        );
+        assert_eq!(
+            out,
+            json!({"msg": "x", "hash": "cfg", "phase": "stable"}),
+            "{debris:?}"
+        );
+        // In the log, with a real envelope value: the envelope's wins.
+        let input = json!({"hash": "env", "phase": "canary", "log": json!({"msg": "x", "hash": debris, "phase": debris}).to_string()});
+        let (out, _) = enrich_with(&Config::default(), &input.to_string());
+        assert_eq!(
+            out,
+            json!({"hash": "env", "phase": "canary", "msg": "x"}),
+            "{debris:?}"
+        );
+        // Configured debris is no value either.
+        let config = Config {
+            hash: Some(debris.into()),
+            phase: Some(debris.into()),
+            ..Config::default()
+        };
+        let (out, _) = enrich_with(&config, r#"{"msg":"x","ecs_task_definition":"a-canary:1"}"#);
+        assert_eq!(
+            out,
+            json!({"msg": "x", "ecs_task_definition": "a-canary:1", "phase": "canary"}),
+            "{debris:?}"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// §5 Datadog attributes
+
+const SEED: &str = r#"{"response_code":200,"method":"GET","path":"/users/42?x=1&y=","duration":12,"response_duration":11,"response_flags":"-","request_id":"rid-1","trace_id":"1234","span_id":"5678"}"#;
+
+#[test]
+fn s5_http_status_code_is_a_number_from_any_code_key() {
+    for key in [
+        "response_code",
+        "status_code",
+        "code",
+        "RESPONSE_CODE",
+        "statusCode",
+    ] {
+        let out = enrich(&json!({key: "503", "method": "GET"}).to_string());
+        assert_eq!(out["http"]["status_code"], 503, "{key}");
+        assert!(out["http"]["status_code"].is_u64());
+    }
+}
+
+#[test]
+fn s5_method_path_query_and_request_id() {
+    let out = enrich(SEED);
+    assert_eq!(out["http"]["method"], "GET");
+    assert_eq!(out["http"]["url_details"]["path"], "/users/42");
+    assert_eq!(
+        out["http"]["url_details"]["queryString"],
+        json!({"x": "1", "y": ""})
+    );
+    assert_eq!(out["http"]["request_id"], "rid-1");
+    let out = enrich(r#"{"response_code":200,"path":"/plain"}"#);
+    assert_eq!(
+        out["http"]["url_details"],
+        json!({"path": "/plain"}),
+        "no queryString without a query"
+    );
+}
+
+#[test]
+fn s5_original_path_is_preferred() {
+    let out = enrich(
+        r#"{"response_code":200,"path":"/rewritten","x_envoy_original_path":"/original?q=1"}"#,
+    );
+    assert_eq!(out["http"]["url_details"]["path"], "/original");
+    assert_eq!(out["http"]["url_details"]["queryString"], json!({"q": "1"}));
+}
+
+#[test]
+fn s5_host_version_useragent() {
+    let out = enrich(
+        r#"{"response_code":200,"authority":"api.example.com","protocol":"HTTP/1.1","user_agent":"curl/8.7.1"}"#,
+    );
+    assert_eq!(out["http"]["url_details"]["host"], "api.example.com");
+    assert_eq!(out["http"]["version"], "1.1");
+    assert_eq!(out["http"]["useragent"], "curl/8.7.1");
+    let out = enrich(r#"{"response_code":200,"host":"h","protocol":"HTTP/2"}"#);
+    assert_eq!(out["http"]["url_details"]["host"], "h");
+    assert_eq!(out["http"]["version"], "2");
+}
+
+#[test]
+fn s5_client_ip_from_forwarded_for_else_remote_address() {
+    let ip = |v: Value| enrich(&v.to_string())["network"]["client"]["ip"].clone();
+    assert_eq!(
+        ip(
+            json!({"response_code": 200, "x_forwarded_for": "203.0.113.7, 10.0.0.1", "downstream_remote_address": "10.9.9.9:1"})
+        ),
+        "203.0.113.7"
+    );
+    assert_eq!(
+        ip(
+            json!({"response_code": 200, "x_forwarded_for": null, "downstream_remote_address": "10.9.9.9:5432"})
+        ),
+        "10.9.9.9"
+    );
+    assert_eq!(
+        ip(
+            json!({"response_code": 200, "x_forwarded_for": "-", "downstream_remote_address": "[2001:db8::1]:443"})
+        ),
+        "2001:db8::1"
+    );
+}
+
+#[test]
+fn s5_bytes_are_numbers() {
+    let out = enrich(r#"{"response_code":200,"bytes_received":"12","bytes_sent":3400}"#);
+    assert_eq!(
+        out["network"],
+        json!({"bytes_read": 12, "bytes_written": 3400})
+    );
+    assert!(out["network"]["bytes_read"].is_u64());
+}
+
+#[test]
+fn s5_duration_milliseconds_become_nanoseconds() {
+    for (ms, ns) in [
+        (json!(12), 12_000_000u64),
+        (json!("12"), 12_000_000),
+        (json!(6.0), 6_000_000),
+        (json!(0), 0),
+        (json!(0.25), 250_000),
+    ] {
+        let out = enrich(&json!({"response_code": 200, "duration": ms}).to_string());
+        assert_eq!(out["duration"], ns, "{ms}");
+    }
+}
+
+#[test]
+fn s5_original_envoy_keys_stay_as_they_were() {
+    let out = text(SEED);
+    assert!(
+        out.starts_with(
+            &SEED[..SEED.len() - 1].replace(r#""duration":12,"#, r#""duration":12000000,"#)
+        ),
+        "{out}"
+    );
+    assert!(out.ends_with(r#""_log":{"duration":12}}"#), "{out}");
+}
+
+#[test]
+fn s5_only_access_logs_get_attributes() {
+    let (out, enriched) = enrich_with(
+        &default_config(),
+        r#"{"method":"GET","path":"/x","duration":5,"trace_id":"42"}"#,
+    );
+    assert!(!enriched.access_log);
+    assert_eq!(
+        keys(&out),
+        ["method", "path", "duration", "trace_id", "dd", "hash"]
+    );
+    assert_eq!(out["duration"], 5);
+}
+
+#[test]
+fn s5_status_levels() {
+    let level = |code: Value, flags: &str| {
+        enrich(&json!({"response_code": code, "response_flags": flags}).to_string())["status"]
+            .clone()
+    };
+    for (code, flags, want) in [
+        (json!(200), "-", "info"),
+        (json!(204), "-", "info"),
+        (json!(302), "-", "info"),
+        (json!(404), "-", "warn"),
+        (json!(499), "-", "warn"),
+        (json!(500), "-", "error"),
+        (json!(503), "UH", "error"),
+        (json!(200), "UF,URX", "error"),
+        (json!(200), "UT", "error"),
+        (json!(200), "NR", "warn"),
+        (json!(404), "NR", "warn"),
+        (json!(0), "DC", "warn"),
+        (json!(0), "-", "warn"),
+        (json!(200), "DC,UH", "error"),
+        (json!(200), "RL", "warn"),
+        (json!(200), "UAEX", "warn"),
+        (json!(200), "FI", "info"),
+        (json!(200), "XYZ", "info"),
+        (json!(200), "NoHealthyUpstream", "error"),
+    ] {
+        assert_eq!(level(code.clone(), flags), want, "{code} {flags}");
+    }
+    for flag in [
+        "UH", "UF", "UO", "URX", "NC", "DT", "LH", "UT", "LR", "UR", "UC", "UMSDR", "UPE", "DF",
+        "DO", "OM", "RLSE", "NFCF",
+    ] {
+        assert_eq!(level(json!(200), flag), "error", "{flag}");
+    }
+    for flag in ["DC", "DR", "DPE", "SI", "IH", "NR", "RL", "UAEX"] {
+        assert_eq!(level(json!(200), flag), "warn", "{flag}");
+    }
+}
+
+#[test]
+fn s5_status_only_when_no_level() {
+    for key in ["status", "level", "severity", "Level"] {
+        let out = enrich(&json!({"response_code": 503, key: "debug"}).to_string());
+        assert_eq!(out[key], "debug", "{key}");
+        assert!(key == "status" || out.get("status").is_none(), "{key}");
+    }
+}
+
+#[test]
+fn s5_message_format() {
+    assert_eq!(enrich(SEED)["message"], "GET /users/42?x=1&y= 200 12ms");
+    let out = enrich(
+        r#"{"response_code":503,"method":"POST","path":"/a","duration":0,"response_flags":"UF,URX"}"#,
+    );
+    assert_eq!(out["message"], "POST /a 503 0ms UF,URX");
+}
+
+#[test]
+fn s5_message_only_when_none() {
+    for key in ["message", "msg", "log"] {
+        let out = enrich(&json!({"response_code": 200, "method": "GET", key: "own"}).to_string());
+        assert_eq!(out[key], "own");
+        assert!(key == "message" || out.get("message").is_none(), "{key}");
+    }
+}
+
+#[test]
+fn s5_each_addition_can_be_turned_off() {
+    let off = |f: fn(&mut Config)| {
+        let mut c = default_config();
+        f(&mut c);
+        enrich_with(&c, SEED).0
+    };
+    let out = off(|c| c.standard_attributes = false);
+    assert!(out.get("http").is_none() && out.get("network").is_none());
+    assert_eq!(
+        out["duration"], 12,
+        "no nanosecond duration without standard attributes"
+    );
+    assert!(out.get("status").is_some() && out.get("message").is_some());
+    let out = off(|c| c.status = false);
+    assert!(out.get("status").is_none() && out.get("http").is_some());
+    let out = off(|c| c.message = false);
+    assert!(out.get("message").is_none() && out.get("status").is_some());
+    let (out, _) = enrich_with(
+        &Config {
+            derive_phase: false,
+            ..Config::default()
+        },
+        r#"{"msg":"x","ecs_task_definition":"a-canary:1"}"#,
+    );
+    assert!(out.get("phase").is_none());
+}
+
+// ---------------------------------------------------------------------------------------------
+// §6 Building the output
+
+#[test]
+fn s6_unparseable_log_stays_untouched() {
+    for log in ["{\"a\":1", "{not json}", "[1,2]", "{\"a\":1}{\"b\":2}"] {
+        let input = json!({"source": "stdout", "log": log}).to_string();
+        let (out, enriched) = enrich_with(&default_config(), &input);
+        assert!(matches!(enriched.shape, Shape::LogKept(_)), "{log}");
+        assert_eq!(out["log"], log);
+    }
+}
+
+#[test]
+fn s6_collision_moves_log_value_under__log() {
+    let input =
+        json!({"source": "stdout", "log": json!({"source": "envoy", "msg": "x"}).to_string()})
+            .to_string();
+    let out = enrich(&input);
+    assert_eq!(out["source"], "stdout");
+    assert_eq!(out["_log"], json!({"source": "envoy"}));
+}
+
+#[test]
+fn s6_collision_with_identical_value_is_still_kept_under__log() {
+    let input =
+        json!({"source": "stdout", "log": json!({"source": "stdout", "msg": "x"}).to_string()})
+            .to_string();
+    assert_eq!(enrich(&input)["_log"], json!({"source": "stdout"}));
+}
+
+#[test]
+fn s6_no_key_twice_when_envelope_uses__log() {
+    // The parsed value cannot go to `_log`: the record must still keep everything, once.
+    let input = json!({"source": "stdout", "_log": "mine", "log": json!({"source": "envoy", "msg": "x"}).to_string()}).to_string();
+    let out = enrich(&input);
+    assert_eq!(out["_log"], "mine");
+    assert_eq!(out["source"], "stdout");
+}
+
+#[test]
+fn s6_dd_objects_are_merged_existing_ids_win() {
+    let input = json!({"dd": {"trace_id": "1", "span_id": "2"}, "log": json!({"dd": {"trace_id": "3", "env": "prod"}, "msg": "x"}).to_string()}).to_string();
+    let out = enrich(&input);
+    assert_eq!(out["dd"]["trace_id"], "1");
+    assert_eq!(out["dd"]["span_id"], "2");
+    assert_eq!(out["dd"]["env"], "prod");
+    assert_eq!(
+        out["_log"]["dd"]["trace_id"], "3",
+        "the losing id is kept, not dropped"
+    );
+}
+
+#[test]
+fn s6_duration_attribute_takes_the_key_and_ms_moves_under__log() {
+    let out = enrich(SEED);
+    assert_eq!(out["duration"], 12_000_000);
+    assert_eq!(out["_log"], json!({"duration": 12}));
+    let input = firelens(&json!({"response_code": 200, "duration": 7}));
+    let out = enrich(&input);
+    assert_eq!(out["duration"], 7_000_000);
+    assert_eq!(out["_log"]["duration"], 7);
+}
+
+#[test]
+fn s6_key_order_envelope_then_parsed_then_added() {
+    let input = json!({"z_env": 1, "a_env": 2, "log": json!({"response_code": 200, "b_log": 3, "a_log": 4, "trace_id": "9"}).to_string(), "m_env": 5}).to_string();
+    let out = enrich(&input);
+    let k = keys(&out);
+    assert_eq!(
+        &k[..7],
+        [
+            "z_env",
+            "a_env",
+            "m_env",
+            "response_code",
+            "b_log",
+            "a_log",
+            "trace_id"
+        ]
+    );
+    for added in ["dd", "hash", "http", "status", "message"] {
+        assert!(k[7..].contains(&added), "{added} missing from {k:?}");
+    }
+}
+
+#[test]
+fn s6_copied_values_are_byte_identical() {
+    let inner = r#"{"response_code":200.0,"ratio":1.50,"big":1E3,"neg":-0.0,"huge":123456789012345678901234567890,"s":"caf\u00e9 \/ \"q\" \ud83d\ude00","arr":[1.0, 2 ,{"x" : null}]}"#;
+    let out = text(inner);
+    assert!(out.starts_with(&inner[..inner.len() - 1]), "{out}");
+    // Also through the escaped log string of a FireLens record.
+    let input = json!({"source": "stdout", "log": inner}).to_string();
+    let out = text(&input);
+    assert!(out.contains(&inner[1..inner.len() - 1]), "{out}");
+}
+
+#[test]
+fn s6_no_duplicate_keys() {
+    for input in [
+        SEED.to_string(),
+        firelens(&json!({"source": "x", "container_name": "y", "log": "z", "dd": {"trace_id": "1"}, "hash": "h", "phase": "canary", "http": 1, "status": 2, "message": 3, "duration": 4, "_log": 5, "response_code": 200})),
+        json!({"hash": "a", "log": json!({"hash": "b", "phase": "stable"}).to_string(), "phase": "canary"}).to_string(),
+        json!({"duration": "env", "log": json!({"response_code": 200, "duration": 5}).to_string()}).to_string(),
+        json!({"dd": {"trace_id": "-"}, "log": json!({"dd": {"trace_id": null, "span_id": "x"}, "trace_id": "5"}).to_string()}).to_string(),
+    ] {
+        let (out, _) = run(&default_config(), input.as_bytes());
+        assert_valid(&out);
+    }
+}
+
+#[test]
+fn s6_no_duplicate_keys_when_both_dd_objects_hold_replaced_ids() {
+    for log_id in ["xyz", "-"] {
+        let log = json!({"dd": {"trace_id": log_id}, "trace_id": "1234"}).to_string();
+        let input = json!({"dd": {"trace_id": "abc"}, "log": log}).to_string();
+        let (out, _) = run(&default_config(), input.as_bytes());
+        assert_valid(&out);
+        check_nothing_lost(input.as_bytes(), &out).unwrap();
+    }
+}
+
+#[test]
+fn s3_escaped_key_names_are_matched_decoded() {
+    let input = r#"{"x\u002ddatadog\u002dtrace\u002did":"11","\u0073pan_id":"22","r\u0065sponse_code":200}"#;
+    let out = enrich(input);
+    assert_eq!(out["dd"], ids("11", "22"));
+    assert_eq!(out["http"]["status_code"], 200);
+}
+
+// ---------------------------------------------------------------------------------------------
+// §7 Failure semantics
+
+#[test]
+fn s7_nothing_is_lost() {
+    for input in [
+        SEED.to_string(),
+        firelens(&json!({"source": "envoy", "response_code": 200, "duration": 3, "dd": {"trace_id": "abc"}, "trace_id": "5", "list": [1, "two", null, {"x": true}]})),
+        json!({"_log": {"duration": 1}, "response_code": 200, "duration": 3}).to_string(),
+        json!({"dd": {"trace_id": "1", "span_id": "2"}, "log": json!({"dd": {"trace_id": "3", "span_id": "4"}}).to_string()}).to_string(),
+        json!({"hash": "a", "phase": "b", "log": json!({"hash": "c", "phase": "d"}).to_string()}).to_string(),
+    ] {
+        let (out, _) = run(&default_config(), input.as_bytes());
+        if let Err(e) = check_nothing_lost(input.as_bytes(), &out) {
+            panic!("{e}\n in:  {input}\n out: {}", String::from_utf8_lossy(&out));
+        }
+    }
+}
+
+#[test]
+fn s7_bad_input_is_passed_through_unchanged() {
+    let cases: [(&[u8], &str); 9] = [
+        (b"not json", "invalid_json"),
+        (b"[1,2]", "invalid_json"),
+        (b"{\"a\":1", "invalid_json"),
+        (b"{\"a\":1,}", "invalid_json"),
+        (b"{\"a\":1} x", "invalid_json"),
+        (b"{\"a\":\"\xff\"}", "invalid_utf8"),
+        (b"{\"source\":\"caf\xe9\"}", "invalid_utf8"),
+        (b"{\"a\":1,\"a\":2}", "duplicate_key"),
+        (b"{\"log\":\"x\",\"\\u006cog\":\"y\"}", "duplicate_key"),
+    ];
+    for (input, reason) in cases {
+        let (out, outcome) = run(&default_config(), input);
+        assert_eq!(out, input, "{}", String::from_utf8_lossy(input));
+        match outcome {
+            Outcome::PassedThrough(e) => {
+                assert_eq!(e.reason(), reason, "{}", String::from_utf8_lossy(input))
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    let (_, outcome) = run(&default_config(), b"{\"a\":\"\xff\"}");
+    assert_eq!(
+        outcome,
+        Outcome::PassedThrough(Error::InvalidUtf8 { valid_up_to: 6 })
+    );
+}
+
+#[test]
+fn s7_truncated_record_is_passed_through() {
+    let full = firelens(&json!({"response_code": 200, "method": "GET"}));
+    for cut in 1..full.len() {
+        let (out, outcome) = run(&default_config(), &full.as_bytes()[..cut]);
+        assert!(matches!(outcome, Outcome::PassedThrough(_)), "cut at {cut}");
+        assert_eq!(out, &full.as_bytes()[..cut]);
+    }
+}
+
+#[test]
+fn s7_never_empty_output() {
+    for input in [&b"x"[..], b"{}", b" ", b"{\"log\":\"\"}", b"\xff"] {
+        let (out, _) = run(&default_config(), input);
+        assert!(!out.is_empty(), "{input:?}");
+    }
+}
+
+#[test]
+fn s7_transform_appends_to_the_buffer() {
+    let mut t = Transformer::new(default_config());
+    let mut out = b"kept|".to_vec();
+    t.transform(b"not json", &mut out);
+    t.transform(br#"{"a":1}"#, &mut out);
+    assert_eq!(out, br#"kept|not json{"a":1,"hash":"4f9c2a17e0b3"}"#);
+}
+
+#[test]
+fn s7_values_cannot_inject_keys_or_lines() {
+    let nasty = "\",\"status\":\"error\"}\n{\"x\":\"\u{0}\u{1f}\u{7f}\u{2028}\\";
+    let input = json!({"response_code": 200, "method": nasty, "path": nasty, "user_agent": nasty, "x_forwarded_for": nasty, "authority": nasty, "request_id": nasty}).to_string();
+    let (out, _) = run(&default_config(), input.as_bytes());
+    assert!(!out.contains(&b'\n') && !out.contains(&b'\r'));
+    assert!(
+        !out.iter().any(|&b| b < 0x20),
+        "raw control character in output"
+    );
+    let v: Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(v["status"], "info");
+    assert_eq!(v["http"]["method"], nasty);
+    assert_eq!(v["http"]["useragent"], nasty);
+    assert_valid(&out);
+}
+
+#[test]
+fn s7_configured_strings_are_escaped() {
+    let weird = "a\"b\\c\nd\u{0}e\u{1b}";
+    let config = Config {
+        hash: Some(weird.into()),
+        phase: Some("x\"}".into()),
+        ..Config::default()
+    };
+    let (out, _) = enrich_with(&config, r#"{"msg":"x"}"#);
+    assert_eq!(out["hash"], weird);
+    assert_eq!(out["phase"], "x\"}");
+}
+
+#[test]
+fn s7_one_mib_record() {
+    let big = "x".repeat(1 << 20);
+    let input = firelens(
+        &json!({"response_code": 200, "method": "GET", "path": format!("/{big}"), "user_agent": big, "trace_id": "7"}),
+    );
+    assert!(input.len() > 2 << 20);
+    let (out, enriched) = enrich_with(&default_config(), &input);
+    assert_eq!(enriched.shape, Shape::LogJson);
+    assert_eq!(out["dd"]["trace_id"], "7");
+    assert_eq!(
+        out["http"]["useragent"].as_str().map(str::len),
+        Some(1 << 20)
+    );
+}
+
+#[test]
+fn s7_deep_nesting_does_not_overflow_the_stack() {
+    const DEPTH: usize = 100_000;
+    let deep = format!("{}{}", "[".repeat(DEPTH), "]".repeat(DEPTH));
+    let objects = format!("{}1{}", "{\"a\":".repeat(DEPTH), "}".repeat(DEPTH));
+    for input in [
+        format!(r#"{{"response_code":200,"deep":{deep},"trace_id":"5"}}"#),
+        format!(r#"{{"response_code":200,"deep":{objects}}}"#),
+        json!({"source": "stdout", "log": format!(r#"{{"response_code":200,"deep":{objects}}}"#)})
+            .to_string(),
+    ] {
+        let (out, outcome) = run(&default_config(), input.as_bytes());
+        assert!(matches!(outcome, Outcome::Enriched(_)), "{outcome:?}");
+        common::check_json(&out).expect("valid output");
+        check_nothing_lost(input.as_bytes(), &out).unwrap();
+    }
+    // Unbalanced: invalid, passed through.
+    let input = format!(
+        r#"{{"deep":{}{}}}"#,
+        "[".repeat(DEPTH),
+        "]".repeat(DEPTH - 1)
+    );
+    let (out, outcome) = run(&default_config(), input.as_bytes());
+    assert!(matches!(outcome, Outcome::PassedThrough(_)));
+    assert_eq!(out, input.as_bytes());
+}
