@@ -8,7 +8,9 @@
 use core::fmt;
 
 use crate::envoy::{self, Role};
-use crate::read::{self, Kind, Member, ReadError, Span};
+use crate::keys::{KeyCache, Level, Name, Seen};
+use crate::read::{self, Decode, Kind, Member, ReadError, Span};
+use crate::text::{self, TextFormat};
 use crate::trace::{self, TraceCandidates, TraceContext, TraceIdFormat, TraceSource};
 use crate::write::{self, ObjectWriter};
 
@@ -41,6 +43,9 @@ pub struct Config {
     pub message: bool,
     /// Derive `phase` from an `ecs_task_definition` family ending in `-canary` / `-stable`.
     pub derive_phase: bool,
+    /// The format of the Envoy text access logs in `log`, tried before the built-in ones
+    /// (Envoy's default format and Istio's), which are always recognised.
+    pub text_format: Option<TextFormat>,
 }
 
 impl Default for Config {
@@ -53,6 +58,7 @@ impl Default for Config {
             status: true,
             message: true,
             derive_phase: true,
+            text_format: None,
         }
     }
 }
@@ -100,7 +106,7 @@ impl std::error::Error for Error {}
 
 impl Error {
     /// A short, stable name for counting (`invalid_utf8`, `invalid_json`, `duplicate_key`).
-    pub fn reason(&self) -> &'static str {
+    pub const fn reason(&self) -> &'static str {
         match self {
             Error::InvalidUtf8 { .. } => "invalid_utf8",
             Error::Json(_) => "invalid_json",
@@ -114,10 +120,30 @@ impl Error {
 pub enum Shape {
     /// A FireLens record whose `log` held a JSON object, now merged into the record.
     LogJson,
+    /// A FireLens record whose `log` held an Envoy text access log line (in
+    /// [`Config::text_format`] or a built-in format), now parsed and merged into the record.
+    LogText,
     /// A FireLens record whose `log` was kept as it is, and why.
     LogKept(LogKept),
     /// A record without a `log` string: a bare or already flattened Envoy object.
     Bare,
+}
+
+impl Shape {
+    /// A short, stable name for counting: `log_json`, `log_text`, `log_kept`, `bare`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Shape::LogJson => "log_json",
+            Shape::LogText => "log_text",
+            Shape::LogKept(_) => "log_kept",
+            Shape::Bare => "bare",
+        }
+    }
+
+    /// The `log` was parsed and its members are merged into the record.
+    fn merges_log(self) -> bool {
+        matches!(self, Shape::LogJson | Shape::LogText)
+    }
 }
 
 /// Why a `log` string was kept as it is.
@@ -131,6 +157,19 @@ pub enum LogKept {
     DuplicateKey,
     /// Merging it would need `_log`, which the record already uses for something else.
     KeyConflict,
+}
+
+impl LogKept {
+    /// A short, stable name for counting: `not_json`, `invalid_json`, `duplicate_key`,
+    /// `key_conflict`.
+    pub const fn reason(self) -> &'static str {
+        match self {
+            LogKept::NotJson => "not_json",
+            LogKept::InvalidJson => "invalid_json",
+            LogKept::DuplicateKey => "duplicate_key",
+            LogKept::KeyConflict => "key_conflict",
+        }
+    }
 }
 
 /// What a successful transform did.
@@ -183,9 +222,14 @@ pub struct Transformer {
 struct Scratch {
     envelope: Vec<Member>,
     record: Vec<Member>,
+    /// Key ids (see [`KeyCache`]) of `envelope` and `record`, index for index.
+    envelope_keys: Vec<u32>,
+    record_keys: Vec<u32>,
     stack: Vec<u8>,
     log_text: Vec<u8>,
-    keys: KeyIndex,
+    /// A text `log` rewritten as a JSON object, which then plays the part of `log`.
+    log_json: Vec<u8>,
+    keys: KeyCache,
     dd_first: Vec<Member>,
     dd_second: Vec<Member>,
     displaced: Vec<Displaced>,
@@ -228,13 +272,7 @@ impl Transformer {
     /// Appends the transformed record to `out`; on any error appends `input` unchanged
     /// instead. Never fails, never panics, never writes nothing.
     pub fn transform(&mut self, input: &[u8], out: &mut Vec<u8>) -> Outcome {
-        match self.try_transform(input, out) {
-            Ok(done) => Outcome::Enriched(done),
-            Err(error) => {
-                out.extend_from_slice(input);
-                Outcome::PassedThrough(error)
-            }
-        }
+        self.transform_with_context(input, None, out)
     }
 
     /// Appends the transformed record to `out`, or returns why it cannot be transformed
@@ -249,144 +287,223 @@ impl Transformer {
     /// assert!(out.is_empty());
     /// ```
     pub fn try_transform(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<Enriched, Error> {
+        self.try_transform_with_context(input, None, out)
+    }
+
+    /// [`Self::transform`] for a record that belongs to a known trace — an application's own
+    /// log line, written while it served a request whose headers gave `context` (see
+    /// [`crate::trace`]). The context is the last trace source tried: ids in the record itself
+    /// win. `dd` is then written exactly as for Envoy's records.
+    ///
+    /// ```
+    /// use envoy_dd::{Config, TraceContext, TraceSource, Transformer};
+    ///
+    /// let mut t = Transformer::new(Config { hash: Some("4f9c2a1".into()), ..Config::default() });
+    /// let ctx = TraceContext { trace_id: 1234, span_id: Some(5678), source: TraceSource::W3c };
+    /// let mut out = Vec::new();
+    /// t.transform_with_context(br#"{"msg":"card charged","dd":{"service":"billing"}}"#, Some(&ctx), &mut out);
+    /// assert_eq!(
+    ///     String::from_utf8(out).unwrap(),
+    ///     r#"{"msg":"card charged","dd":{"service":"billing","trace_id":"1234","span_id":"5678"},"hash":"4f9c2a1"}"#
+    /// );
+    /// ```
+    pub fn transform_with_context(
+        &mut self,
+        input: &[u8],
+        context: Option<&TraceContext>,
+        out: &mut Vec<u8>,
+    ) -> Outcome {
+        match self.try_transform_with_context(input, context, out) {
+            Ok(done) => Outcome::Enriched(done),
+            Err(error) => {
+                out.extend_from_slice(input);
+                Outcome::PassedThrough(error)
+            }
+        }
+    }
+
+    /// [`Self::try_transform`] with a fallback trace context, as in
+    /// [`Self::transform_with_context`].
+    pub fn try_transform_with_context(
+        &mut self,
+        input: &[u8],
+        context: Option<&TraceContext>,
+        out: &mut Vec<u8>,
+    ) -> Result<Enriched, Error> {
         if let Err(e) = core::str::from_utf8(input) {
             return Err(Error::InvalidUtf8 { valid_up_to: e.valid_up_to() });
         }
         let start = out.len();
-        let result = self.rewrite(input, out);
+        let result = self.rewrite(input, context, out);
         if result.is_err() {
             out.truncate(start);
         }
         result
     }
 
-    fn rewrite(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<Enriched, Error> {
+    fn rewrite(&mut self, input: &[u8], context: Option<&TraceContext>, out: &mut Vec<u8>) -> Result<Enriched, Error> {
+        // Enough room for the record and what is added to it, so writing never reallocates.
+        out.reserve(input.len() + 1024);
         let s = &mut self.scratch;
         s.envelope.clear();
         s.record.clear();
-        s.log_text.clear();
         s.displaced.clear();
-        read::read_object(input, &mut s.envelope, &mut s.stack).map_err(Error::Json)?;
+        // The `log` string is decoded while the record is read (it is most of the bytes).
+        let decode = Decode { key: b"log", into: &mut s.log_text };
+        let log_at = read::read_object_decoding(input, &mut s.envelope, &mut s.stack, Some(decode))
+            .map_err(Error::Json)?;
+
+        // Key ids, meanings, and duplicates: the top level must have unique keys.
+        s.keys.start_record();
+        s.envelope_keys.clear();
+        let mut uses_displaced = false;
+        for (i, m) in s.envelope.iter().enumerate() {
+            let id = s.keys.lookup_at(Level::Top, i, m.key.of(input), m.key_escaped);
+            if s.keys.see(id, Level::Top, i as u32) == Seen::Duplicate {
+                return Err(Error::DuplicateKey { offset: m.key.start as usize });
+            }
+            uses_displaced |= s.keys.meaning(id).name == Name::Displaced;
+            s.envelope_keys.push(id);
+        }
 
         // A `log` string holding a JSON object is merged into the record (shapes A, D);
         // other `log` strings stay as they are (B, E); without one the record is bare (C, F).
-        let log_at = s.envelope.iter().position(|m| m.kind == Kind::String && m.key.of(input) == b"log");
-        let mut shape = Shape::Bare;
-        let mut log: &[u8] = &[];
-        if let Some(at) = log_at {
-            let member = s.envelope[at];
-            let content = member.str_content(input);
-            log = if member.value_escaped {
-                read::unescape_into(content, &mut s.log_text);
-                &s.log_text
-            } else {
-                content
-            };
-            shape = if log.trim_ascii_start().first() != Some(&b'{') {
-                Shape::LogKept(LogKept::NotJson)
-            } else if read::read_object(log, &mut s.record, &mut s.stack).is_err() {
-                Shape::LogKept(LogKept::InvalidJson)
-            } else {
-                Shape::LogJson
-            };
-        }
-
-        // Index the keys: the envelope's must be unique, and so must the log's among
-        // themselves; log keys the envelope also has are displaced to `_log` (or dropped when
-        // the values are identical, as after a Fluent Bit parser with `Preserve_Key`).
-        let envelope = &s.envelope[..];
-        let record = &s.record[..];
-        let key_of = |id: u32| key_ref(id, input, envelope, log, record);
-        s.keys.reset(envelope.len() + record.len());
-        for (i, m) in envelope.iter().enumerate() {
-            if s.keys.insert(i as u32, key_of) {
-                return Err(Error::DuplicateKey { offset: m.key.start as usize });
-            }
-        }
-        let uses_log_key = |members: &[Member], buf: &[u8]| members.iter().any(|m| m.key.of(buf) == b"_log");
-        let mut collisions = false;
-        if shape == Shape::LogJson {
-            let base = envelope.len() as u32;
-            for i in 0..record.len() as u32 {
-                if s.keys.insert(base + i, key_of) {
-                    match s.keys.find_other(base + i, key_of) {
-                        Some(other) if other < base => collisions = true,
-                        _ => {
-                            shape = Shape::LogKept(LogKept::DuplicateKey);
-                            break;
-                        }
-                    }
+        let log_at = log_at.filter(|&at| s.envelope[at].kind == Kind::String);
+        let mut log: &[u8] = match log_at {
+            Some(at) if !s.envelope[at].value_escaped => s.envelope[at].str_content(input),
+            _ => &s.log_text,
+        };
+        let mut shape = match log_at {
+            None => Shape::Bare,
+            Some(_) if log.trim_ascii_start().first() != Some(&b'{') => {
+                let custom = self.config.text_format.as_ref();
+                if text::line_to_json(custom, log, &mut s.log_json)
+                    && read::read_object(&s.log_json, &mut s.record, &mut s.stack).is_ok()
+                {
+                    log = &s.log_json;
+                    Shape::LogText
+                } else {
+                    Shape::LogKept(LogKept::NotJson)
                 }
             }
-            if shape == Shape::LogJson && collisions && (uses_log_key(envelope, input) || uses_log_key(record, log)) {
+            Some(_) => match read::read_object(log, &mut s.record, &mut s.stack) {
+                Ok(()) => Shape::LogJson,
+                Err(_) => Shape::LogKept(LogKept::InvalidJson),
+            },
+        };
+
+        // The log's keys must be unique among themselves; those the top level also has are
+        // displaced to `_log`. The envelope's own `log` is being replaced, so its key is free.
+        let mut collisions = false;
+        s.record_keys.clear();
+        if shape.merges_log() {
+            for (i, m) in s.record.iter().enumerate() {
+                let id = s.keys.lookup_at(Level::Log, i, m.key.of(log), m.key_escaped);
+                match s.keys.see(id, Level::Log, i as u32) {
+                    Seen::First => {}
+                    Seen::AlsoAtTop(top) => collisions |= Some(top as usize) != log_at,
+                    Seen::Duplicate => {
+                        shape = Shape::LogKept(LogKept::DuplicateKey);
+                        break;
+                    }
+                }
+                uses_displaced |= s.keys.meaning(id).name == Name::Displaced;
+                s.record_keys.push(id);
+            }
+            if shape.merges_log() && collisions && uses_displaced {
                 shape = Shape::LogKept(LogKept::KeyConflict);
             }
         }
 
         // With a merged log, the top level is the envelope and the log is the record;
         // otherwise the top level is the record and there is no envelope.
-        let merged = shape == Shape::LogJson;
-        let (env_members, rec_members, bufs) = if merged {
-            (envelope, record, Bufs { env: input, rec: log })
+        let merged = shape.merges_log();
+        let (env, rec, bufs) = if merged {
+            let env = Members { members: &s.envelope, keys: &s.envelope_keys };
+            let rec = Members { members: &s.record, keys: &s.record_keys };
+            (env, rec, Bufs { env: input, rec: log })
         } else {
-            (&[][..], envelope, Bufs { env: &[], rec: input })
+            let rec = Members { members: &s.envelope, keys: &s.envelope_keys };
+            (Members::EMPTY, rec, Bufs { env: &[], rec: input })
         };
+        if !merged {
+            collisions = false;
+            uses_displaced = s.envelope_keys.iter().any(|&id| s.keys.meaning(id).name == Name::Displaced);
+        }
         let skip_env = if merged { log_at } else { None };
-        let can_displace = !uses_log_key(env_members, bufs.env) && !uses_log_key(rec_members, bufs.rec);
+        let can_displace = !uses_displaced;
 
         let mut found = Found::default();
-        found.scan(Side::Record, rec_members, bufs.rec, None);
-        found.scan(Side::Envelope, env_members, bufs.env, skip_env);
+        found.scan(Side::Record, rec, bufs.rec, None, &s.keys);
+        found.scan(Side::Envelope, env, bufs.env, skip_env, &s.keys);
 
         let config = &self.config;
         let access = Access::plan(config, &found, can_displace);
         let dd = DdPlan::new(&found, &bufs, &mut s.dd_first, &mut s.dd_second, &mut s.stack);
-        let resolved = if dd.existing_valid || !dd.managed { None } else { found.trace.resolve() };
+        // Replacing an invalid id that is more than a placeholder moves it to `_log`; when the
+        // record already uses `_log` for something else, the ids stay as they were.
+        let replaceable = can_displace || !dd.holds_data(&bufs);
+        let resolved = match dd.managed && !dd.existing_valid && replaceable {
+            true => found.trace.resolve().or(context.copied()),
+            false => None,
+        };
         let trace_source = if dd.existing_valid { Some(TraceSource::Existing) } else { resolved.map(|c| c.source) };
         let hash = ValuePlan::new(b"hash", &found.hash, self.hash_json.as_deref());
         let derived = if config.derive_phase { derived_phase(&found, &bufs) } else { None };
         let phase = ValuePlan::new(b"phase", &found.phase, self.phase_json.as_deref().or(derived));
 
-        // Existing members, envelope first, each in its order.
+        // Existing members, envelope first, each in its order. Members copied unchanged are
+        // gathered into runs, so a stretch of them costs one copy.
         let mut w = ObjectWriter::open(out);
-        for (side, members) in [(Side::Envelope, env_members), (Side::Record, rec_members)] {
+        for (side, members) in [(Side::Envelope, env), (Side::Record, rec)] {
             let buf = bufs.of(side);
-            for (i, m) in members.iter().enumerate() {
-                if side == Side::Envelope && Some(i) == skip_env {
-                    continue;
-                }
+            let mut run = Run::default();
+            for (i, m) in members.members.iter().enumerate() {
                 let here = Some((side, i));
-                let key = m.key.of(buf);
-                if key == b"dd" && dd.managed {
-                    if here == dd.position {
-                        dd.write(&mut w, out, &bufs, resolved, config.trace_id_128, &mut s.displaced);
-                    }
-                    continue;
-                }
-                if key == b"hash" || key == b"phase" {
-                    // Debris is dropped; of two real values the winner takes the first place.
-                    let plan = if key == b"hash" { &hash } else { &phase };
-                    if here == plan.position {
-                        plan.write(&mut w, out, &bufs, &mut s.displaced);
-                    }
-                    continue;
-                }
-                if side == Side::Record && access.duration_in_place == Some(i) {
-                    w.uint(out, b"duration", found.duration.map_or(0, |(ns, _)| ns));
-                    s.displaced.push(Displaced { side, key: m.key, value: m.value, in_dd: false });
-                    continue;
-                }
-                if side == Side::Record && collisions {
-                    let id = env_members.len() as u32 + i as u32;
-                    if let Some(other) = s.keys.find_other(id, key_of) {
-                        if env_members[other as usize].value.of(bufs.env) != m.value.of(buf) {
-                            s.displaced.push(Displaced { side, key: m.key, value: m.value, in_dd: false });
+                let name = s.keys.meaning(members.keys[i]).name;
+                let keep = match name {
+                    _ if side == Side::Envelope && Some(i) == skip_env => false,
+                    Name::Dd if dd.managed => {
+                        if here == dd.position {
+                            run.flush(&mut w, out, buf);
+                            dd.write(&mut w, out, &bufs, resolved, config.trace_id_128, &mut s.displaced);
                         }
-                        continue;
+                        false
                     }
+                    Name::Hash | Name::Phase => {
+                        // Debris is dropped; of two real values the winner takes the first place.
+                        let plan = if name == Name::Hash { &hash } else { &phase };
+                        if here == plan.position {
+                            run.flush(&mut w, out, buf);
+                            plan.write(&mut w, out, &bufs, &mut s.displaced);
+                        }
+                        false
+                    }
+                    _ if side == Side::Record && access.duration_in_place == Some(i) => {
+                        run.flush(&mut w, out, buf);
+                        w.uint(out, b"duration", found.duration.map_or(0, |(ns, _)| ns));
+                        s.displaced.push(Displaced { side, key: m.key, value: m.value, in_dd: false });
+                        false
+                    }
+                    _ if side == Side::Record && collisions => {
+                        let top = s.keys.at_top(members.keys[i]).filter(|&t| Some(t as usize) != skip_env);
+                        match top {
+                            Some(_) => {
+                                s.displaced.push(Displaced { side, key: m.key, value: m.value, in_dd: false });
+                                false
+                            }
+                            None => true,
+                        }
+                    }
+                    _ => true,
+                };
+                if keep {
+                    run.add(&mut w, out, buf, m);
+                } else {
+                    run.flush(&mut w, out, buf);
                 }
-                w.raw(out, key, m.value.of(buf));
             }
+            run.flush(&mut w, out, buf);
         }
 
         // Added members.
@@ -423,6 +540,51 @@ impl<'a> Bufs<'a> {
     }
 }
 
+/// The members of one side with their key ids.
+#[derive(Clone, Copy)]
+struct Members<'m> {
+    members: &'m [Member],
+    keys: &'m [u32],
+}
+
+impl Members<'_> {
+    const EMPTY: Members<'static> = Members { members: &[], keys: &[] };
+}
+
+/// A stretch of members to copy unchanged: `"k1":v1,"k2":v2` as it stands in the input.
+#[derive(Default)]
+struct Run {
+    start: usize,
+    end: usize,
+}
+
+impl Run {
+    /// Adds a member, extending the run when the member follows it directly.
+    #[inline]
+    fn add(&mut self, w: &mut ObjectWriter, out: &mut Vec<u8>, buf: &[u8], m: &Member) {
+        let (key_start, key_end) = (m.key.start as usize - 1, m.key.end as usize);
+        // Only compact members (`"key":value`, no white space) can be copied whole.
+        if buf.get(key_end + 1) != Some(&b':') || m.value.start as usize != key_end + 2 {
+            self.flush(w, out, buf);
+            w.raw(out, m.key.of(buf), m.value.of(buf));
+            return;
+        }
+        if self.start == self.end || self.end + 1 != key_start || buf[self.end] != b',' {
+            self.flush(w, out, buf);
+            self.start = key_start;
+        }
+        self.end = m.value.end as usize;
+    }
+
+    #[inline]
+    fn flush(&mut self, w: &mut ObjectWriter, out: &mut Vec<u8>, buf: &[u8]) {
+        if self.start != self.end {
+            w.members(out, &buf[self.start..self.end]);
+            self.start = self.end;
+        }
+    }
+}
+
 /// A member and the side it is on.
 #[derive(Clone, Copy, Debug)]
 struct At {
@@ -446,7 +608,8 @@ struct Found<'a> {
     dd: [Option<At>; 2],
     hash: [Option<At>; 2],
     phase: [Option<At>; 2],
-    task_definition: Option<At>,
+    /// Indexed by `Side as usize`.
+    task_definition: [Option<At>; 2],
     has_level: bool,
     has_message: bool,
     has_http: bool,
@@ -473,32 +636,30 @@ struct Found<'a> {
 }
 
 impl<'a> Found<'a> {
-    fn scan(&mut self, side: Side, members: &[Member], buf: &'a [u8], skip: Option<usize>) {
+    fn scan(&mut self, side: Side, members: Members<'_>, buf: &'a [u8], skip: Option<usize>, keys: &KeyCache) {
         let slot = side as usize;
-        let mut norm = [0u8; 32];
-        for (index, m) in members.iter().enumerate() {
+        for (index, m) in members.members.iter().enumerate() {
             if Some(index) == skip {
                 continue;
             }
-            let key = m.key.of(buf);
+            let meaning = keys.meaning(members.keys[index]);
             let at = Some(At { side, index, member: *m });
-            match key {
-                b"dd" => first(&mut self.dd[slot], at),
-                b"hash" | b"phase" => {
-                    let values = if key == b"hash" { &mut self.hash } else { &mut self.phase };
+            match meaning.name {
+                Name::Dd => first(&mut self.dd[slot], at),
+                Name::Hash | Name::Phase => {
+                    let values = if meaning.name == Name::Hash { &mut self.hash } else { &mut self.phase };
                     if !is_debris(m, buf) {
                         first(&mut values[slot], at);
                     }
                     continue;
                 }
-                b"http" => self.has_http = true,
-                b"network" => self.has_network = true,
-                b"duration" if side == Side::Envelope => self.duration_key_on_envelope = true,
-                b"duration" => self.duration_key = Some(index),
+                Name::Http => self.has_http = true,
+                Name::Network => self.has_network = true,
+                Name::Duration if side == Side::Envelope => self.duration_key_on_envelope = true,
+                Name::Duration => self.duration_key = Some(index),
                 _ => {}
             }
-            let Some(normalized) = trace::normalize_key(key, &mut norm) else { continue };
-            let Some(role) = envoy::role(normalized) else { continue };
+            let Some(role) = meaning.role else { continue };
             match role {
                 Role::Trace(kind) => {
                     if let Some(text) = scalar_text(m, buf) {
@@ -507,7 +668,7 @@ impl<'a> Found<'a> {
                 }
                 Role::Level => self.has_level = true,
                 Role::Message => self.has_message = true,
-                Role::TaskDefinition => first(&mut self.task_definition, at),
+                Role::TaskDefinition => first(&mut self.task_definition[slot], at),
                 _ if side == Side::Envelope => {}
                 Role::ResponseCode => {
                     let code = scalar_text(m, buf).and_then(envoy::integer).filter(|&c| c < 1000);
@@ -616,7 +777,9 @@ impl<'c> ValuePlan<'c> {
 
 /// `phase` from an ECS task definition family such as `api-canary:42`.
 fn derived_phase<'c>(found: &Found<'_>, bufs: &Bufs<'_>) -> Option<&'c [u8]> {
-    let at = found.task_definition?;
+    // ECS sets the envelope's; a copy inside the log is only a fallback.
+    let [envelope, record] = [Side::Envelope, Side::Record].map(|side| found.task_definition[side as usize]);
+    let at = envelope.or(record)?;
     let text = string_content(&at.member, bufs.of(at.side))?;
     let family = text.split(|&b| b == b':').next()?;
     if family.ends_with(b"-canary") || family.ends_with(b"_canary") {
@@ -696,6 +859,16 @@ impl<'s> DdPlan<'s> {
         plan.first = (first, first_side);
         plan.second = (second, second_side);
         plan
+    }
+
+    /// Whether an existing `trace_id`/`span_id` holds something other than a placeholder.
+    fn holds_data(&self, bufs: &Bufs<'_>) -> bool {
+        [self.first, self.second].iter().any(|&(members, side)| {
+            let buf = bufs.of(side);
+            members
+                .iter()
+                .any(|m| matches!(m.key.of(buf), b"trace_id" | b"span_id") && !is_placeholder_id(m, buf))
+        })
     }
 
     /// Writes `"dd":{...}`: the existing members, with the new ids in place of invalid ones.
@@ -817,7 +990,9 @@ impl Access {
         let mut duration = false;
         if let (true, Some((_, source))) = (standard, found.duration) {
             match found.duration_key {
-                Some(key) if key == source && can_displace => duration_in_place = Some(key),
+                Some(key) if key == source && can_displace && !found.duration_key_on_envelope => {
+                    duration_in_place = Some(key)
+                }
                 Some(_) => {}
                 None => duration = !found.duration_key_on_envelope,
             }
@@ -910,7 +1085,12 @@ impl Attributes {
                 word(text, method);
             }
             if let Some(path) = path {
-                word(text, path);
+                // A short line: a huge path is cut (it is kept whole in its own field).
+                let cut = escaped_prefix(path, MESSAGE_PATH_MAX);
+                word(text, cut);
+                if cut.len() < path.len() {
+                    text.extend_from_slice("…".as_bytes());
+                }
             }
             word(text, itoa::Buffer::new().format(self.code).as_bytes());
             if let Some((ns, _)) = found.duration {
@@ -924,6 +1104,37 @@ impl Attributes {
             w.str(out, b"message", text);
         }
     }
+}
+
+/// The longest a path may be in the `message` line, in bytes.
+const MESSAGE_PATH_MAX: usize = 200;
+
+/// The longest prefix of escaped JSON string content `s`, at most `max` bytes, that ends
+/// between two characters (never inside an escape sequence or a UTF-8 sequence).
+fn escaped_prefix(s: &[u8], max: usize) -> &[u8] {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = 0;
+    while end < s.len() {
+        let unit = match s[end] {
+            b'\\' if s.get(end + 1) == Some(&b'u') => {
+                // A surrogate pair is two `\uXXXX` escapes that belong together.
+                let high = s.get(end + 2..end + 6).is_some_and(|h| matches!(h[0] | 0x20, b'd') && matches!(h[1] | 0x20, b'8' | b'9' | b'a' | b'b'));
+                if high { 12 } else { 6 }
+            }
+            b'\\' => 2,
+            0xf0.. => 4,
+            0xe0.. => 3,
+            0xc0.. => 2,
+            _ => 1,
+        };
+        if end + unit > max {
+            break;
+        }
+        end += unit;
+    }
+    &s[..end.min(s.len())]
 }
 
 /// Appends `bytes` to a space-separated line.
@@ -973,130 +1184,50 @@ fn write_displaced(w: &mut ObjectWriter, out: &mut Vec<u8>, bufs: &Bufs<'_>, dis
     if displaced.iter().any(|d| d.in_dd) {
         log.key(out, b"dd");
         let mut dd = ObjectWriter::open(out);
-        for d in displaced.iter().filter(|d| d.in_dd) {
-            dd.raw(out, d.key.of(bufs.of(d.side)), d.value.of(bufs.of(d.side)));
+        let key = |d: &Displaced| d.key.of(bufs.of(d.side));
+        let value = |d: &Displaced| d.value.of(bufs.of(d.side));
+        for (i, d) in displaced.iter().enumerate().filter(|(_, d)| d.in_dd) {
+            if displaced[..i].iter().any(|e| e.in_dd && key(e) == key(d)) {
+                continue;
+            }
+            // Both `dd` objects may have held an invalid id that was replaced: one key, and
+            // an array of the values, so neither is lost.
+            let mut same = displaced[i + 1..].iter().filter(|e| e.in_dd && key(e) == key(d)).peekable();
+            if same.peek().is_none() {
+                dd.raw(out, key(d), value(d));
+                continue;
+            }
+            dd.key(out, key(d));
+            out.push(b'[');
+            out.extend_from_slice(value(d));
+            for e in same {
+                out.push(b',');
+                out.extend_from_slice(value(e));
+            }
+            out.push(b']');
         }
         dd.close(out);
     }
     log.close(out);
 }
 
-/// A key as written in the input: raw bytes, and whether they contain escapes.
-#[derive(Clone, Copy)]
-struct KeyRef<'a> {
-    raw: &'a [u8],
-    escaped: bool,
-}
+#[cfg(test)]
+mod tests {
+    use super::escaped_prefix;
 
-/// Key ids: envelope members first, then record members.
-fn key_ref<'a>(id: u32, input: &'a [u8], envelope: &[Member], log: &'a [u8], record: &[Member]) -> KeyRef<'a> {
-    let (m, buf) = match envelope.get(id as usize) {
-        Some(m) => (m, input),
-        None => (&record[id as usize - envelope.len()], log),
-    };
-    KeyRef { raw: m.key.of(buf), escaped: m.key_escaped }
-}
-
-/// An open-addressing set of key ids, cleared in O(1) by bumping a generation counter, so
-/// finding duplicates costs a hash per key and no allocation once warm.
-#[derive(Default)]
-struct KeyIndex {
-    slots: Vec<Slot>,
-    generation: u32,
-    /// Decoding buffers for the rare keys that contain escapes (`"\u0061"` equals `"a"`).
-    decoded: (Vec<u8>, Vec<u8>),
-}
-
-#[derive(Clone, Copy, Default)]
-struct Slot {
-    generation: u32,
-    hash: u32,
-    id: u32,
-}
-
-impl KeyIndex {
-    fn reset(&mut self, keys: usize) {
-        let wanted = (keys * 2).next_power_of_two().max(64);
-        self.generation = self.generation.wrapping_add(1);
-        if self.slots.len() < wanted || self.generation == 0 {
-            self.slots.clear();
-            self.slots.resize(wanted.max(self.slots.capacity()), Slot::default());
-            self.generation = 1;
+    #[test]
+    fn prefixes_end_between_characters() {
+        let cases: [(&str, usize, &str); 7] = [
+            ("/short", 200, "/short"),
+            ("/abcdef", 4, "/abc"),
+            (r"/a\u00e9b", 4, "/a"),
+            (r"/a\u00e9b", 8, r"/a\u00e9"),
+            (r"/\ud83d\ude00x", 10, "/"),
+            (r#"/a\"b"#, 3, "/a"),
+            ("/aéb", 3, "/a"),
+        ];
+        for (s, max, want) in cases {
+            assert_eq!(escaped_prefix(s.as_bytes(), max), want.as_bytes(), "{s} {max}");
         }
     }
-
-    /// Adds key `id`; returns true if an equal key was there already (the new one is
-    /// added all the same, so [`Self::find_other`] finds both).
-    fn insert<'k>(&mut self, id: u32, key_of: impl Fn(u32) -> KeyRef<'k>) -> bool {
-        let key = key_of(id);
-        let hash = self.hash(key);
-        let mask = self.slots.len() - 1;
-        let mut i = hash as usize & mask;
-        let mut duplicate = false;
-        loop {
-            let slot = self.slots[i];
-            if slot.generation != self.generation {
-                self.slots[i] = Slot { generation: self.generation, hash, id };
-                return duplicate;
-            }
-            if !duplicate && slot.hash == hash && self.same(key, key_of(slot.id)) {
-                duplicate = true;
-            }
-            i = (i + 1) & mask;
-        }
-    }
-
-    /// Another id with the same key as `id`.
-    fn find_other<'k>(&mut self, id: u32, key_of: impl Fn(u32) -> KeyRef<'k>) -> Option<u32> {
-        let key = key_of(id);
-        let hash = self.hash(key);
-        let mask = self.slots.len() - 1;
-        let mut i = hash as usize & mask;
-        loop {
-            let slot = self.slots[i];
-            if slot.generation != self.generation {
-                return None;
-            }
-            if slot.id != id && slot.hash == hash && self.same(key, key_of(slot.id)) {
-                return Some(slot.id);
-            }
-            i = (i + 1) & mask;
-        }
-    }
-
-    fn hash(&mut self, key: KeyRef<'_>) -> u32 {
-        if !key.escaped {
-            return hash_bytes(key.raw);
-        }
-        let buf = &mut self.decoded.0;
-        buf.clear();
-        read::unescape_into(key.raw, buf);
-        hash_bytes(buf)
-    }
-
-    fn same(&mut self, a: KeyRef<'_>, b: KeyRef<'_>) -> bool {
-        if !a.escaped && !b.escaped {
-            return a.raw == b.raw;
-        }
-        let (da, db) = (&mut self.decoded.0, &mut self.decoded.1);
-        da.clear();
-        db.clear();
-        read::unescape_into(a.raw, da);
-        read::unescape_into(b.raw, db);
-        da == db
-    }
-}
-
-/// A fast non-cryptographic hash of a short key, eight bytes at a time.
-fn hash_bytes(bytes: &[u8]) -> u32 {
-    let mut h = bytes.len() as u64;
-    let mut chunks = bytes.chunks_exact(8);
-    for chunk in &mut chunks {
-        let word = u64::from_le_bytes(chunk.try_into().unwrap_or_default());
-        h = (h.rotate_left(5) ^ word).wrapping_mul(0x517c_c1b7_2722_0a95);
-    }
-    let mut tail = [0u8; 8];
-    tail[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
-    h = (h.rotate_left(5) ^ u64::from_le_bytes(tail)).wrapping_mul(0x517c_c1b7_2722_0a95);
-    (h >> 32) as u32
 }
