@@ -65,6 +65,8 @@ Options:
       --text-format FORMAT   The Envoy format string of the text access logs in 'log',
                              e.g. '%REQ(:METHOD)% %REQ(:PATH)% %RESPONSE_CODE%'
                              (Envoy's default format and Istio's need none)
+      --text-format-file FILE
+                             The same, read from FILE (a final newline is ignored)
       --no-standard-attributes
                              Don't add http.*, network.* and duration
       --no-status            Don't add a status (log level)
@@ -262,6 +264,14 @@ fn parse_transform(
             "--text-format" => {
                 let format = TextFormat::parse(&value()?)
                     .map_err(|e| usage(format!("--text-format: {e}")))?;
+                options.config.text_format = Some(format);
+            }
+            "--text-format-file" => {
+                let path = value()?;
+                let text = std::fs::read_to_string(&path)
+                    .map_err(|e| usage(format!("--text-format-file: cannot read {path}: {e}")))?;
+                let format = TextFormat::parse(&text)
+                    .map_err(|e| usage(format!("--text-format-file {path}: {e}")))?;
                 options.config.text_format = Some(format);
             }
             _ if inline.is_some() => return Err(usage(format!("option '{name}' takes no value"))),
