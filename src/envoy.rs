@@ -6,7 +6,7 @@
 //! `X-Forwarded-For` are one key. Envoy may print any value as a typed JSON value, a string,
 //! a float (`200.0`) or `"-"`; the helpers here accept all of them.
 
-use crate::trace::{classify_key, TraceKey};
+use crate::trace::{classify_key, decimal_digits, TraceKey};
 
 /// The meaning of a record key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -86,14 +86,22 @@ pub(crate) const RESPONSE_FLAGS: &[(&str, &str, FlagClass)] = &[
     ("LR", "LocalReset", FlagClass::Upstream),
     ("UR", "UpstreamRemoteReset", FlagClass::Upstream),
     ("UC", "UpstreamConnectionTermination", FlagClass::Upstream),
-    ("UMSDR", "UpstreamMaxStreamDurationReached", FlagClass::Upstream),
+    (
+        "UMSDR",
+        "UpstreamMaxStreamDurationReached",
+        FlagClass::Upstream,
+    ),
     ("UPE", "UpstreamProtocolError", FlagClass::Upstream),
     ("DF", "DnsResolutionFailed", FlagClass::Upstream),
     ("DO", "DropOverload", FlagClass::Upstream),
     ("OM", "OverloadManagerTerminated", FlagClass::Upstream),
     ("RLSE", "RateLimitServiceError", FlagClass::Upstream),
     ("NFCF", "NoFilterConfigFound", FlagClass::Upstream),
-    ("DC", "DownstreamConnectionTermination", FlagClass::Downstream),
+    (
+        "DC",
+        "DownstreamConnectionTermination",
+        FlagClass::Downstream,
+    ),
     ("DR", "DownstreamRemoteReset", FlagClass::Downstream),
     ("DPE", "DownstreamProtocolError", FlagClass::Downstream),
     ("SI", "StreamIdleTimeout", FlagClass::Downstream),
@@ -146,14 +154,18 @@ pub(crate) fn integer(text: &[u8]) -> Option<u64> {
     if frac.iter().any(|&d| d != b'0') {
         return None;
     }
-    parse_digits(ms)
+    decimal_digits(ms)
 }
 
 /// Milliseconds (`12`, `6.0`, `"0.25"`) to nanoseconds, exactly (up to six decimals; further
 /// digits are below a nanosecond and dropped).
 pub(crate) fn millis_to_nanos(text: &[u8]) -> Option<u64> {
     let (whole, frac) = decimal_parts(text)?;
-    let mut nanos = parse_digits(whole)?.checked_mul(1_000_000)?;
+    let millis = decimal_digits(whole)?;
+    if millis > u64::MAX / 1_000_000 {
+        return None;
+    }
+    let mut nanos = millis * 1_000_000;
     let mut scale = 100_000;
     for &d in frac.iter().take(6) {
         nanos = nanos.checked_add((d - b'0') as u64 * scale)?;
@@ -169,14 +181,14 @@ fn decimal_parts(text: &[u8]) -> Option<(&[u8], &[u8])> {
         None => (text, &text[text.len()..]),
     };
     let digits = |s: &[u8]| s.iter().all(u8::is_ascii_digit);
-    if whole.is_empty() || !digits(whole) || !digits(frac) || (frac.is_empty() && text.len() != whole.len()) {
+    if whole.is_empty()
+        || !digits(whole)
+        || !digits(frac)
+        || (frac.is_empty() && text.len() != whole.len())
+    {
         return None;
     }
     Some((whole, frac))
-}
-
-fn parse_digits(digits: &[u8]) -> Option<u64> {
-    digits.iter().try_fold(0u64, |n, &d| n.checked_mul(10)?.checked_add((d - b'0') as u64))
 }
 
 /// `HTTP/1.1` → `1.1`; `None` for anything that is not an HTTP version.
@@ -243,7 +255,10 @@ mod tests {
         assert_eq!(role(b"responsecode"), Some(Role::ResponseCode));
         assert_eq!(role(b"code"), Some(Role::ResponseCode));
         assert_eq!(role(b"xenvoyoriginalpath"), Some(Role::OriginalPath));
-        assert_eq!(role(b"xdatadogtraceid"), Some(Role::Trace(TraceKey::DatadogTrace)));
+        assert_eq!(
+            role(b"xdatadogtraceid"),
+            Some(Role::Trace(TraceKey::DatadogTrace))
+        );
         assert_eq!(role(b"severity"), Some(Role::Level));
         assert_eq!(role(b"msg"), Some(Role::Message));
         assert_eq!(role(b"upstreamhost"), None);
@@ -318,7 +333,10 @@ mod tests {
         assert_eq!(http_version(b"HTTP/2"), Some(&b"2"[..]));
         assert_eq!(http_version(b"-"), None);
         assert_eq!(http_version(b"HTTP/"), None);
-        assert_eq!(first_forwarded(b"173.252.99.154, 23.235.39.44"), Some(&b"173.252.99.154"[..]));
+        assert_eq!(
+            first_forwarded(b"173.252.99.154, 23.235.39.44"),
+            Some(&b"173.252.99.154"[..])
+        );
         assert_eq!(first_forwarded(b"-"), None);
         assert_eq!(first_forwarded(b" , 1.2.3.4"), None);
         assert_eq!(strip_port(b"172.17.0.1:62724"), Some(&b"172.17.0.1"[..]));

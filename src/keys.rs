@@ -256,9 +256,15 @@ fn hash(bytes: &[u8]) -> u32 {
         }
         h = mix(h, word(bytes, len - 8));
     } else if len >= 4 {
-        h = mix(h, (half(bytes, 0) as u64) << 32 | half(bytes, len - 4) as u64);
+        h = mix(
+            h,
+            (half(bytes, 0) as u64) << 32 | half(bytes, len - 4) as u64,
+        );
     } else if len > 0 {
-        h = mix(h, (bytes[0] as u64) << 16 | (bytes[len / 2] as u64) << 8 | bytes[len - 1] as u64);
+        h = mix(
+            h,
+            (bytes[0] as u64) << 16 | (bytes[len / 2] as u64) << 8 | bytes[len - 1] as u64,
+        );
     }
     (h >> 32) as u32
 }
@@ -305,12 +311,33 @@ mod tests {
     #[test]
     fn meanings() {
         assert_eq!(Meaning::of(b"dd").name, Name::Dd);
-        assert_eq!(Meaning::of(b"duration"), Meaning { name: Name::Duration, role: Some(Role::Duration) });
-        assert_eq!(Meaning::of(b"X-Datadog-Trace-Id").role, Some(Role::Trace(TraceKey::DatadogTrace)));
+        assert_eq!(
+            Meaning::of(b"duration"),
+            Meaning {
+                name: Name::Duration,
+                role: Some(Role::Duration)
+            }
+        );
+        assert_eq!(
+            Meaning::of(b"X-Datadog-Trace-Id").role,
+            Some(Role::Trace(TraceKey::DatadogTrace))
+        );
         assert_eq!(Meaning::of(b"Duration").name, Name::Other);
-        assert_eq!(Meaning::of(b"_log"), Meaning { name: Name::Displaced, role: None });
+        assert_eq!(
+            Meaning::of(b"_log"),
+            Meaning {
+                name: Name::Displaced,
+                role: None
+            }
+        );
         assert_eq!(Meaning::of(b"log").role, Some(Role::Message));
-        assert_eq!(Meaning::of(b"upstream_host"), Meaning { name: Name::Other, role: None });
+        assert_eq!(
+            Meaning::of(b"upstream_host"),
+            Meaning {
+                name: Name::Other,
+                role: None
+            }
+        );
     }
 
     #[test]
@@ -375,7 +402,9 @@ mod tests {
         let mut cache = KeyCache::default();
         for round in 0..3 {
             cache.start_record();
-            let ids: Vec<u32> = (0..5000).map(|i| cache.lookup(format!("k{round}-{i}").as_bytes(), false)).collect();
+            let ids: Vec<u32> = (0..5000)
+                .map(|i| cache.lookup(format!("k{round}-{i}").as_bytes(), false))
+                .collect();
             for (i, &id) in ids.iter().enumerate() {
                 assert_eq!(cache.lookup(format!("k{round}-{i}").as_bytes(), false), id);
                 assert_eq!(cache.see(id, Level::Top, i as u32), Seen::First);

@@ -16,15 +16,28 @@
 //!     r#"{"method":"GET","path":"/ping","response_code":200,"trace_id":"42","dd":{"trace_id":"42"},"hash":"4f9c2a1","http":{"status_code":200,"method":"GET","url_details":{"path":"/ping"}},"status":"info","message":"GET /ping 200"}"#
 //! );
 //! ```
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 #![warn(missing_docs)]
 
 mod envoy;
+mod keys;
+// The Fluent Bit WASM filter ABI: raw pointers from the host, so the one place with `unsafe`.
+#[cfg(target_arch = "wasm32")]
+#[allow(unsafe_code)]
+mod fluent_bit;
+#[cfg(feature = "http")]
+pub mod http;
 mod read;
+#[cfg(feature = "tracing")]
+pub mod subscriber;
+mod text;
+#[cfg(feature = "tower")]
+pub mod tower;
 pub mod trace;
 mod transform;
 mod write;
 
 pub use read::{ReadError, SyntaxError};
+pub use text::{FormatError, TextFormat};
 pub use trace::{TraceContext, TraceIdFormat, TraceSource};
 pub use transform::{Config, Enriched, Error, LogKept, Outcome, Shape, Transformer};

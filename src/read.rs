@@ -105,7 +105,11 @@ type Result<T> = core::result::Result<T, ReadError>;
 
 /// Reads `buf` as exactly one JSON object (white space around it allowed), appending its
 /// top-level members to `members`. `stack` is scratch space for nesting, reused across calls.
-pub(crate) fn read_object(buf: &[u8], members: &mut Vec<Member>, stack: &mut Vec<u8>) -> Result<()> {
+pub(crate) fn read_object(
+    buf: &[u8],
+    members: &mut Vec<Member>,
+    stack: &mut Vec<u8>,
+) -> Result<()> {
     read_object_decoding(buf, members, stack, None).map(drop)
 }
 
@@ -127,7 +131,10 @@ pub(crate) fn read_object_decoding(
 ) -> Result<Option<usize>> {
     let mut decoded = None;
     if buf.len() > u32::MAX as usize {
-        return Err(ReadError { kind: SyntaxError::TooLarge, offset: 0 });
+        return Err(ReadError {
+            kind: SyntaxError::TooLarge,
+            offset: 0,
+        });
     }
     let mut r = Reader { buf, pos: 0 };
     r.skip_ws();
@@ -146,7 +153,10 @@ pub(crate) fn read_object_decoding(
             }
             let key_start = r.pos + 1;
             let key_escaped = r.string()?;
-            let key = Span { start: key_start as u32, end: (r.pos - 1) as u32 };
+            let key = Span {
+                start: key_start as u32,
+                end: (r.pos - 1) as u32,
+            };
             r.skip_ws();
             r.expect(b':')?;
             r.skip_ws();
@@ -161,7 +171,10 @@ pub(crate) fn read_object_decoding(
             };
             members.push(Member {
                 key,
-                value: Span { start: value_start as u32, end: r.pos as u32 },
+                value: Span {
+                    start: value_start as u32,
+                    end: r.pos as u32,
+                },
                 kind,
                 key_escaped,
                 value_escaped,
@@ -201,11 +214,17 @@ impl<'a> Reader<'a> {
     }
 
     fn err(&self, kind: SyntaxError) -> ReadError {
-        ReadError { kind, offset: self.pos.min(self.buf.len()) }
+        ReadError {
+            kind,
+            offset: self.pos.min(self.buf.len()),
+        }
     }
 
     fn err_back(&self, kind: SyntaxError) -> ReadError {
-        ReadError { kind, offset: self.pos.saturating_sub(1).min(self.buf.len()) }
+        ReadError {
+            kind,
+            offset: self.pos.saturating_sub(1).min(self.buf.len()),
+        }
     }
 
     fn err_at_end_or(&self, kind: SyntaxError) -> ReadError {
@@ -302,7 +321,9 @@ impl<'a> Reader<'a> {
             }
             // A value just ended: close containers or move to the next element.
             loop {
-                let Some(&open) = stack.last() else { return Ok(()) };
+                let Some(&open) = stack.last() else {
+                    return Ok(());
+                };
                 self.skip_ws();
                 match (open, self.next()) {
                     (_, Some(b',')) => {
@@ -358,15 +379,19 @@ impl<'a> Reader<'a> {
     /// [`Self::string`], also decoding the content into `into` (replacing what it held).
     ///
     /// This is the loop that decodes a FireLens `log` string, where every other token is an
-    /// escaped quote, so it copies whole words and decodes the two-byte escapes inline.
+    /// escaped quote, so it scans a word at a time and decodes the two-byte escapes inline.
     fn string_decoding(&mut self, into: &mut Vec<u8>) -> Result<bool> {
         into.clear();
         self.pos += 1; // opening quote
         let mut escaped = false;
         loop {
-            while let Some(word) = word_at(self.buf, self.pos) {
+            for chunk in self.buf[self.pos..].chunks_exact(8) {
+                let word = word_of(chunk);
                 let hits = special_bytes(word);
-                let take = if hits == 0 { 8 } else { (hits.trailing_zeros() / 8) as usize };
+                let take = match hits {
+                    0 => 8,
+                    _ => (hits.trailing_zeros() / 8) as usize,
+                };
                 // Copying all eight bytes and trimming is cheaper than a variable-length copy.
                 let len = into.len();
                 into.extend_from_slice(&word.to_le_bytes());
@@ -505,13 +530,6 @@ impl<'a> Reader<'a> {
 
 const ONES: u64 = 0x0101_0101_0101_0101;
 
-/// The eight bytes at `pos` as a little-endian word, if there are eight.
-#[inline(always)]
-fn word_at(buf: &[u8], pos: usize) -> Option<u64> {
-    let bytes = buf.get(pos..pos + 8)?;
-    Some(u64::from_le_bytes(bytes.try_into().ok()?))
-}
-
 /// Per byte of `word`, the high bit set where the byte is `"`, `\` or below 0x20.
 ///
 /// Plain integer arithmetic (SWAR): portable, and fast on wasm32, where Fluent Bit's
@@ -521,26 +539,37 @@ fn word_at(buf: &[u8], pos: usize) -> Option<u64> {
 fn special_bytes(word: u64) -> u64 {
     let quote = word ^ (ONES * b'"' as u64);
     let backslash = word ^ (ONES * b'\\' as u64);
-    (quote.wrapping_sub(ONES) & !quote | backslash.wrapping_sub(ONES) & !backslash | word.wrapping_sub(ONES * 0x20) & !word)
+    (quote.wrapping_sub(ONES) & !quote
+        | backslash.wrapping_sub(ONES) & !backslash
+        | word.wrapping_sub(ONES * 0x20) & !word)
         & (ONES * 0x80)
 }
 
-/// Distance from `pos` to the first `"`, `\` or control character (< 0x20) in `buf`, or to
+/// Distance from `pos` to the first `"`, `\\` or control character (< 0x20) in `buf`, or to
 /// the end. Words may run past the string being read: the closing quote stops the search.
 #[inline(always)]
 pub(crate) fn find_string_special(buf: &[u8], pos: usize) -> usize {
-    let mut i = pos;
-    while let Some(word) = word_at(buf, i) {
-        let hits = special_bytes(word);
+    let rest = buf.get(pos..).unwrap_or_default();
+    let mut words = rest.chunks_exact(8);
+    let mut skipped = 0;
+    for chunk in &mut words {
+        let hits = special_bytes(word_of(chunk));
         if hits != 0 {
-            return i - pos + (hits.trailing_zeros() / 8) as usize;
+            return skipped + (hits.trailing_zeros() / 8) as usize;
         }
-        i += 8;
+        skipped += 8;
     }
-    while i < buf.len() && !matches!(buf[i], b'"' | b'\\' | 0..=0x1f) {
-        i += 1;
-    }
-    i - pos
+    let tail = words.remainder();
+    let special = |&b: &u8| matches!(b, b'"' | b'\\' | 0..=0x1f);
+    skipped + tail.iter().position(special).unwrap_or(tail.len())
+}
+
+/// An eight-byte chunk as a little-endian word.
+#[inline(always)]
+fn word_of(chunk: &[u8]) -> u64 {
+    let mut bytes = [0u8; 8];
+    bytes.copy_from_slice(chunk);
+    u64::from_le_bytes(bytes)
 }
 
 /// Decodes the content of a valid JSON string (as validated by [`read_object`]) into `out`.
@@ -579,7 +608,9 @@ fn decode_escape(s: &[u8]) -> (char, usize) {
                 }
                 return ('\u{FFFD}', 6.min(s.len()));
             }
-            let c = hi.and_then(|u| char::from_u32(u as u32)).unwrap_or('\u{FFFD}');
+            let c = hi
+                .and_then(|u| char::from_u32(u as u32))
+                .unwrap_or('\u{FFFD}');
             return (c, 6.min(s.len()));
         }
         _ => return ('\u{FFFD}', 2.min(s.len()).max(1)),
@@ -618,8 +649,10 @@ mod tests {
 
     #[test]
     fn members_and_spans() {
-        let got = read(r#" {"a":1, "b" : "x\"y", "c":[1,{"d":[]}], "e":{}, "f":null,"g":true,"h":-0.5e+3}  "#)
-            .unwrap();
+        let got = read(
+            r#" {"a":1, "b" : "x\"y", "c":[1,{"d":[]}], "e":{}, "f":null,"g":true,"h":-0.5e+3}  "#,
+        )
+        .unwrap();
         let want = [
             ("a", Kind::Number, "1"),
             ("b", Kind::String, r#""x\"y""#),
@@ -668,7 +701,10 @@ mod tests {
         for (input, kind) in bad {
             assert_eq!(read(input).err(), Some(kind), "{input:?}");
             let serde = serde_json::from_str::<serde_json::Value>(input);
-            assert!(!matches!(serde, Ok(serde_json::Value::Object(_))), "{input:?}");
+            assert!(
+                !matches!(serde, Ok(serde_json::Value::Object(_))),
+                "{input:?}"
+            );
         }
     }
 
@@ -683,9 +719,19 @@ mod tests {
 
     #[test]
     fn special_byte_search_matches_naive() {
-        let samples: [&[u8]; 6] = [b"", b"abcdefgh", b"abcdefgh\"", b"abc\\defghij", b"\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\x01", b"01234567890123\t"];
+        let samples: [&[u8]; 6] = [
+            b"",
+            b"abcdefgh",
+            b"abcdefgh\"",
+            b"abc\\defghij",
+            b"\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\x01",
+            b"01234567890123\t",
+        ];
         for s in samples {
-            let naive = s.iter().position(|&b| b == b'"' || b == b'\\' || b < 0x20).unwrap_or(s.len());
+            let naive = s
+                .iter()
+                .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
+                .unwrap_or(s.len());
             assert_eq!(find_string_special(s, 0), naive, "{s:?}");
         }
     }
@@ -694,7 +740,10 @@ mod tests {
     fn decodes_one_member_while_reading() {
         let input = br#"{"a":"x\"y","log":"{\"k\":\"\u00e9\\n\ud83d\ude00\"}\n","log":"second"}"#;
         let (mut members, mut stack, mut text) = (Vec::new(), Vec::new(), Vec::new());
-        let decode = Decode { key: b"log", into: &mut text };
+        let decode = Decode {
+            key: b"log",
+            into: &mut text,
+        };
         let at = read_object_decoding(input, &mut members, &mut stack, Some(decode)).unwrap();
         assert_eq!(at, Some(1));
         assert_eq!(String::from_utf8(text).unwrap(), "{\"k\":\"é\\n😀\"}\n");

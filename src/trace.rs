@@ -243,13 +243,25 @@ pub fn parse_decimal_id(value: &[u8]) -> Option<u64> {
     if value.is_empty() {
         return None;
     }
-    let v = value.iter().try_fold(0u64, |acc, &b| {
-        if !b.is_ascii_digit() {
+    let v = decimal_digits(value)?;
+    (v != 0).then_some(v)
+}
+
+/// The value of a string of ASCII digits (`None` for anything else, or above `u64::MAX`).
+///
+/// Overflow is caught by comparing before multiplying: `checked_mul` on `u64` becomes a
+/// 128-bit library call per digit on wasm32, which Fluent Bit interprets.
+pub(crate) fn decimal_digits(digits: &[u8]) -> Option<u64> {
+    const LIMIT: u64 = u64::MAX / 10; // and u64::MAX % 10 == 5
+    let mut n: u64 = 0;
+    for &b in digits {
+        let d = b.wrapping_sub(b'0');
+        if d > 9 || n > LIMIT || (n == LIMIT && d > 5) {
             return None;
         }
-        acc.checked_mul(10)?.checked_add(u64::from(b - b'0'))
-    })?;
-    (v != 0).then_some(v)
+        n = n * 10 + u64::from(d);
+    }
+    Some(n)
 }
 
 /// A Datadog-family trace id: exactly 32 lower-case hex digits (OpenTelemetry-style 128-bit id,

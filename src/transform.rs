@@ -261,7 +261,12 @@ impl Transformer {
             write::string(&mut json, value);
             Some(json)
         };
-        Transformer { hash_json: encode(&config.hash), phase_json: encode(&config.phase), config, scratch: Scratch::default() }
+        Transformer {
+            hash_json: encode(&config.hash),
+            phase_json: encode(&config.phase),
+            config,
+            scratch: Scratch::default(),
+        }
     }
 
     /// The config this transformer was built with.
@@ -331,7 +336,9 @@ impl Transformer {
         out: &mut Vec<u8>,
     ) -> Result<Enriched, Error> {
         if let Err(e) = core::str::from_utf8(input) {
-            return Err(Error::InvalidUtf8 { valid_up_to: e.valid_up_to() });
+            return Err(Error::InvalidUtf8 {
+                valid_up_to: e.valid_up_to(),
+            });
         }
         let start = out.len();
         let result = self.rewrite(input, context, out);
@@ -341,7 +348,12 @@ impl Transformer {
         result
     }
 
-    fn rewrite(&mut self, input: &[u8], context: Option<&TraceContext>, out: &mut Vec<u8>) -> Result<Enriched, Error> {
+    fn rewrite(
+        &mut self,
+        input: &[u8],
+        context: Option<&TraceContext>,
+        out: &mut Vec<u8>,
+    ) -> Result<Enriched, Error> {
         // Enough room for the record and what is added to it, so writing never reallocates.
         out.reserve(input.len() + 1024);
         let s = &mut self.scratch;
@@ -349,7 +361,10 @@ impl Transformer {
         s.record.clear();
         s.displaced.clear();
         // The `log` string is decoded while the record is read (it is most of the bytes).
-        let decode = Decode { key: b"log", into: &mut s.log_text };
+        let decode = Decode {
+            key: b"log",
+            into: &mut s.log_text,
+        };
         let log_at = read::read_object_decoding(input, &mut s.envelope, &mut s.stack, Some(decode))
             .map_err(Error::Json)?;
 
@@ -358,9 +373,13 @@ impl Transformer {
         s.envelope_keys.clear();
         let mut uses_displaced = false;
         for (i, m) in s.envelope.iter().enumerate() {
-            let id = s.keys.lookup_at(Level::Top, i, m.key.of(input), m.key_escaped);
+            let id = s
+                .keys
+                .lookup_at(Level::Top, i, m.key.of(input), m.key_escaped);
             if s.keys.see(id, Level::Top, i as u32) == Seen::Duplicate {
-                return Err(Error::DuplicateKey { offset: m.key.start as usize });
+                return Err(Error::DuplicateKey {
+                    offset: m.key.start as usize,
+                });
             }
             uses_displaced |= s.keys.meaning(id).name == Name::Displaced;
             s.envelope_keys.push(id);
@@ -398,7 +417,9 @@ impl Transformer {
         s.record_keys.clear();
         if shape.merges_log() {
             for (i, m) in s.record.iter().enumerate() {
-                let id = s.keys.lookup_at(Level::Log, i, m.key.of(log), m.key_escaped);
+                let id = s
+                    .keys
+                    .lookup_at(Level::Log, i, m.key.of(log), m.key_escaped);
                 match s.keys.see(id, Level::Log, i as u32) {
                     Seen::First => {}
                     Seen::AlsoAtTop(top) => collisions |= Some(top as usize) != log_at,
@@ -419,16 +440,42 @@ impl Transformer {
         // otherwise the top level is the record and there is no envelope.
         let merged = shape.merges_log();
         let (env, rec, bufs) = if merged {
-            let env = Members { members: &s.envelope, keys: &s.envelope_keys };
-            let rec = Members { members: &s.record, keys: &s.record_keys };
-            (env, rec, Bufs { env: input, rec: log })
+            let env = Members {
+                members: &s.envelope,
+                keys: &s.envelope_keys,
+            };
+            let rec = Members {
+                members: &s.record,
+                keys: &s.record_keys,
+            };
+            (
+                env,
+                rec,
+                Bufs {
+                    env: input,
+                    rec: log,
+                },
+            )
         } else {
-            let rec = Members { members: &s.envelope, keys: &s.envelope_keys };
-            (Members::EMPTY, rec, Bufs { env: &[], rec: input })
+            let rec = Members {
+                members: &s.envelope,
+                keys: &s.envelope_keys,
+            };
+            (
+                Members::EMPTY,
+                rec,
+                Bufs {
+                    env: &[],
+                    rec: input,
+                },
+            )
         };
         if !merged {
             collisions = false;
-            uses_displaced = s.envelope_keys.iter().any(|&id| s.keys.meaning(id).name == Name::Displaced);
+            uses_displaced = s
+                .envelope_keys
+                .iter()
+                .any(|&id| s.keys.meaning(id).name == Name::Displaced);
         }
         let skip_env = if merged { log_at } else { None };
         let can_displace = !uses_displaced;
@@ -439,7 +486,13 @@ impl Transformer {
 
         let config = &self.config;
         let access = Access::plan(config, &found, can_displace);
-        let dd = DdPlan::new(&found, &bufs, &mut s.dd_first, &mut s.dd_second, &mut s.stack);
+        let dd = DdPlan::new(
+            &found,
+            &bufs,
+            &mut s.dd_first,
+            &mut s.dd_second,
+            &mut s.stack,
+        );
         // Replacing an invalid id that is more than a placeholder moves it to `_log`; when the
         // record already uses `_log` for something else, the ids stay as they were.
         let replaceable = can_displace || !dd.holds_data(&bufs);
@@ -447,10 +500,22 @@ impl Transformer {
             true => found.trace.resolve().or(context.copied()),
             false => None,
         };
-        let trace_source = if dd.existing_valid { Some(TraceSource::Existing) } else { resolved.map(|c| c.source) };
+        let trace_source = if dd.existing_valid {
+            Some(TraceSource::Existing)
+        } else {
+            resolved.map(|c| c.source)
+        };
         let hash = ValuePlan::new(b"hash", &found.hash, self.hash_json.as_deref());
-        let derived = if config.derive_phase { derived_phase(&found, &bufs) } else { None };
-        let phase = ValuePlan::new(b"phase", &found.phase, self.phase_json.as_deref().or(derived));
+        let derived = if config.derive_phase {
+            derived_phase(&found, &bufs)
+        } else {
+            None
+        };
+        let phase = ValuePlan::new(
+            b"phase",
+            &found.phase,
+            self.phase_json.as_deref().or(derived),
+        );
 
         // Existing members, envelope first, each in its order. Members copied unchanged are
         // gathered into runs, so a stretch of them costs one copy.
@@ -466,7 +531,14 @@ impl Transformer {
                     Name::Dd if dd.managed => {
                         if here == dd.position {
                             run.flush(&mut w, out, buf);
-                            dd.write(&mut w, out, &bufs, resolved, config.trace_id_128, &mut s.displaced);
+                            dd.write(
+                                &mut w,
+                                out,
+                                &bufs,
+                                resolved,
+                                config.trace_id_128,
+                                &mut s.displaced,
+                            );
                         }
                         false
                     }
@@ -482,14 +554,27 @@ impl Transformer {
                     _ if side == Side::Record && access.duration_in_place == Some(i) => {
                         run.flush(&mut w, out, buf);
                         w.uint(out, b"duration", found.duration.map_or(0, |(ns, _)| ns));
-                        s.displaced.push(Displaced { side, key: m.key, value: m.value, in_dd: false });
+                        s.displaced.push(Displaced {
+                            side,
+                            key: m.key,
+                            value: m.value,
+                            in_dd: false,
+                        });
                         false
                     }
                     _ if side == Side::Record && collisions => {
-                        let top = s.keys.at_top(members.keys[i]).filter(|&t| Some(t as usize) != skip_env);
+                        let top = s
+                            .keys
+                            .at_top(members.keys[i])
+                            .filter(|&t| Some(t as usize) != skip_env);
                         match top {
                             Some(_) => {
-                                s.displaced.push(Displaced { side, key: m.key, value: m.value, in_dd: false });
+                                s.displaced.push(Displaced {
+                                    side,
+                                    key: m.key,
+                                    value: m.value,
+                                    in_dd: false,
+                                });
                                 false
                             }
                             None => true,
@@ -508,7 +593,14 @@ impl Transformer {
 
         // Added members.
         if dd.managed && dd.position.is_none() && resolved.is_some() {
-            dd.write(&mut w, out, &bufs, resolved, config.trace_id_128, &mut s.displaced);
+            dd.write(
+                &mut w,
+                out,
+                &bufs,
+                resolved,
+                config.trace_id_128,
+                &mut s.displaced,
+            );
         }
         for plan in [&hash, &phase] {
             if plan.position.is_none() {
@@ -520,7 +612,11 @@ impl Transformer {
         }
         write_displaced(&mut w, out, &bufs, &s.displaced);
         w.close(out);
-        Ok(Enriched { shape, access_log: access.attributes.is_some(), trace: trace_source })
+        Ok(Enriched {
+            shape,
+            access_log: access.attributes.is_some(),
+            trace: trace_source,
+        })
     }
 }
 
@@ -548,7 +644,10 @@ struct Members<'m> {
 }
 
 impl Members<'_> {
-    const EMPTY: Members<'static> = Members { members: &[], keys: &[] };
+    const EMPTY: Members<'static> = Members {
+        members: &[],
+        keys: &[],
+    };
 }
 
 /// A stretch of members to copy unchanged: `"k1":v1,"k2":v2` as it stands in the input.
@@ -636,18 +735,33 @@ struct Found<'a> {
 }
 
 impl<'a> Found<'a> {
-    fn scan(&mut self, side: Side, members: Members<'_>, buf: &'a [u8], skip: Option<usize>, keys: &KeyCache) {
+    fn scan(
+        &mut self,
+        side: Side,
+        members: Members<'_>,
+        buf: &'a [u8],
+        skip: Option<usize>,
+        keys: &KeyCache,
+    ) {
         let slot = side as usize;
         for (index, m) in members.members.iter().enumerate() {
             if Some(index) == skip {
                 continue;
             }
             let meaning = keys.meaning(members.keys[index]);
-            let at = Some(At { side, index, member: *m });
+            let at = Some(At {
+                side,
+                index,
+                member: *m,
+            });
             match meaning.name {
                 Name::Dd => first(&mut self.dd[slot], at),
                 Name::Hash | Name::Phase => {
-                    let values = if meaning.name == Name::Hash { &mut self.hash } else { &mut self.phase };
+                    let values = if meaning.name == Name::Hash {
+                        &mut self.hash
+                    } else {
+                        &mut self.phase
+                    };
                     if !is_debris(m, buf) {
                         first(&mut values[slot], at);
                     }
@@ -671,22 +785,37 @@ impl<'a> Found<'a> {
                 Role::TaskDefinition => first(&mut self.task_definition[slot], at),
                 _ if side == Side::Envelope => {}
                 Role::ResponseCode => {
-                    let code = scalar_text(m, buf).and_then(envoy::integer).filter(|&c| c < 1000);
+                    let code = scalar_text(m, buf)
+                        .and_then(envoy::integer)
+                        .filter(|&c| c < 1000);
                     first(&mut self.code, code);
                 }
                 Role::Method => first(&mut self.method, string_content(m, buf)),
                 Role::Path => first(&mut self.path, string_content(m, buf)),
                 Role::OriginalPath => first(&mut self.original_path, string_content(m, buf)),
                 Role::Host => first(&mut self.host, string_content(m, buf)),
-                Role::Protocol => first(&mut self.version, string_content(m, buf).and_then(envoy::http_version)),
+                Role::Protocol => first(
+                    &mut self.version,
+                    string_content(m, buf).and_then(envoy::http_version),
+                ),
                 Role::RequestId => first(&mut self.request_id, string_content(m, buf)),
                 Role::UserAgent => first(&mut self.user_agent, string_content(m, buf)),
-                Role::ForwardedFor => {
-                    first(&mut self.client_ip, string_content(m, buf).and_then(envoy::first_forwarded))
-                }
-                Role::RemoteAddress => first(&mut self.remote_ip, string_content(m, buf).and_then(envoy::strip_port)),
-                Role::BytesReceived => first(&mut self.bytes_read, scalar_text(m, buf).and_then(envoy::integer)),
-                Role::BytesSent => first(&mut self.bytes_written, scalar_text(m, buf).and_then(envoy::integer)),
+                Role::ForwardedFor => first(
+                    &mut self.client_ip,
+                    string_content(m, buf).and_then(envoy::first_forwarded),
+                ),
+                Role::RemoteAddress => first(
+                    &mut self.remote_ip,
+                    string_content(m, buf).and_then(envoy::strip_port),
+                ),
+                Role::BytesReceived => first(
+                    &mut self.bytes_read,
+                    scalar_text(m, buf).and_then(envoy::integer),
+                ),
+                Role::BytesSent => first(
+                    &mut self.bytes_written,
+                    scalar_text(m, buf).and_then(envoy::integer),
+                ),
                 Role::Duration => {
                     let nanos = scalar_text(m, buf).and_then(envoy::millis_to_nanos);
                     first(&mut self.duration, nanos.map(|ns| (ns, index)));
@@ -757,7 +886,13 @@ impl<'c> ValuePlan<'c> {
         }
     }
 
-    fn write(&self, w: &mut ObjectWriter, out: &mut Vec<u8>, bufs: &Bufs<'_>, displaced: &mut Vec<Displaced>) {
+    fn write(
+        &self,
+        w: &mut ObjectWriter,
+        out: &mut Vec<u8>,
+        bufs: &Bufs<'_>,
+        displaced: &mut Vec<Displaced>,
+    ) {
         let value = match self.winner {
             Some(at) => at.raw(bufs),
             None => match self.fallback {
@@ -769,7 +904,12 @@ impl<'c> ValuePlan<'c> {
         if let Some(loser) = self.loser {
             if loser.raw(bufs) != value {
                 let m = loser.member;
-                displaced.push(Displaced { side: loser.side, key: m.key, value: m.value, in_dd: false });
+                displaced.push(Displaced {
+                    side: loser.side,
+                    key: m.key,
+                    value: m.value,
+                    in_dd: false,
+                });
             }
         }
     }
@@ -778,7 +918,8 @@ impl<'c> ValuePlan<'c> {
 /// `phase` from an ECS task definition family such as `api-canary:42`.
 fn derived_phase<'c>(found: &Found<'_>, bufs: &Bufs<'_>) -> Option<&'c [u8]> {
     // ECS sets the envelope's; a copy inside the log is only a fallback.
-    let [envelope, record] = [Side::Envelope, Side::Record].map(|side| found.task_definition[side as usize]);
+    let [envelope, record] =
+        [Side::Envelope, Side::Record].map(|side| found.task_definition[side as usize]);
     let at = envelope.or(record)?;
     let text = string_content(&at.member, bufs.of(at.side))?;
     let family = text.split(|&b| b == b':').next()?;
@@ -816,8 +957,14 @@ impl<'s> DdPlan<'s> {
     ) -> Self {
         first.clear();
         second.clear();
-        let [env, rec] = [found.dd[Side::Envelope as usize], found.dd[Side::Record as usize]];
-        let managed = [env, rec].iter().flatten().all(|a| matches!(a.member.kind, Kind::Object | Kind::Null));
+        let [env, rec] = [
+            found.dd[Side::Envelope as usize],
+            found.dd[Side::Record as usize],
+        ];
+        let managed = [env, rec]
+            .iter()
+            .flatten()
+            .all(|a| matches!(a.member.kind, Kind::Object | Kind::Null));
         let (at, other) = match env {
             Some(_) => (env, rec),
             None => (rec, None),
@@ -834,7 +981,9 @@ impl<'s> DdPlan<'s> {
             return plan;
         }
         let read_members = |at: Option<At>, into: &mut Vec<Member>, stack: &mut Vec<u8>| {
-            let Some(at) = at.filter(|a| a.member.kind == Kind::Object) else { return Side::Record };
+            let Some(at) = at.filter(|a| a.member.kind == Kind::Object) else {
+                return Side::Record;
+            };
             let span = at.member.value;
             // Validated already, so this cannot fail; spans are made absolute to the buffer.
             if read::read_object(span.of(bufs.of(at.side)), into, stack).is_ok() {
@@ -852,7 +1001,9 @@ impl<'s> DdPlan<'s> {
         let valid = |members: &[Member], side: Side| {
             members.iter().any(|m| {
                 m.key.of(bufs.of(side)) == b"trace_id"
-                    && scalar_text(m, bufs.of(side)).and_then(trace::parse_existing_trace_id).is_some()
+                    && scalar_text(m, bufs.of(side))
+                        .and_then(trace::parse_existing_trace_id)
+                        .is_some()
             })
         };
         plan.existing_valid = valid(first, first_side) || valid(second, second_side);
@@ -865,9 +1016,9 @@ impl<'s> DdPlan<'s> {
     fn holds_data(&self, bufs: &Bufs<'_>) -> bool {
         [self.first, self.second].iter().any(|&(members, side)| {
             let buf = bufs.of(side);
-            members
-                .iter()
-                .any(|m| matches!(m.key.of(buf), b"trace_id" | b"span_id") && !is_placeholder_id(m, buf))
+            members.iter().any(|m| {
+                matches!(m.key.of(buf), b"trace_id" | b"span_id") && !is_placeholder_id(m, buf)
+            })
         })
     }
 
@@ -881,7 +1032,12 @@ impl<'s> DdPlan<'s> {
         format: TraceIdFormat,
         displaced: &mut Vec<Displaced>,
     ) {
-        if let (Some(at), true, true, None) = (self.at, self.first.0.is_empty(), self.second.0.is_empty(), resolved) {
+        if let (Some(at), true, true, None) = (
+            self.at,
+            self.first.0.is_empty(),
+            self.second.0.is_empty(),
+            resolved,
+        ) {
             // A `dd` that is null or empty, and nothing to put in it: keep it as it was.
             w.raw(out, b"dd", at.raw(bufs));
             return;
@@ -895,11 +1051,19 @@ impl<'s> DdPlan<'s> {
             let buf = bufs.of(side);
             for m in members {
                 let key = m.key.of(buf);
-                if side == second_side && !second.is_empty() && members.as_ptr() == second.as_ptr() {
+                if side == second_side && !second.is_empty() && members.as_ptr() == second.as_ptr()
+                {
                     // Merging the log's `dd` into the envelope's: the envelope keeps its keys.
-                    if let Some(theirs) = first.iter().find(|f| f.key.of(bufs.of(first_side)) == key) {
+                    if let Some(theirs) =
+                        first.iter().find(|f| f.key.of(bufs.of(first_side)) == key)
+                    {
                         if theirs.value.of(bufs.of(first_side)) != m.value.of(buf) {
-                            displaced.push(Displaced { side, key: m.key, value: m.value, in_dd: true });
+                            displaced.push(Displaced {
+                                side,
+                                key: m.key,
+                                value: m.value,
+                                in_dd: true,
+                            });
                         }
                         continue;
                     }
@@ -916,12 +1080,20 @@ impl<'s> DdPlan<'s> {
                         wrote_span = true;
                     }
                     if !is_placeholder_id(m, buf) {
-                        displaced.push(Displaced { side, key: m.key, value: m.value, in_dd: true });
+                        displaced.push(Displaced {
+                            side,
+                            key: m.key,
+                            value: m.value,
+                            in_dd: true,
+                        });
                     }
                     continue;
                 }
                 // A valid id given as a JSON number becomes a string.
-                if (is_trace || is_span) && m.kind == Kind::Number && trace::parse_decimal_id(m.value.of(buf)).is_some() {
+                if (is_trace || is_span)
+                    && m.kind == Kind::Number
+                    && trace::parse_decimal_id(m.value.of(buf)).is_some()
+                {
                     dd.str(out, key, m.value.of(buf));
                 } else {
                     dd.raw(out, key, m.value.of(buf));
@@ -950,7 +1122,12 @@ fn is_placeholder_id(m: &Member, buf: &[u8]) -> bool {
     }
 }
 
-fn write_trace_id(dd: &mut ObjectWriter, out: &mut Vec<u8>, ctx: &TraceContext, format: TraceIdFormat) {
+fn write_trace_id(
+    dd: &mut ObjectWriter,
+    out: &mut Vec<u8>,
+    ctx: &TraceContext,
+    format: TraceIdFormat,
+) {
     dd.key(out, b"trace_id");
     out.push(b'"');
     ctx.write_trace_id(format, out);
@@ -984,7 +1161,9 @@ struct Attributes {
 
 impl Access {
     fn plan(config: &Config, found: &Found<'_>, can_displace: bool) -> Self {
-        let Some(code) = found.code else { return Access::default() };
+        let Some(code) = found.code else {
+            return Access::default();
+        };
         let standard = config.standard_attributes;
         let mut duration_in_place = None;
         let mut duration = false;
@@ -1015,7 +1194,13 @@ impl Access {
 }
 
 impl Attributes {
-    fn write(&self, w: &mut ObjectWriter, out: &mut Vec<u8>, found: &Found<'_>, text: &mut Vec<u8>) {
+    fn write(
+        &self,
+        w: &mut ObjectWriter,
+        out: &mut Vec<u8>,
+        found: &Found<'_>,
+        text: &mut Vec<u8>,
+    ) {
         let path = found.original_path.or(found.path);
         if self.http {
             w.key(out, b"http");
@@ -1120,8 +1305,14 @@ fn escaped_prefix(s: &[u8], max: usize) -> &[u8] {
         let unit = match s[end] {
             b'\\' if s.get(end + 1) == Some(&b'u') => {
                 // A surrogate pair is two `\uXXXX` escapes that belong together.
-                let high = s.get(end + 2..end + 6).is_some_and(|h| matches!(h[0] | 0x20, b'd') && matches!(h[1] | 0x20, b'8' | b'9' | b'a' | b'b'));
-                if high { 12 } else { 6 }
+                let high = s.get(end + 2..end + 6).is_some_and(|h| {
+                    matches!(h[0] | 0x20, b'd') && matches!(h[1] | 0x20, b'8' | b'9' | b'a' | b'b')
+                });
+                if high {
+                    12
+                } else {
+                    6
+                }
             }
             b'\\' => 2,
             0xf0.. => 4,
@@ -1172,7 +1363,12 @@ fn write_query(out: &mut Vec<u8>, query: &[u8]) {
     params.close(out);
 }
 
-fn write_displaced(w: &mut ObjectWriter, out: &mut Vec<u8>, bufs: &Bufs<'_>, displaced: &[Displaced]) {
+fn write_displaced(
+    w: &mut ObjectWriter,
+    out: &mut Vec<u8>,
+    bufs: &Bufs<'_>,
+    displaced: &[Displaced],
+) {
     if displaced.is_empty() {
         return;
     }
@@ -1192,7 +1388,10 @@ fn write_displaced(w: &mut ObjectWriter, out: &mut Vec<u8>, bufs: &Bufs<'_>, dis
             }
             // Both `dd` objects may have held an invalid id that was replaced: one key, and
             // an array of the values, so neither is lost.
-            let mut same = displaced[i + 1..].iter().filter(|e| e.in_dd && key(e) == key(d)).peekable();
+            let mut same = displaced[i + 1..]
+                .iter()
+                .filter(|e| e.in_dd && key(e) == key(d))
+                .peekable();
             if same.peek().is_none() {
                 dd.raw(out, key(d), value(d));
                 continue;
@@ -1227,7 +1426,11 @@ mod tests {
             ("/aéb", 3, "/a"),
         ];
         for (s, max, want) in cases {
-            assert_eq!(escaped_prefix(s.as_bytes(), max), want.as_bytes(), "{s} {max}");
+            assert_eq!(
+                escaped_prefix(s.as_bytes(), max),
+                want.as_bytes(),
+                "{s} {max}"
+            );
         }
     }
 }

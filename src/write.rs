@@ -98,7 +98,14 @@ pub(crate) fn escape_into(out: &mut Vec<u8>, s: &str) {
         if short != 0 {
             out.extend_from_slice(&[b'\\', short]);
         } else {
-            out.extend_from_slice(&[b'\\', b'u', b'0', b'0', HEX[(b >> 4) as usize], HEX[(b & 15) as usize]]);
+            out.extend_from_slice(&[
+                b'\\',
+                b'u',
+                b'0',
+                b'0',
+                HEX[(b >> 4) as usize],
+                HEX[(b & 15) as usize],
+            ]);
         }
     }
     out.extend_from_slice(&bytes[start..]);
@@ -110,7 +117,14 @@ mod tests {
 
     #[test]
     fn escapes_like_serde_json() {
-        for s in ["plain", "q\"b\\s/", "\n\r\t\u{8}\u{c}", "\0\u{1}\u{1f}\u{7f}", "é😀", "}\n{\"x\":1"] {
+        for s in [
+            "plain",
+            "q\"b\\s/",
+            "\n\r\t\u{8}\u{c}",
+            "\0\u{1}\u{1f}\u{7f}",
+            "é😀",
+            "}\n{\"x\":1",
+        ] {
             let mut out = Vec::new();
             string(&mut out, s);
             let back: String = serde_json::from_slice(&out).unwrap();

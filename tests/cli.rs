@@ -266,11 +266,17 @@ fn text_format_from_a_file() {
     let path = scratch("text_format_from_a_file").join("format.txt");
     std::fs::write(&path, "%REQ(:METHOD)% %REQ(:PATH)% %RESPONSE_CODE%\n").unwrap();
     let path = path.to_str().unwrap();
-    let output = run(&["transform", "--text-format-file", path], "{\"log\":\"GET /x 404\"}\n");
+    let output = run(
+        &["transform", "--text-format-file", path],
+        "{\"log\":\"GET /x 404\"}\n",
+    );
     assert_eq!(output.status.code(), Some(0));
     assert_eq!(records(&output)[0]["status"], "warn");
 
-    let output = run(&["transform", "--text-format-file", "/nonexistent/format"], "");
+    let output = run(
+        &["transform", "--text-format-file", "/nonexistent/format"],
+        "",
+    );
     assert_eq!(output.status.code(), Some(2));
     assert!(stderr(&output).contains("--text-format-file: cannot read /nonexistent/format"));
 }

@@ -44,9 +44,17 @@ fn corpus() -> Vec<Vec<u8>> {
     let mut records = Vec::new();
     for file in files {
         let bytes = std::fs::read(&file).unwrap();
-        records.extend(bytes.split(|&b| b == b'\n').filter(|l| !l.is_empty()).map(<[u8]>::to_vec));
+        records.extend(
+            bytes
+                .split(|&b| b == b'\n')
+                .filter(|l| !l.is_empty())
+                .map(<[u8]>::to_vec),
+        );
     }
-    assert!(records.len() > 100, "the corpus is too small to prove anything");
+    assert!(
+        records.len() > 100,
+        "the corpus is too small to prove anything"
+    );
     records
 }
 
@@ -67,8 +75,15 @@ fn warm_transformer_does_not_allocate() {
 
     let records = corpus();
     for config in [
-        Config { hash: Some("4f9c2a17e0b3".into()), phase: Some("canary".into()), ..Config::default() },
-        Config { trace_id_128: TraceIdFormat::Hex, ..Config::default() },
+        Config {
+            hash: Some("4f9c2a17e0b3".into()),
+            phase: Some("canary".into()),
+            ..Config::default()
+        },
+        Config {
+            trace_id_128: TraceIdFormat::Hex,
+            ..Config::default()
+        },
     ] {
         let mut transformer = Transformer::new(config);
         let mut out = Vec::new();
@@ -83,6 +98,11 @@ fn warm_transformer_does_not_allocate() {
                 transformer.transform(record, &mut out);
             }
         });
-        assert_eq!(counted, 0, "allocations over {} warm records", records.len());
+        assert_eq!(
+            counted,
+            0,
+            "allocations over {} warm records",
+            records.len()
+        );
     }
 }

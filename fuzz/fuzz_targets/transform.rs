@@ -6,7 +6,10 @@ use envoy_dd::{Config, Outcome, Transformer};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let mut transformer = Transformer::new(Config { hash: Some("4f9c2a1".into()), ..Config::default() });
+    let mut transformer = Transformer::new(Config {
+        hash: Some("4f9c2a1".into()),
+        ..Config::default()
+    });
     let mut out = Vec::new();
     match transformer.transform(data, &mut out) {
         Outcome::PassedThrough(_) => assert_eq!(out, data),
@@ -20,7 +23,8 @@ fuzz_target!(|data: &[u8]| {
             assert!(value.is_object(), "output is one JSON object");
             // The input was valid JSON too, so it parses; its top-level keys are all kept
             // (`log` only when it was not merged).
-            let input: serde_json::Value = serde_json::from_slice(data).expect("enriched input was JSON");
+            let input: serde_json::Value =
+                serde_json::from_slice(data).expect("enriched input was JSON");
             for key in input.as_object().unwrap().keys() {
                 assert!(key == "log" || value.get(key).is_some(), "key {key:?} lost");
             }

@@ -258,7 +258,9 @@ fn parse_transform(
             "--trace-id-128" => {
                 let value = value()?;
                 options.config.trace_id_128 = value.parse().map_err(|_| {
-                    usage(format!("--trace-id-128 must be 'decimal' or 'hex', not '{value}'"))
+                    usage(format!(
+                        "--trace-id-128 must be 'decimal' or 'hex', not '{value}'"
+                    ))
                 })?
             }
             "--text-format" => {

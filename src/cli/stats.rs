@@ -28,7 +28,11 @@ pub struct Stats {
 
 /// [`Error::reason`] of each error, in [`reason_index`] order.
 const REASONS: [&str; 3] = [
-    Error::Json(envoy_dd::ReadError { kind: envoy_dd::SyntaxError::Unexpected, offset: 0 }).reason(),
+    Error::Json(envoy_dd::ReadError {
+        kind: envoy_dd::SyntaxError::Unexpected,
+        offset: 0,
+    })
+    .reason(),
     Error::InvalidUtf8 { valid_up_to: 0 }.reason(),
     Error::DuplicateKey { offset: 0 }.reason(),
 ];

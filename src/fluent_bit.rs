@@ -1,0 +1,148 @@
+//! Fluent Bit's `wasm` filter ABI, for the `wasm32-unknown-unknown` build of this crate.
+//!
+//! FireLens users load the module with Fluent Bit's `wasm` filter (`Event_Format json`,
+//! `Function_Name envoy_dd_filter`). For each record the host (`src/wasm/flb_wasm.c`):
+//!
+//! 1. copies the tag and the record's JSON text, each with a trailing NUL, into linear memory
+//!    with the exported [`malloc`] (without it, WAMR falls back to an 8 KiB app heap and larger
+//!    records fail);
+//! 2. calls [`envoy_dd_filter`] with six `i32`s;
+//! 3. `strdup`s the NUL-terminated string the returned pointer points at, and parses it as JSON;
+//! 4. releases both copies with the exported [`free`].
+//!
+//! A NULL or empty result makes Fluent Bit drop the record, and a trap (a panic here) does too,
+//! so the filter always returns a non-empty object: the transformed record, or the record
+//! unchanged when it cannot be transformed. The result lives in one buffer owned by the module
+//! and reused on the next call; the host never frees guest memory.
+//!
+//! Fluent Bit cannot pass parameters to a filter, so the transform runs with the default
+//! [`Config`]: `hash` and `phase` come from record keys (set by a `modify` filter in front of
+//! this one), and `dd.trace_id` is written in decimal (`trace_id_128` cannot be chosen).
+
+use core::cell::RefCell;
+use std::alloc::{self, Layout};
+
+use crate::{write, Config, Outcome, Transformer};
+
+/// Returned when the host passes no record (its copy into guest memory failed).
+const RECORD_MISSING: &[u8] = b"{\"envoy_dd_error\":\"record missing\"}\0";
+/// Returned for an empty record, which passed through unchanged would make Fluent Bit drop it.
+const RECORD_EMPTY: &[u8] = b"{\"envoy_dd_error\":\"record empty\"}\0";
+/// Returned when the record pointer and length reach past the end of linear memory.
+const RECORD_OUT_OF_BOUNDS: &[u8] = b"{\"envoy_dd_error\":\"record out of bounds\"}\0";
+
+/// The filter's state, kept between calls. wasm32-unknown-unknown has one thread, and the host
+/// never re-enters the module, so a `thread_local` is the whole synchronisation story.
+struct Filter {
+    transformer: Transformer,
+    /// The result handed to the host: one JSON object and its NUL terminator.
+    out: Vec<u8>,
+}
+
+thread_local! {
+    static FILTER: RefCell<Filter> =
+        RefCell::new(Filter { transformer: Transformer::new(Config::default()), out: Vec::new() });
+}
+
+impl Filter {
+    /// Transforms `record` into `self.out`, NUL-terminated.
+    fn run(&mut self, record: &[u8]) -> *const u8 {
+        self.out.clear();
+        let outcome = self.transformer.transform(record, &mut self.out);
+        // Enriched output is built from validated JSON and escaped strings, so it holds no raw
+        // NUL. A record passed through unchanged can, and the host's `strdup` would cut it
+        // there and then fail to parse the rest: wrap the whole record in a JSON string instead.
+        if matches!(outcome, Outcome::PassedThrough(_)) && memchr::memchr(0, &self.out).is_some() {
+            self.out.clear();
+            self.out
+                .extend_from_slice(b"{\"envoy_dd_error\":\"record contains NUL byte\",\"log\":");
+            // Invalid UTF-8 cannot live in a JSON string; such bytes become U+FFFD.
+            write::string(&mut self.out, &String::from_utf8_lossy(record));
+            self.out.push(b'}');
+        }
+        self.out.push(0);
+        self.out.as_ptr()
+    }
+}
+
+/// The filter function (`Function_Name envoy_dd_filter`): transforms one record given as JSON
+/// text (`record_len` bytes at `record`, not counting the host's trailing NUL) and returns a
+/// pointer to the resulting NUL-terminated JSON object, valid until the next call. The tag and
+/// time are not used.
+#[no_mangle]
+pub extern "C" fn envoy_dd_filter(
+    _tag: *const u8,
+    _tag_len: u32,
+    _time_sec: u32,
+    _time_nsec: u32,
+    record: *const u8,
+    record_len: u32,
+) -> *const u8 {
+    if record.is_null() {
+        return RECORD_MISSING.as_ptr();
+    }
+    if record_len == 0 {
+        return RECORD_EMPTY.as_ptr();
+    }
+    let memory_end = core::arch::wasm32::memory_size::<0>() * 65536;
+    if (record as usize)
+        .checked_add(record_len as usize)
+        .map_or(true, |end| end > memory_end)
+    {
+        return RECORD_OUT_OF_BOUNDS.as_ptr();
+    }
+    // SAFETY: the range lies inside linear memory (checked above), all of which is readable on
+    // wasm32; the host wrote the record there and does not touch it until this call returns,
+    // and nothing in this module writes to it (it was allocated by `malloc` for the host).
+    let record = unsafe { core::slice::from_raw_parts(record, record_len as usize) };
+    FILTER.with(|filter| match filter.try_borrow_mut() {
+        Ok(mut filter) => filter.run(record),
+        // Re-entry cannot happen, but is no reason to trap: pass the record through, as the
+        // host's own NUL-terminated copy.
+        Err(_) => record.as_ptr(),
+    })
+}
+
+/// Bytes in front of each [`malloc`] block, holding its size for [`free`]. Eight keeps the
+/// returned pointers 8-byte aligned.
+const HEADER: usize = 8;
+
+fn block_layout(size: usize) -> Option<Layout> {
+    Layout::from_size_align(size.checked_add(HEADER)?, HEADER).ok()
+}
+
+/// Allocates `size` bytes for the host (WAMR's `wasm_runtime_module_malloc`) from the Rust
+/// allocator. Returns 0 when out of memory; `malloc(0)` returns a valid, unique pointer.
+#[no_mangle]
+pub extern "C" fn malloc(size: usize) -> *mut u8 {
+    let Some(layout) = block_layout(size) else {
+        return core::ptr::null_mut();
+    };
+    // SAFETY: `layout` has a non-zero size (it includes the header).
+    let block = unsafe { alloc::alloc(layout) };
+    if block.is_null() {
+        return block;
+    }
+    // SAFETY: `block` is valid for `HEADER + size` bytes and aligned to `HEADER`, so the
+    // header write is in bounds and aligned, and `block + HEADER` is within the block.
+    unsafe {
+        block.cast::<usize>().write(size);
+        block.add(HEADER)
+    }
+}
+
+/// Releases a block returned by [`malloc`]. `free(0)` does nothing.
+#[no_mangle]
+pub extern "C" fn free(ptr: *mut u8) {
+    if ptr.is_null() {
+        return;
+    }
+    // SAFETY: `ptr` came from `malloc` (the host's contract), so the header sits `HEADER`
+    // bytes before it and records the size the block was allocated with.
+    unsafe {
+        let block = ptr.sub(HEADER);
+        if let Some(layout) = block_layout(block.cast::<usize>().read()) {
+            alloc::dealloc(block, layout);
+        }
+    }
+}
