@@ -87,7 +87,7 @@ pub extern "C" fn envoy_dd_filter(
     let memory_end = core::arch::wasm32::memory_size::<0>() * 65536;
     if (record as usize)
         .checked_add(record_len as usize)
-        .map_or(true, |end| end > memory_end)
+        .is_none_or(|end| end > memory_end)
     {
         return RECORD_OUT_OF_BOUNDS.as_ptr();
     }

@@ -184,7 +184,7 @@ fn check_service(config: &Config) {
         if let Some(dd) = line.get("dd") {
             assert!(dd["trace_id"].is_string(), "{kind}: {line}");
             assert!(
-                dd.get("span_id").map_or(true, Value::is_string),
+                dd.get("span_id").is_none_or(Value::is_string),
                 "{kind}: {line}"
             );
         }

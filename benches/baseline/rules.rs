@@ -333,7 +333,7 @@ impl<J: Json> Plan<J> {
 }
 
 fn is_empty<M: JsonMap>(map: Option<&M>) -> bool {
-    map.map_or(true, |m| m.entries().next().is_none())
+    map.is_none_or(|m| m.entries().next().is_none())
 }
 
 fn new_dd<J: Json>(rules: &Rules, ctx: &TraceContext) -> J::Map {
