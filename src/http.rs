@@ -2,9 +2,9 @@
 //!
 //! A Rust service behind Envoy sees the same trace headers that Envoy logs, so it can put the
 //! same `dd.trace_id` / `dd.span_id` into its own log lines. [`trace_context`] reads them from
-//! an [`http::HeaderMap`] (what hyper, axum and tonic hand you) with the rules and precedence
-//! of SPEC §3: Datadog (with `x-datadog-tags` for the upper 64 bits), W3C `traceparent`, B3
-//! multi, B3 single, AWS X-Ray. The parsing is [`crate::trace`]'s, the filter's own.
+//! an [`http::HeaderMap`] (what hyper, axum and tonic hand you) with the README's trace-id
+//! rules and precedence: Datadog (with `x-datadog-tags` for the upper 64 bits), W3C
+//! `traceparent`, B3 multi, B3 single, AWS X-Ray. The parsing is [`crate::trace`]'s, the filter's own.
 //!
 //! ```
 //! use envoy_dd::TraceIdFormat;
@@ -40,7 +40,7 @@ pub const TRACE_HEADERS: [&str; 8] = [
     "x-amzn-trace-id",
 ];
 
-/// The trace context of a request, from the first valid source in SPEC §3 order (Datadog,
+/// The trace context of a request, from the first valid source in the README's order (Datadog,
 /// W3C, B3 multi, B3 single, X-Ray); `None` when no source is valid. An invalid header (`-`,
 /// zero, upper-case hex, a bad form) is skipped like a missing one. When a header appears more
 /// than once, the first valid value counts.

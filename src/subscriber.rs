@@ -475,7 +475,7 @@ impl fmt::Write for Escaper<'_> {
     }
 }
 
-/// Configuration debris (SPEC §4): empty, `-`, or an unexpanded `${VAR}`.
+/// Configuration debris (README, "hash and phase"): empty, `-`, or an unexpanded `${VAR}`.
 fn is_debris(value: &str) -> bool {
     let value = value.trim();
     value.is_empty() || value == "-" || (value.starts_with("${") && value.ends_with('}'))

@@ -1,8 +1,9 @@
-//! Trace context: finding `dd.trace_id` / `dd.span_id` in header-like values (SPEC §3).
+//! Trace context: finding `dd.trace_id` / `dd.span_id` in header-like values (see the trace-id
+//! rules in the README).
 //!
 //! Every parser takes raw value bytes (JSON string content without the quotes, or the text of
 //! a JSON number), never allocates and never panics. A parser returns `None` for anything the
-//! SPEC calls invalid (missing, empty, `-`, zero, wrong form, overflow), so the caller can fall
+//! rules call invalid (missing, empty, `-`, zero, wrong form, overflow), so the caller can fall
 //! through to the next source. A returned [`TraceContext`] never has a zero low trace id.
 //!
 //! ```rust
@@ -58,7 +59,7 @@ impl TraceSource {
     }
 }
 
-/// How to print 128-bit trace ids (SPEC §3 option `trace_id_128`).
+/// How to print 128-bit trace ids (the `trace_id_128` option).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum TraceIdFormat {
     /// Lower 64 bits in decimal (accepted everywhere).
@@ -159,7 +160,7 @@ pub fn normalize_key<'b>(key: &[u8], buf: &'b mut [u8; 32]) -> Option<&'b [u8]> 
     buf.get(..len)
 }
 
-/// Which slot a normalised key feeds, if any (SPEC §3 table, "keys (normalised)" column, minus
+/// Which slot a normalised key feeds, if any (the keys column of the README's trace-id table, minus
 /// the `dd` object, which the caller handles as the `Existing` source).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TraceKey {
@@ -205,7 +206,7 @@ pub fn classify_key(normalized: &[u8]) -> Option<TraceKey> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Low-level number parsing. Hex is lower-case only everywhere (SPEC §3: upper-case is invalid).
+// Low-level number parsing. Hex is lower-case only everywhere (upper-case is invalid).
 
 fn hex_nibble(b: u8) -> Option<u8> {
     match b {
@@ -395,7 +396,7 @@ pub fn parse_b3_single(b3: &[u8]) -> Option<TraceContext> {
 /// was a Datadog id to begin with). X-Ray ids are 64-bit here: the upper half is zero.
 ///
 /// Hex must be lower-case, as in every other format: X-Ray itself only emits lower-case, and
-/// one rule for all sources keeps "upper-case hex is invalid" (SPEC §3) simple to reason about.
+/// one rule for all sources keeps "upper-case hex is invalid" simple to reason about.
 #[must_use]
 pub fn parse_xray(header: &[u8]) -> Option<TraceContext> {
     let mut root = None;
@@ -453,7 +454,7 @@ fn split_once(s: &[u8], sep: u8) -> Option<(&[u8], &[u8])> {
 // ---------------------------------------------------------------------------------------------
 
 /// Collects candidate values of one record (or one set of HTTP headers) and resolves them by the
-/// SPEC §3 precedence: Datadog headers > W3C > B3 multi > B3 single > X-Ray. The `Existing`
+/// Precedence: Datadog headers > W3C > B3 multi > B3 single > X-Ray. The `Existing`
 /// source (a `dd` object) is handled by the caller, which checks it before calling `resolve`.
 ///
 /// ```rust

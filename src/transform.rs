@@ -115,7 +115,7 @@ impl Error {
     }
 }
 
-/// Which input shape a record had (SPEC §2).
+/// Which input shape a record had (see "The rules" in the README).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Shape {
     /// A FireLens record whose `log` held a JSON object, now merged into the record.

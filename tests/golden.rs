@@ -117,7 +117,7 @@ fn golden_files_match() {
 }
 
 /// Every output line is either the input line unchanged or one valid JSON object without
-/// duplicate keys holding every input value (SPEC §7), whatever the expected files say.
+/// duplicate keys holding every input value, whatever the expected files say.
 #[test]
 fn golden_outputs_keep_every_value() {
     for name in FILES {

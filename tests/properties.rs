@@ -1,4 +1,4 @@
-//! Property tests of SPEC §7: whatever the input, the transform does not panic, writes one
+//! Property tests of the failure rules: whatever the input, the transform does not panic, writes one
 //! valid JSON object without duplicate keys (or the input unchanged) and loses nothing.
 
 mod common;
@@ -344,7 +344,7 @@ fn cases(n: u32) -> ProptestConfig {
 proptest! {
     #![proptest_config(cases(256))]
 
-    /// SPEC §7 on valid records: enriched, one object, no duplicate keys, nothing lost.
+    /// On valid records: enriched, one object, no duplicate keys, nothing lost.
     #[test]
     fn any_json_object_is_enriched_without_loss(input in record(), config in config()) {
         let mut t = Transformer::new(config);
@@ -364,7 +364,7 @@ proptest! {
 proptest! {
     #![proptest_config(cases(1024))]
 
-    /// SPEC §7 on any bytes: no panic, never empty, the input unchanged or a valid object.
+    /// On any bytes: no panic, never empty, the input unchanged or a valid object.
     #[test]
     fn any_bytes_are_passed_through_or_enriched(input in bytes()) {
         let mut t = Transformer::new(default_config());

@@ -1,4 +1,5 @@
-//! One test per rule of SPEC.md §2–§7, through the public API, on small inline records.
+//! One test per rule of the behaviour ("The rules" in the README), through the public API, on
+//! small inline records.
 //!
 //! Outputs are read with serde_json (`preserve_order` + `arbitrary_precision`, so key order and
 //! the exact text of numbers are visible) and with `common::check_json`, which also rejects

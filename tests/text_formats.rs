@@ -1,4 +1,4 @@
-//! Envoy text access logs (SPEC §2, shape B): golden files in `fixtures/text/`, format-string
+//! Envoy text access logs: golden files in `fixtures/text/`, format-string
 //! errors, and properties (arbitrary text never panics and is kept when it does not match).
 //!
 //! `UPDATE_GOLDEN=1 cargo test --test text_formats` rewrites the expected files from the
@@ -142,7 +142,7 @@ fn default_format_fields_and_types() {
     );
 }
 
-/// Each parsed field feeds the Datadog attribute SPEC §5 maps its name to.
+/// Each parsed field feeds the Datadog attribute its name maps to.
 #[test]
 fn text_fields_become_standard_attributes() {
     let line = "ACCESS [2024-06-03T14:00:00.120Z] \"GET /users/42?expand=orders HTTP/1.1\" 503 UH 17 1834 12 11 \"203.0.113.7, 10.0.0.1\" \"curl/8.5.0\" \"7d3c1a2b\" \"api.example.com\" \"10.0.3.17:8080\" outbound|8080||api tcp\n";

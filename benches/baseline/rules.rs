@@ -1,4 +1,4 @@
-//! The transform's rules (SPEC §3–§6, rule for rule as in `src/transform.rs`), written once
+//! The transform's rules (the README's rules, rule for rule as in `src/transform.rs`), written once
 //! over a generic JSON value so that the two baselines differ from envoy-dd, and from each
 //! other, only in how they parse, hold and write JSON.
 //!

@@ -382,7 +382,7 @@ impl Parser<'_> {
     }
 }
 
-/// Whether a `hash`/`phase` value is configuration debris (SPEC §4), which may vanish.
+/// Whether a `hash`/`phase` value is configuration debris (README, "hash and phase"), which may vanish.
 pub fn is_debris(v: &Scalar) -> bool {
     match v {
         Scalar::Null => true,
@@ -404,9 +404,9 @@ pub fn is_placeholder_id(v: &Scalar) -> bool {
     }
 }
 
-/// The scalars of an input record that must appear in the output (SPEC §7 "contains all of the
-/// input's data"): every leaf, except a `log` string that was merged (its parsed leaves count
-/// instead), `hash`/`phase` debris, a `null` `dd`, and placeholder ids in `dd`.
+/// The scalars of an input record that must appear in the output (nothing is dropped): every
+/// leaf, except a `log` string that was merged (its parsed leaves count instead), `hash`/`phase`
+/// debris, a `null` `dd`, and placeholder ids in `dd`.
 pub fn required_scalars(input: &Doc, merged_log: Option<&Doc>) -> Vec<Scalar> {
     let mut out = Vec::new();
     let mut add = |doc: &Doc, skip_log: bool| {
@@ -464,7 +464,7 @@ pub fn check_nothing_lost(input: &[u8], output: &[u8]) -> Result<(), String> {
                 None
             } else {
                 // Merged: a JSON log's values must all be there. A text access log parsed into
-                // fields (SPEC §2 shape B) is checked by the text-format tests instead.
+                // fields is checked by the text-format tests instead.
                 Some(check_json(text.as_bytes()).unwrap_or(Doc {
                     top_keys: Vec::new(),
                     leaves: Vec::new(),
