@@ -13,6 +13,8 @@ pub struct Stats {
     enriched: u64,
     /// Records passed through unchanged, by [`reason_index`].
     passed_through: [u64; REASONS.len()],
+    /// Records passed through because the transform panicked (a bug).
+    internal_errors: u64,
     /// Enriched records by shape.
     log_json: u64,
     log_text: u64,
@@ -71,6 +73,11 @@ impl Stats {
         self.blank += 1;
     }
 
+    /// Counts a record passed through because the transform panicked.
+    pub fn internal_error(&mut self) {
+        self.internal_errors += 1;
+    }
+
     /// Counts one record's outcome.
     pub fn record(&mut self, outcome: &Outcome) {
         let done = match outcome {
@@ -99,13 +106,14 @@ impl Stats {
 
     /// Writes the summary as aligned plain text. Breakdowns list only the non-zero rows.
     pub fn write(&self, out: &mut impl Write) -> io::Result<()> {
-        let passed_through: u64 = self.passed_through.iter().sum();
+        let passed_through = self.passed_through.iter().sum::<u64>() + self.internal_errors;
         let log_kept: u64 = self.log_kept.iter().sum();
         let mut rows = Rows::default();
         rows.add(0, "records", Some(self.enriched + passed_through));
         rows.add(1, "enriched", Some(self.enriched));
         rows.add(1, "passed through", Some(passed_through));
         rows.breakdown(2, &REASONS, &self.passed_through);
+        rows.breakdown(2, &["internal_error"], &[self.internal_errors]);
         rows.add(0, "blank lines", Some(self.blank));
         rows.add(0, "shapes (enriched)", None);
         rows.add(1, "log_json", Some(self.log_json));
@@ -204,26 +212,28 @@ mod tests {
         ] {
             stats.record(&t.transform(input, &mut Vec::new()));
         }
+        stats.internal_error();
         stats.blank();
         let mut out = Vec::new();
         stats.write(&mut out).unwrap();
         let expected = "\
-records           4
-  enriched        3
-  passed through  1
-    invalid_json  1
-blank lines       1
+records             5
+  enriched          3
+  passed through    2
+    invalid_json    1
+    internal_error  1
+blank lines         1
 shapes (enriched)
-  log_json        1
-  log_text        0
-  log_kept        1
-    not_json      1
-  bare            1
-access logs       2
+  log_json          1
+  log_text          0
+  log_kept          1
+    not_json        1
+  bare              1
+access logs         2
 trace ids by source
-  datadog         1
-  w3c             1
-  none            1
+  datadog           1
+  w3c               1
+  none              1
 ";
         assert_eq!(String::from_utf8(out).unwrap(), expected);
     }

@@ -4,10 +4,12 @@
 //! through unchanged like any other record it cannot enrich. Such lines are reported on
 //! standard error as `FILE:LINE: passed through: REASON`; they never stop the run.
 
+use std::fmt;
 use std::fs::{self, File};
 use std::io::{self, BufRead, BufReader, BufWriter, IsTerminal, Read, Write};
+use std::panic::{self, AssertUnwindSafe};
 
-use envoy_dd::{Config, Error, Outcome, Transformer};
+use envoy_dd::{Config, Outcome, Transformer};
 
 use super::args::{Input, TransformOptions};
 use super::progress::Progress;
@@ -143,11 +145,28 @@ impl Job {
                 self.stats.blank();
                 self.record.extend_from_slice(line);
             } else {
-                let outcome = self.transformer.transform(line, &mut self.record);
-                self.stats.record(&outcome);
-                if let Outcome::PassedThrough(error) = outcome {
-                    self.reports
-                        .report(name, number, &error, &mut self.progress);
+                // The transform does not panic; should a bug make it, this line still comes
+                // out unchanged and the run goes on with a fresh transformer.
+                let transformer = &mut self.transformer;
+                let record = &mut self.record;
+                match panic::catch_unwind(AssertUnwindSafe(|| transformer.transform(line, record)))
+                {
+                    Ok(outcome) => {
+                        self.stats.record(&outcome);
+                        if let Outcome::PassedThrough(error) = outcome {
+                            self.reports
+                                .report(name, number, &error, &mut self.progress);
+                        }
+                    }
+                    Err(_) => {
+                        self.transformer = Transformer::new(self.transformer.config().clone());
+                        self.record.clear();
+                        self.record.extend_from_slice(line);
+                        self.stats.internal_error();
+                        let reason = "internal error (a bug in envoy-dd: please report this line)";
+                        self.reports
+                            .report(name, number, &reason, &mut self.progress);
+                    }
                 }
             }
             self.record.push(b'\n');
@@ -173,7 +192,13 @@ struct Reports {
 
 impl Reports {
     /// Reports that line `number` of input `name` was passed through because of `error`.
-    fn report(&mut self, name: &str, number: u64, error: &Error, progress: &mut Progress) {
+    fn report(
+        &mut self,
+        name: &str,
+        number: u64,
+        reason: &dyn fmt::Display,
+        progress: &mut Progress,
+    ) {
         if self.quiet {
             return;
         }
@@ -183,7 +208,7 @@ impl Reports {
         }
         self.shown += 1;
         progress.clear();
-        say(format_args!("{name}:{number}: passed through: {error}"));
+        say(format_args!("{name}:{number}: passed through: {reason}"));
     }
 
     /// Says how many reports were left out.
