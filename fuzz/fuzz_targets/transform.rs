@@ -13,6 +13,9 @@ fuzz_target!(|data: &[u8]| {
     let mut out = Vec::new();
     match transformer.transform(data, &mut out) {
         Outcome::PassedThrough(_) => assert_eq!(out, data),
+        // serde_json's `arbitrary_precision` reads this key as its own number marker and then
+        // rejects valid JSON; such inputs say nothing about envoy-dd.
+        Outcome::Enriched(_) if memmem(data, b"$serde_json::private") => {}
         Outcome::Enriched(_) => {
             let value: serde_json::Value = match serde_json::from_slice(&out) {
                 Ok(value) => value,
@@ -43,4 +46,8 @@ fn is_debris(value: &serde_json::Value) -> bool {
         }
         _ => false,
     }
+}
+
+fn memmem(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
 }
