@@ -40,4 +40,6 @@ mod write;
 pub use read::{ReadError, SyntaxError};
 pub use text::{FormatError, TextFormat};
 pub use trace::{TraceContext, TraceIdFormat, TraceSource};
-pub use transform::{Config, Enriched, Error, LogKept, Outcome, Shape, Transformer};
+pub use transform::{
+    is_placeholder, Config, Enriched, Error, LogKept, Outcome, Shape, Transformer,
+};

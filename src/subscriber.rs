@@ -475,10 +475,9 @@ impl fmt::Write for Escaper<'_> {
     }
 }
 
-/// Configuration debris (README, "hash and phase"): empty, `-`, or an unexpanded `${VAR}`.
+/// Configuration debris, by the filter's own rule.
 fn is_debris(value: &str) -> bool {
-    let value = value.trim();
-    value.is_empty() || value == "-" || (value.starts_with("${") && value.ends_with('}'))
+    crate::is_placeholder(value.as_bytes())
 }
 
 /// Datadog's status names for tracing's levels.

@@ -256,7 +256,7 @@ impl Transformer {
     /// A transformer with the given config.
     pub fn new(config: Config) -> Self {
         let encode = |value: &Option<String>| {
-            let value = value.as_deref().filter(|v| !is_debris_str(v.as_bytes()))?;
+            let value = value.as_deref().filter(|v| !is_placeholder(v.as_bytes()))?;
             let mut json = Vec::new();
             write::string(&mut json, value);
             Some(json)
@@ -853,13 +853,22 @@ fn string_content<'a>(m: &Member, buf: &'a [u8]) -> Option<&'a [u8]> {
 fn is_debris(m: &Member, buf: &[u8]) -> bool {
     match m.kind {
         Kind::Null => true,
-        Kind::String => is_debris_str(m.str_content(buf)),
+        Kind::String => is_placeholder(m.str_content(buf)),
         _ => false,
     }
 }
 
-fn is_debris_str(s: &[u8]) -> bool {
-    let s = s.trim_ascii();
+/// Whether a configured or logged `hash`/`phase` value is a placeholder: empty, `-`, or an
+/// unexpanded `${VAR}` (what Fluent Bit's `modify` filter or a deploy script leaves behind
+/// when a variable is unset). Such a value counts as absent and is never written.
+///
+/// ```
+/// assert!(envoy_dd::is_placeholder(b"${GIT_COMMIT_SHA}"));
+/// assert!(envoy_dd::is_placeholder(b" - "));
+/// assert!(!envoy_dd::is_placeholder(b"4f9c2a1"));
+/// ```
+pub fn is_placeholder(value: &[u8]) -> bool {
+    let s = value.trim_ascii();
     s.is_empty() || s == b"-" || (s.starts_with(b"${") && s.ends_with(b"}"))
 }
 

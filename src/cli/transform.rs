@@ -237,17 +237,12 @@ fn write_failed(error: &io::Error) -> u8 {
 
 /// Warns about a configured `hash` or `phase` that will not do what was probably meant.
 fn warn_about_config(config: &Config) {
-    // Ask a transformer which configured values it writes (it drops placeholders such as `-`
-    // or `${DEPLOY_PHASE}`) rather than repeating its rules here.
-    let mut probe = Vec::new();
-    Transformer::new(config.clone()).transform(b"{}", &mut probe);
     for (key, value) in [("hash", &config.hash), ("phase", &config.phase)] {
         // An empty value is how to switch the environment's default off: no warning.
         let Some(value) = value.as_deref().filter(|v| !v.is_empty()) else {
             continue;
         };
-        let member = format!("\"{key}\":");
-        if !probe.windows(member.len()).any(|w| w == member.as_bytes()) {
+        if envoy_dd::is_placeholder(value.as_bytes()) {
             say(format_args!(
                 "warning: ignoring {key} '{value}': a placeholder counts as unset"
             ));
