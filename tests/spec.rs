@@ -735,6 +735,18 @@ fn s4_phase_derived_from_task_definition_family() {
 }
 
 #[test]
+fn s4_phase_derived_from_the_envelope_task_definition_first() {
+    // ECS sets the envelope's `ecs_task_definition`; a copy inside the log is only a fallback.
+    let log = json!({"msg": "x", "ecs_task_definition": "api-stable:3"}).to_string();
+    let both = json!({"log": log, "ecs_task_definition": "api-canary:4"}).to_string();
+    let (out, _) = enrich_with(&Config::default(), &both);
+    assert_eq!(out["phase"], "canary");
+    let only_log = json!({ "log": log }).to_string();
+    let (out, _) = enrich_with(&Config::default(), &only_log);
+    assert_eq!(out["phase"], "stable");
+}
+
+#[test]
 fn s4_phase_is_left_out_rather_than_guessed() {
     let (out, _) = enrich_with(
         &Config::default(),
