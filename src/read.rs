@@ -380,62 +380,90 @@ impl<'a> Reader<'a> {
     ///
     /// This is the loop that decodes a FireLens `log` string, where every other token is an
     /// escaped quote, so it scans a word at a time and decodes the two-byte escapes inline.
+    /// `into` is sized up front (decoding never grows a string) and written by index: no
+    /// capacity checks in the loop.
     fn string_decoding(&mut self, into: &mut Vec<u8>) -> Result<bool> {
-        into.clear();
         self.pos += 1; // opening quote
+        let src = self.buf;
+        // Eight spare bytes: whole words are stored and the excess is overwritten or cut.
+        into.clear();
+        into.resize(src.len().saturating_sub(self.pos) + 8, 0);
+        let dst = into.as_mut_slice();
+        let (mut i, mut o) = (self.pos, 0);
         let mut escaped = false;
-        loop {
-            for chunk in self.buf[self.pos..].chunks_exact(8) {
-                let word = word_of(chunk);
+        let result = loop {
+            // The hot loop: whole words, and the two-byte escapes between them.
+            while let Some(chunk) = src.get(i..).and_then(<[u8]>::first_chunk::<8>) {
+                let word = u64::from_le_bytes(*chunk);
+                if let Some(out) = dst.get_mut(o..).and_then(<[u8]>::first_chunk_mut::<8>) {
+                    *out = word.to_le_bytes();
+                }
                 let hits = special_bytes(word);
-                let take = match hits {
-                    0 => 8,
-                    _ => (hits.trailing_zeros() / 8) as usize,
+                if hits == 0 {
+                    i += 8;
+                    o += 8;
+                    continue;
+                }
+                let take = (hits.trailing_zeros() / 8) as usize;
+                i += take;
+                o += take;
+                let short = match (src[i], src.get(i + 1)) {
+                    (b'\\', Some(&next)) => SHORT_ESCAPES[next as usize],
+                    _ => 0,
                 };
-                // Copying all eight bytes and trimming is cheaper than a variable-length copy.
-                let len = into.len();
-                into.extend_from_slice(&word.to_le_bytes());
-                into.truncate(len + take);
-                self.pos += take;
-                if hits != 0 {
+                if short == 0 {
                     break;
                 }
+                escaped = true;
+                dst[o] = short;
+                i += 2;
+                o += 1;
             }
-            match self.peek() {
+            match src.get(i) {
                 Some(b'"') => {
-                    self.pos += 1;
-                    return Ok(escaped);
+                    i += 1;
+                    break Ok(escaped);
                 }
                 Some(b'\\') => {
                     escaped = true;
-                    let short = match self.buf.get(self.pos + 1) {
-                        Some(&c @ (b'"' | b'\\' | b'/')) => c,
-                        Some(b'n') => b'\n',
-                        Some(b't') => b'\t',
-                        Some(b'r') => b'\r',
-                        Some(b'b') => 0x08,
-                        Some(b'f') => 0x0c,
-                        _ => 0,
-                    };
+                    let next = src.get(i + 1).copied().unwrap_or(0);
+                    let short = SHORT_ESCAPES[next as usize];
                     if short != 0 {
-                        into.push(short);
-                        self.pos += 2;
+                        dst[o] = short;
+                        i += 2;
+                        o += 1;
                     } else {
-                        let start = self.pos;
-                        self.escape()?;
-                        let (c, _) = decode_escape(&self.buf[start..self.pos]);
-                        into.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes());
+                        self.pos = i;
+                        if let Err(e) = self.escape() {
+                            break Err(e);
+                        }
+                        let (c, _) = decode_escape(&src[i..self.pos]);
+                        let mut utf8 = [0; 4];
+                        let utf8 = c.encode_utf8(&mut utf8).as_bytes();
+                        dst[o..o + utf8.len()].copy_from_slice(utf8);
+                        i = self.pos;
+                        o += utf8.len();
                     }
                 }
-                Some(c) if c >= 0x20 => {
+                Some(&c) if c >= 0x20 => {
                     // Fewer than eight bytes are left in the buffer: one at a time.
-                    into.push(c);
-                    self.pos += 1;
+                    dst[o] = c;
+                    i += 1;
+                    o += 1;
                 }
-                Some(_) => return Err(self.err(SyntaxError::BadString)),
-                None => return Err(self.err(SyntaxError::Truncated)),
+                Some(_) => {
+                    self.pos = i;
+                    break Err(self.err(SyntaxError::BadString));
+                }
+                None => {
+                    self.pos = i;
+                    break Err(self.err(SyntaxError::Truncated));
+                }
             }
-        }
+        };
+        into.truncate(o);
+        self.pos = i;
+        result
     }
 
     /// Validates one escape sequence at `pos` (which holds the backslash).
@@ -529,6 +557,20 @@ impl<'a> Reader<'a> {
 }
 
 const ONES: u64 = 0x0101_0101_0101_0101;
+
+/// What each two-byte escape `\\x` decodes to, indexed by `x`; 0 where `x` is not one.
+static SHORT_ESCAPES: [u8; 256] = {
+    let mut table = [0u8; 256];
+    table[b'"' as usize] = b'"';
+    table[b'\\' as usize] = b'\\';
+    table[b'/' as usize] = b'/';
+    table[b'b' as usize] = 0x08;
+    table[b'f' as usize] = 0x0c;
+    table[b'n' as usize] = b'\n';
+    table[b'r' as usize] = b'\r';
+    table[b't' as usize] = b'\t';
+    table
+};
 
 /// Per byte of `word`, the high bit set where the byte is `"`, `\` or below 0x20.
 ///
@@ -752,6 +794,22 @@ mod tests {
         let start = input.windows(3).position(|w| w == b"\"{\\").unwrap();
         let end = input.windows(4).position(|w| w == b"n\",\"").unwrap() + 2;
         assert_eq!(members[1].value.of(input), &input[start..end]);
+    }
+
+    #[test]
+    fn decoding_a_cut_record_fails_cleanly() {
+        // Every prefix: an escape may sit at any place of a word, and at the very end.
+        let input = br#"{"log":"{\"k\":\"a\\\"b\u00e9\t\ud83d\ude00\"}\n"}"#;
+        for end in 1..input.len() {
+            let (mut members, mut stack, mut text) = (Vec::new(), Vec::new(), Vec::new());
+            let decode = Decode {
+                key: b"log",
+                into: &mut text,
+            };
+            let result =
+                read_object_decoding(&input[..end], &mut members, &mut stack, Some(decode));
+            assert!(result.is_err(), "{end}");
+        }
     }
 
     #[test]
