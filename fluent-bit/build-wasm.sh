@@ -1,15 +1,56 @@
 #!/usr/bin/env bash
 # Builds the Fluent Bit WASM filter and copies it to dist/envoy_dd.wasm.
 #
-#   fluent-bit/build-wasm.sh            # prints the module's path
+#   fluent-bit/build-wasm.sh                          # prints the module's path
+#   fluent-bit/build-wasm.sh --text-format-file appmesh-format.txt --trace-id-128 hex
+#
+# Fluent Bit cannot pass parameters to a filter, so the two settings that cannot arrive as
+# record keys are built into the module:
+#
+#   --text-format FORMAT       the Envoy format string of your text access logs (App Mesh's
+#                              `format.text`), tried before Envoy's default and Istio's formats
+#   --text-format-file PATH    the same, read from a file (trailing newlines dropped)
+#   --trace-id-128 decimal|hex how 128-bit trace ids are written (default: decimal)
+#   --out PATH                 where to put the module (default: dist/envoy_dd.wasm)
+#
+# The settings are checked with the native `envoy-dd` CLI first, so a bad format string fails
+# here, with its position and reason, not in Fluent Bit.
 #
 # The tests run this too (tests/fluent_bit_wasm.rs), so the module they check is the one
-# users ship. It builds in its own target directory, target/wasm, so that it can run while an
-# outer `cargo test` holds the lock on target/.
+# users ship. It builds in its own target directories under target/, so that it can run while
+# an outer `cargo test` holds the lock on target/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+text_format=""
+trace_id_128=""
+out="dist/envoy_dd.wasm"
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --text-format) text_format="${2?--text-format needs a value}"; shift 2 ;;
+    --text-format-file)
+      text_format="$(cat "${2?--text-format-file needs a path}")"; shift 2 ;;
+    --trace-id-128) trace_id_128="${2?--trace-id-128 needs a value}"; shift 2 ;;
+    --out) out="${2?--out needs a path}"; shift 2 ;;
+    -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "build-wasm.sh: unknown option '$1' (try --help)" >&2; exit 2 ;;
+  esac
+done
+
 rustup target add wasm32-unknown-unknown >/dev/null 2>&1 || true
+
+# A module with settings builds apart from the default one, so switching between them does not
+# rebuild either.
+target_dir="target/wasm"
+if [ -n "$text_format$trace_id_128" ]; then
+  target_dir="target/wasm-configured"
+  check=(transform)
+  [ -n "$text_format" ] && check+=(--text-format "$text_format")
+  [ -n "$trace_id_128" ] && check+=(--trace-id-128 "$trace_id_128")
+  "${CARGO:-cargo}" run --quiet --release --target-dir target/wasm-check -- "${check[@]}" \
+    </dev/null >/dev/null
+fi
+export ENVOY_DD_TEXT_FORMAT="$text_format" ENVOY_DD_TRACE_ID_128="$trace_id_128"
 
 # Fluent Bit's WAMR is built without SIMD. simd128 is off by default on this target; say so
 # explicitly, so a changed default cannot slip SIMD into the module. Flags from the caller's
@@ -18,8 +59,8 @@ unset RUSTFLAGS CARGO_ENCODED_RUSTFLAGS
 export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="-C target-feature=-simd128"
 
 # Release profile: LTO and one codegen unit (Cargo.toml), which keep the module small.
-"${CARGO:-cargo}" build --release --lib --target wasm32-unknown-unknown --target-dir target/wasm
+"${CARGO:-cargo}" build --release --lib --target wasm32-unknown-unknown --target-dir "$target_dir"
 
-mkdir -p dist
-cp target/wasm/wasm32-unknown-unknown/release/envoy_dd.wasm dist/envoy_dd.wasm
-echo "$PWD/dist/envoy_dd.wasm"
+mkdir -p "$(dirname "$out")"
+cp "$target_dir/wasm32-unknown-unknown/release/envoy_dd.wasm" "$out"
+echo "$(cd "$(dirname "$out")" && pwd)/$(basename "$out")"

@@ -15,14 +15,25 @@
 //! unchanged when it cannot be transformed. The result lives in one buffer owned by the module
 //! and reused on the next call; the host never frees guest memory.
 //!
-//! Fluent Bit cannot pass parameters to a filter, so the transform runs with the default
-//! [`Config`]: `hash` and `phase` come from record keys (set by a `modify` filter in front of
-//! this one), and `dd.trace_id` is written in decimal (`trace_id_128` cannot be chosen).
+//! Fluent Bit cannot pass parameters to a filter. `hash` and `phase` come from record keys (set
+//! by a `modify` filter in front of this one); the two settings that cannot travel that way are
+//! fixed when the module is built, from the environment of the build
+//! (`fluent-bit/build-wasm.sh --text-format ... --trace-id-128 ...` sets them):
+//!
+//! * `ENVOY_DD_TEXT_FORMAT`: the Envoy format string of text access logs, tried before the
+//!   built-in formats ([`Config::text_format`]);
+//! * `ENVOY_DD_TRACE_ID_128`: `decimal` (the default) or `hex` ([`Config::trace_id_128`]).
+//!
+//! Everything else is the default [`Config`].
 
 use core::cell::RefCell;
 use std::alloc::{self, Layout};
 
-use crate::{write, Config, Outcome, Transformer};
+use crate::{write, Config, Outcome, TextFormat, Transformer};
+
+/// The build-time settings (see the module documentation); unset or empty means the default.
+const TEXT_FORMAT: Option<&str> = option_env!("ENVOY_DD_TEXT_FORMAT");
+const TRACE_ID_128: Option<&str> = option_env!("ENVOY_DD_TRACE_ID_128");
 
 /// Returned when the host passes no record (its copy into guest memory failed).
 const RECORD_MISSING: &[u8] = b"{\"envoy_dd_error\":\"record missing\"}\0";
@@ -34,35 +45,68 @@ const RECORD_OUT_OF_BOUNDS: &[u8] = b"{\"envoy_dd_error\":\"record out of bounds
 /// The filter's state, kept between calls. wasm32-unknown-unknown has one thread, and the host
 /// never re-enters the module, so a `thread_local` is the whole synchronisation story.
 struct Filter {
-    transformer: Transformer,
+    /// The transformer, or why the build-time settings are unusable.
+    transformer: Result<Transformer, String>,
     /// The result handed to the host: one JSON object and its NUL terminator.
     out: Vec<u8>,
 }
 
 thread_local! {
-    static FILTER: RefCell<Filter> =
-        RefCell::new(Filter { transformer: Transformer::new(Config::default()), out: Vec::new() });
+    static FILTER: RefCell<Filter> = RefCell::new(Filter {
+        transformer: build_time_config().map(Transformer::new),
+        out: Vec::new(),
+    });
+}
+
+/// The [`Config`] of this module: the default, with the build-time settings applied.
+fn build_time_config() -> Result<Config, String> {
+    let mut config = Config::default();
+    if let Some(format) = TEXT_FORMAT.filter(|f| !f.is_empty()) {
+        let format = TextFormat::parse(format).map_err(|e| format!("ENVOY_DD_TEXT_FORMAT: {e}"))?;
+        config.text_format = Some(format);
+    }
+    if let Some(ids) = TRACE_ID_128.filter(|t| !t.is_empty()) {
+        config.trace_id_128 = ids
+            .parse()
+            .map_err(|e| format!("ENVOY_DD_TRACE_ID_128: {e}"))?;
+    }
+    Ok(config)
 }
 
 impl Filter {
     /// Transforms `record` into `self.out`, NUL-terminated.
     fn run(&mut self, record: &[u8]) -> *const u8 {
         self.out.clear();
-        let outcome = self.transformer.transform(record, &mut self.out);
-        // Enriched output is built from validated JSON and escaped strings, so it holds no raw
-        // NUL. A record passed through unchanged can, and the host's `strdup` would cut it
-        // there and then fail to parse the rest: wrap the whole record in a JSON string instead.
-        if matches!(outcome, Outcome::PassedThrough(_)) && memchr::memchr(0, &self.out).is_some() {
-            self.out.clear();
-            self.out
-                .extend_from_slice(b"{\"envoy_dd_error\":\"record contains NUL byte\",\"log\":");
-            // Invalid UTF-8 cannot live in a JSON string; such bytes become U+FFFD.
-            write::string(&mut self.out, &String::from_utf8_lossy(record));
-            self.out.push(b'}');
+        match &mut self.transformer {
+            Ok(transformer) => {
+                let outcome = transformer.transform(record, &mut self.out);
+                // Enriched output is built from validated JSON and escaped strings, so it holds
+                // no raw NUL. A record passed through unchanged can, and the host's `strdup`
+                // would cut it there and then fail to parse the rest: wrap it instead.
+                if matches!(outcome, Outcome::PassedThrough(_))
+                    && memchr::memchr(0, &self.out).is_some()
+                {
+                    self.out.clear();
+                    wrap(&mut self.out, "record contains NUL byte", record);
+                }
+            }
+            // A module built with unusable settings says so on every record, in Datadog,
+            // instead of quietly running without them; the record is kept whole under `log`.
+            Err(reason) => wrap(&mut self.out, reason, record),
         }
         self.out.push(0);
         self.out.as_ptr()
     }
+}
+
+/// Writes `{"envoy_dd_error":<error>,"log":<record as a JSON string>}` to `out`.
+fn wrap(out: &mut Vec<u8>, error: &str, record: &[u8]) {
+    out.extend_from_slice(b"{\"envoy_dd_error\":");
+    write::string(out, error);
+    out.extend_from_slice(b",\"log\":");
+    // Invalid UTF-8 cannot live in a JSON string; such bytes become U+FFFD.
+    write::string(out, &String::from_utf8_lossy(record));
+    out.push(b'}');
 }
 
 /// The filter function (`Function_Name envoy_dd_filter`): transforms one record given as JSON

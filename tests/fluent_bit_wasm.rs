@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-use envoy_dd::{Config, Transformer};
+use envoy_dd::{Config, Outcome, Shape, TextFormat, TraceIdFormat, Transformer};
 use wasmi::{CompilationMode, Engine, Linker, Memory, Module, Store, TypedFunc};
 use wasmparser::{Operator, Parser, Payload, Validator, WasmFeatures};
 
@@ -300,6 +300,130 @@ fn corpus_gives_the_native_output() {
                 String::from_utf8_lossy(&call.output)
             );
         }
+    }
+}
+
+/// Builds the module with build-time settings (`build-wasm.sh` options) into `out`, a path under
+/// `target/`, and returns its bytes.
+fn configured_module(options: &[&str], out: &str) -> Vec<u8> {
+    let build = Command::new("bash")
+        .arg("fluent-bit/build-wasm.sh")
+        .args(options)
+        .args(["--out", out])
+        .current_dir(root())
+        .output()
+        .expect("run fluent-bit/build-wasm.sh");
+    assert!(
+        build.status.success(),
+        "fluent-bit/build-wasm.sh {options:?} failed:\n{}",
+        String::from_utf8_lossy(&build.stderr)
+    );
+    fs::read(root().join(out)).expect("the configured module")
+}
+
+/// Every non-empty line of a file under `fixtures/`.
+fn fixture_lines(path: &str) -> Vec<Vec<u8>> {
+    read(path)
+        .lines()
+        .filter(|line| !line.is_empty())
+        .map(|line| line.as_bytes().to_vec())
+        .collect()
+}
+
+#[test]
+fn build_time_settings_reach_the_module() {
+    let format_file = "fixtures/text/datadog-trace.format";
+    let bytes = configured_module(
+        &["--text-format-file", format_file, "--trace-id-128", "hex"],
+        "target/wasm-test/datadog-trace.wasm",
+    );
+    let mut host = Host::load(&bytes, false);
+    let config = Config {
+        text_format: Some(TextFormat::parse(read(format_file).trim_end()).unwrap()),
+        trace_id_128: TraceIdFormat::Hex,
+        ..Config::default()
+    };
+    let mut transformer = Transformer::new(config.clone());
+    // The custom-format lines only parse with the format, and the 128-bit ids only come out
+    // in hex with the setting: a module without either would differ from the native output.
+    let mut records = fixture_lines("fixtures/text/datadog-trace.input.jsonl");
+    records.extend(fixture_lines("fixtures/input/trace-128-hex.jsonl"));
+    let mut probe = Transformer::new(config);
+    let parsed = records
+        .iter()
+        .filter(|r| {
+            let outcome = probe.transform(r, &mut Vec::new());
+            matches!(outcome, Outcome::Enriched(e) if e.shape == Shape::LogText)
+        })
+        .count();
+    assert!(
+        parsed >= 3,
+        "only {parsed} records parsed with the custom format"
+    );
+    for (i, record) in records.iter().enumerate() {
+        let output = host.filter(record).output;
+        assert!(
+            output == native(&mut transformer, record),
+            "record {}: wasm output differs from the native transform with the same settings:\n{}",
+            i + 1,
+            String::from_utf8_lossy(&output)
+        );
+    }
+}
+
+#[test]
+fn build_time_settings_are_checked_before_building() {
+    let build = Command::new("bash")
+        .args(["fluent-bit/build-wasm.sh", "--text-format", "%REQ(:METHOD"])
+        .args(["--out", "target/wasm-test/never.wasm"])
+        .current_dir(root())
+        .output()
+        .expect("run fluent-bit/build-wasm.sh");
+    let stderr = String::from_utf8_lossy(&build.stderr);
+    assert_eq!(build.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("at byte 4"), "{stderr}");
+    assert!(!root().join("target/wasm-test/never.wasm").exists());
+}
+
+#[test]
+fn unusable_build_time_settings_are_reported_on_every_record() {
+    // Built with cargo directly, past the script's check, in a target directory of its own.
+    let target = root().join("target/wasm-unusable");
+    let build = Command::new(env!("CARGO"))
+        .args([
+            "build",
+            "--release",
+            "--lib",
+            "--target",
+            "wasm32-unknown-unknown",
+        ])
+        .arg("--target-dir")
+        .arg(&target)
+        .env("ENVOY_DD_TRACE_ID_128", "128")
+        .env(
+            "CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS",
+            "-C target-feature=-simd128",
+        )
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .current_dir(root())
+        .output()
+        .expect("cargo build");
+    assert!(
+        build.status.success(),
+        "{}",
+        String::from_utf8_lossy(&build.stderr)
+    );
+    let bytes = fs::read(target.join("wasm32-unknown-unknown/release/envoy_dd.wasm")).unwrap();
+    let mut host = Host::load(&bytes, false);
+    for record in &corpus()[0].1[..5] {
+        let output = host.filter(record).output;
+        let value: serde_json::Value = serde_json::from_slice(&output).expect("a JSON object");
+        assert_eq!(
+            value["envoy_dd_error"],
+            "ENVOY_DD_TRACE_ID_128: expected `decimal` or `hex`"
+        );
+        assert_eq!(value["log"].as_str().unwrap().as_bytes(), &record[..]);
     }
 }
 
