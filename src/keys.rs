@@ -120,7 +120,7 @@ impl KeyCache {
 
     /// The id of the key of member `index` at `level`, as [`Self::lookup`] gives it, trying
     /// the previous record's key at the same place first.
-    #[inline]
+    #[inline(always)]
     pub fn lookup_at(&mut self, level: Level, index: usize, raw: &[u8], escaped: bool) -> u32 {
         let previous = &mut self.previous[level as usize];
         if let Some(&guess) = previous.get(index) {
@@ -129,6 +129,19 @@ impl KeyCache {
                 return guess;
             }
         }
+        self.lookup_and_remember(level, index, raw, escaped)
+    }
+
+    /// [`Self::lookup_at`] when the guess was wrong: out of line, so the guess stays small
+    /// enough to inline.
+    #[inline(never)]
+    fn lookup_and_remember(
+        &mut self,
+        level: Level,
+        index: usize,
+        raw: &[u8],
+        escaped: bool,
+    ) -> u32 {
         let id = self.lookup(raw, escaped);
         let previous = &mut self.previous[level as usize];
         if index < previous.len() {

@@ -250,12 +250,34 @@ pub fn parse_decimal_id(value: &[u8]) -> Option<u64> {
 
 /// The value of a string of ASCII digits (`None` for anything else, or above `u64::MAX`).
 ///
-/// Overflow is caught by comparing before multiplying: `checked_mul` on `u64` becomes a
-/// 128-bit library call per digit on wasm32, which Fluent Bit interprets.
+/// Ids have 19 or 20 digits, so eight are taken at a time (SWAR). Up to 19 digits cannot
+/// overflow; only a 20th is checked, by comparing before multiplying (`checked_mul` on `u64`
+/// becomes a 128-bit library call on wasm32, which Fluent Bit interprets).
 pub(crate) fn decimal_digits(digits: &[u8]) -> Option<u64> {
     const LIMIT: u64 = u64::MAX / 10; // and u64::MAX % 10 == 5
+    let significant = digits
+        .iter()
+        .position(|&b| b != b'0')
+        .unwrap_or(digits.len());
+    let digits = &digits[significant..];
+    let (head, last) = match digits.len() {
+        0..=19 => (digits, None),
+        20 => (&digits[..19], Some(digits[19])),
+        _ => return None, // a non-digit or an overflow, either way
+    };
     let mut n: u64 = 0;
-    for &b in digits {
+    let mut chunks = head.chunks_exact(8);
+    for chunk in &mut chunks {
+        n = n * 100_000_000 + eight_digits(chunk)?;
+    }
+    for &b in chunks.remainder() {
+        let d = b.wrapping_sub(b'0');
+        if d > 9 {
+            return None;
+        }
+        n = n * 10 + u64::from(d);
+    }
+    if let Some(b) = last {
         let d = b.wrapping_sub(b'0');
         if d > 9 || n > LIMIT || (n == LIMIT && d > 5) {
             return None;
@@ -263,6 +285,25 @@ pub(crate) fn decimal_digits(digits: &[u8]) -> Option<u64> {
         n = n * 10 + u64::from(d);
     }
     Some(n)
+}
+
+/// The value of eight ASCII digits, first digit most significant; `None` if one is not a digit.
+#[inline]
+fn eight_digits(chunk: &[u8]) -> Option<u64> {
+    let mut bytes = [0u8; 8];
+    bytes.copy_from_slice(chunk);
+    let word = u64::from_le_bytes(bytes);
+    // Every byte is 0x30..=0x39: its high nibble is 3, and adding 6 keeps it 3.
+    let high = word & 0xf0f0_f0f0_f0f0_f0f0;
+    let carried = word.wrapping_add(0x0606_0606_0606_0606) & 0xf0f0_f0f0_f0f0_f0f0;
+    if high != 0x3030_3030_3030_3030 || carried != 0x3030_3030_3030_3030 {
+        return None;
+    }
+    // Little-endian: the first digit is the lowest byte. Combine pairs, then fours, then eight.
+    let v = word - 0x3030_3030_3030_3030;
+    let v = (v * 10 + (v >> 8)) & 0x00ff_00ff_00ff_00ff;
+    let v = (v * 100 + (v >> 16)) & 0x0000_ffff_0000_ffff;
+    Some((v * 10_000 + (v >> 32)) & 0xffff_ffff)
 }
 
 /// A Datadog-family trace id: exactly 32 lower-case hex digits (OpenTelemetry-style 128-bit id,
@@ -1298,6 +1339,17 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn decimal_digits_agree_with_std(digits in "[0-9]{0,24}", junk in "[^0-9]?", at in 0usize..24) {
+            let mut text = digits.clone();
+            text.insert_str(at.min(text.len()), &junk);
+            let std = match text.is_empty() {
+                true => Some(0),
+                false => text.parse::<u64>().ok().filter(|_| !text.starts_with('+')),
+            };
+            prop_assert_eq!(decimal_digits(text.as_bytes()), std, "{:?}", text);
+        }
+
         #[test]
         fn parsers_never_panic(a in proptest::collection::vec(any::<u8>(), 0..80),
                                b in proptest::collection::vec(any::<u8>(), 0..40),
