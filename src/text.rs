@@ -56,6 +56,9 @@ const ISTIO_LEGACY: &str = concat!(
 /// Retries per line when a field's value turns out to contain the literal after it.
 const RETRIES: u32 = 64;
 
+/// Bytes of a field's [`Field::write_opening`] that are copied as one block.
+const OPENING: usize = 48;
+
 /// Most operators in one format: matching recurses once per field.
 const MAX_FIELDS: usize = 256;
 
@@ -132,14 +135,33 @@ enum Piece {
     Field(Field),
 }
 
+impl Piece {
+    /// A literal of at most eight bytes as a little-endian word, and a mask of its bytes.
+    fn word(&self) -> Option<(u64, u64)> {
+        let Piece::Literal(literal) = self else {
+            return None;
+        };
+        let mut word = [0; 8];
+        word.get_mut(..literal.len())?
+            .copy_from_slice(literal.as_bytes());
+        let mask = u64::MAX.checked_shr(64 - 8 * literal.len() as u32);
+        let mask = mask.unwrap_or_default();
+        Some((u64::from_le_bytes(word), mask))
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Field {
     /// The JSON key: lower-case letters, digits and `_`, so it needs no escaping.
     name: String,
     /// `,"name":`, written as it is (the first member's comma becomes the object's `{`).
     member: String,
-    /// `,"name":"`: `member` and a string's opening quote.
-    opening: String,
+    /// `member` and a string's opening quote, padded with zeros (if it fits), to be written
+    /// by [`Field::write_opening`].
+    opening: Option<[u8; OPENING]>,
+    /// The literal after the field, if it has at most eight bytes: as a little-endian word, and
+    /// a mask of its bytes.
+    next: Option<(u64, u64)>,
     /// Codes, byte counts and durations: written as JSON numbers, and a line whose value is
     /// not an unsigned integer (or `-`) does not match.
     numeric: bool,
@@ -266,6 +288,13 @@ impl TextFormat {
             Piece::Literal(_) => None,
         });
         let overhead = fields.sum::<usize>() + r#"{,"prefix":"",,"extra":""}"#.len();
+        // Each field gets the literal after it as a word, to compare at once.
+        let words: Vec<_> = pieces.iter().skip(1).map(Piece::word).collect();
+        for (piece, next) in pieces.iter_mut().zip(words) {
+            if let Piece::Field(field) = piece {
+                field.next = next;
+            }
+        }
         let mut format = TextFormat {
             source: format.into(),
             pieces,
@@ -372,73 +401,61 @@ impl TextFormat {
     /// The first match that [`TextFormat::match_from`] tries, without its recursion: each
     /// field ends where the literal after it first occurs. Most lines match so; for the others
     /// this returns false, and `match_from` searches in full.
-    fn match_first(
-        &self,
-        line: &[u8],
-        mut pos: usize,
-        out: &mut Vec<u8>,
-        search: &mut Search,
-    ) -> bool {
-        let mut i = 0;
+    fn match_first(&self, line: &[u8], pos: usize, out: &mut Vec<u8>, search: &mut Search) -> bool {
+        let mut rest = line.get(pos..).unwrap_or_default();
+        let mut pieces = self.pieces.as_slice();
         loop {
-            let rest = line.get(pos..).unwrap_or_default();
-            let field = match self.pieces.get(i) {
-                Some(Piece::Field(field)) => field,
-                Some(Piece::Literal(_)) if rest.is_empty() && i >= self.optional_from => break,
-                Some(Piece::Literal(literal)) if has_prefix(rest, literal.as_bytes()) => {
-                    pos += literal.len();
-                    i += 1;
-                    continue;
+            let i = self.pieces.len() - pieces.len();
+            match pieces {
+                [] => break,
+                [Piece::Literal(_), ..] if rest.is_empty() && i >= self.optional_from => break,
+                [Piece::Literal(literal), tail @ ..] if has_prefix(rest, literal.as_bytes()) => {
+                    rest = rest.get(literal.len()..).unwrap_or_default();
+                    pieces = tail;
                 }
-                Some(Piece::Literal(_)) => return false,
-                None => break,
-            };
-            let Some(Piece::Literal(next)) = self.pieces.get(i + 1) else {
-                let len = self.last_len(rest);
-                match rest.get(..len) {
-                    Some(value) if field.write(value, out) => pos += len,
-                    _ => return false,
-                }
-                break;
-            };
-            let next = next.as_bytes();
-            let mark = out.len();
-            // Most values are plain: copied while their end is sought, then checked.
-            out.extend_from_slice(field.opening());
-            let len = copy_plain(
-                rest,
-                next.first().copied().unwrap_or(b'"'),
-                field.spaceless,
-                out,
-            );
-            let end = match rest.get(len..) {
-                // No byte before `len` starts `next`: this is its first occurrence.
-                Some(at) if has_prefix(at, next) && field.check_plain(&rest[..len], mark, out) => {
-                    len
-                }
-                // Something to escape, or to check, first: the general way.
-                _ => {
-                    out.truncate(mark);
-                    let end = match find(&rest[len..], next) {
-                        Some(n) => len + n,
-                        None if i + 1 >= self.optional_from => rest.len(),
-                        None => return false,
-                    };
-                    match rest.get(..end) {
-                        Some(value) if field.write(value, out) => end,
+                [Piece::Literal(_), ..] => return false,
+                [Piece::Field(field)] => {
+                    match rest.split_at_checked(self.last_len(rest)) {
+                        Some((value, after)) if field.write(value, out) => rest = after,
                         _ => return false,
                     }
+                    break;
                 }
-            };
-            if end == rest.len() {
-                pos += end;
-                break;
+                [Piece::Field(field), Piece::Literal(next), tail @ ..] => {
+                    let next = next.as_bytes();
+                    let mark = out.len();
+                    // Most values are plain: copied while their end is sought, then checked.
+                    field.write_opening(out);
+                    let stop = next.first().copied().unwrap_or(b'"');
+                    let len = copy_plain(rest, stop, field.spaceless, out);
+                    let (value, after) = rest.split_at_checked(len).unwrap_or_default();
+                    // No byte before `len` starts `next`: this is its first occurrence.
+                    if starts_with(after, next, field.next) && field.check_plain(value, mark, out) {
+                        rest = after.get(next.len()..).unwrap_or_default();
+                        pieces = tail;
+                        continue;
+                    }
+                    // Something to escape, or to check, first: the general way.
+                    out.truncate(mark);
+                    let Some(end) = self.next_end(i, field, rest, len, next) else {
+                        return false;
+                    };
+                    match rest.split_at_checked(end) {
+                        Some((value, after)) if field.write(value, out) => rest = after,
+                        _ => return false,
+                    }
+                    // The line stops before the optional trailing fields.
+                    if rest.is_empty() {
+                        break;
+                    }
+                    rest = rest.get(next.len()..).unwrap_or_default();
+                    pieces = tail;
+                }
+                // Never: `compile` rejects two fields in a row.
+                [Piece::Field(_), Piece::Field(_), ..] => return false,
             }
-            // `next` is at `end`: skip it too.
-            pos += end + next.len();
-            i += 2;
         }
-        finish(line, pos, out, search)
+        finish(rest, out, search)
     }
 
     /// Matches pieces `i..` against `line[pos..]`, appending members to `out`. A field ends at
@@ -458,31 +475,28 @@ impl TextFormat {
             match self.pieces.get(i) {
                 Some(Piece::Field(field)) => break field,
                 Some(Piece::Literal(_)) if rest.is_empty() && i >= self.optional_from => {
-                    return finish(line, pos, out, search)
+                    return finish(line.get(pos..).unwrap_or_default(), out, search)
                 }
                 Some(Piece::Literal(literal)) if has_prefix(rest, literal.as_bytes()) => {
                     pos += literal.len();
                     i += 1;
                 }
                 Some(Piece::Literal(_)) => return false,
-                None => return finish(line, pos, out, search),
+                None => return finish(line.get(pos..).unwrap_or_default(), out, search),
             }
         };
         let rest = line.get(pos..).unwrap_or_default();
         let Some(Piece::Literal(next)) = self.pieces.get(i + 1) else {
             let len = self.last_len(rest);
             return rest.get(..len).is_some_and(|value| field.write(value, out))
-                && finish(line, pos + len, out, search);
+                && finish(line.get(pos + len..).unwrap_or_default(), out, search);
         };
         let next = next.as_bytes();
         let mark = out.len();
         let mut from = 0;
         loop {
-            let end = match find(rest.get(from..).unwrap_or_default(), next) {
-                Some(n) => from + n,
-                // The line may stop before the optional trailing fields.
-                None if i + 1 >= self.optional_from => rest.len(),
-                None => return false,
+            let Some(end) = self.next_end(i, field, rest, from, next) else {
+                return false;
             };
             let Some(value) = rest.get(..end) else {
                 return false;
@@ -490,7 +504,7 @@ impl TextFormat {
             if field.write(value, out) {
                 // `find` saw `next` at `end` (or the line ends there): go on after it.
                 if end == rest.len() {
-                    return finish(line, pos + end, out, search);
+                    return finish(line.get(pos + end..).unwrap_or_default(), out, search);
                 }
                 if self.match_from(line, i + 2, pos + end + next.len(), out, search) {
                     return true;
@@ -506,6 +520,31 @@ impl TextFormat {
             }
             search.retries -= 1;
             from = end + 1;
+        }
+    }
+
+    /// Where the value of field `i` in `rest` may end, from `from` on: at the next occurrence of
+    /// `next`, the literal after the field, or, if the line may stop before the optional
+    /// trailing fields, at the end of the line.
+    fn next_end(
+        &self,
+        i: usize,
+        field: &Field,
+        rest: &[u8],
+        from: usize,
+        next: &[u8],
+    ) -> Option<usize> {
+        // A spaceless value cannot reach past a space, and a longer one would fail the same
+        // check: `next` is sought no further than that (on lines that do not match, the
+        // search is otherwise the length of the line, for each format tried).
+        let limit = match field.spaceless {
+            true => position(rest, b' ').map_or(rest.len(), |at| rest.len().min(at + next.len())),
+            false => rest.len(),
+        };
+        match find(rest.get(from..limit).unwrap_or_default(), next) {
+            Some(n) => Some(from + n),
+            None if i + 1 >= self.optional_from => Some(rest.len()),
+            None => None,
         }
     }
 
@@ -539,10 +578,9 @@ impl Search {
     }
 }
 
-/// After the last piece, at `line[pos..]`: keeps further space-separated text (Istio and
+/// After the last piece, at `rest` of the line: keeps further space-separated text (Istio and
 /// others append their own fields) under `extra` when allowed.
-fn finish(line: &[u8], pos: usize, out: &mut Vec<u8>, search: &mut Search) -> bool {
-    let rest = line.get(pos..).unwrap_or_default();
+fn finish(rest: &[u8], out: &mut Vec<u8>, search: &mut Search) -> bool {
     if !rest.is_empty() {
         let Some(extra) = rest.strip_prefix(b" ") else {
             return false;
@@ -611,9 +649,15 @@ impl Field {
             name = format!("{base}_{n}");
         }
         names.push(name.clone());
+        let member = format!(",\"{name}\":");
+        let mut opening = [0; OPENING];
+        let fits = opening.get_mut(..member.len() + 1).map(|block| {
+            block.copy_from_slice(format!("{member}\"").as_bytes());
+        });
         Ok(Field {
-            member: format!(",\"{name}\":"),
-            opening: format!(",\"{name}\":\""),
+            opening: fits.map(|()| opening),
+            next: None,
+            member,
             name,
             numeric: is_numeric(op),
             max_len,
@@ -621,11 +665,23 @@ impl Field {
         })
     }
 
-    /// `,"name":`, and its opening quote if the value is a string.
-    fn opening(&self) -> &[u8] {
-        match self.numeric {
-            true => self.member.as_bytes(),
-            false => self.opening.as_bytes(),
+    /// Writes `,"name":`, and the opening quote if the value is a string.
+    #[inline(always)]
+    fn write_opening(&self, out: &mut Vec<u8>) {
+        let len = self.member.len() + !self.numeric as usize;
+        match &self.opening {
+            // One fixed-size copy, then cut: cheaper than a call to `memcpy` for a few bytes.
+            Some(block) => {
+                let at = out.len();
+                out.extend_from_slice(block);
+                out.truncate(at + len);
+            }
+            None => {
+                out.extend_from_slice(self.member.as_bytes());
+                if !self.numeric {
+                    out.push(b'"');
+                }
+            }
         }
     }
 
@@ -662,7 +718,7 @@ impl Field {
         }
     }
 
-    /// After [`copy_plain`] wrote [`Field::opening`] and `value` (a plain one) from `mark` on,
+    /// After [`Field::write_opening`] and [`copy_plain`] wrote `value` (a plain one) from `mark` on,
     /// checks the value as [`Field::write`] does and finishes its member (or drops it, for
     /// `-`); or returns false if the value cannot come from this field.
     #[inline(always)]
@@ -801,7 +857,20 @@ fn position(haystack: &[u8], byte: u8) -> Option<usize> {
     let done = head.len() - chunks.remainder().len();
     match chunks.remainder().iter().position(|&b| b == byte) {
         Some(i) => Some(done + i),
+        None if rest.is_empty() => None,
         None => memchr::memchr(byte, rest).map(|i| head.len() + i),
+    }
+}
+
+/// `bytes` starts with `literal`, whose [`Piece::word`] is `word`: compared at once when
+/// eight bytes are at hand.
+#[inline(always)]
+fn starts_with(bytes: &[u8], literal: &[u8], word: Option<(u64, u64)>) -> bool {
+    match (bytes.get(..8), word) {
+        (Some(head), Some((word, mask))) => {
+            (u64::from_le_bytes(head.try_into().unwrap_or_default()) ^ word) & mask == 0
+        }
+        _ => has_prefix(bytes, literal),
     }
 }
 
