@@ -56,6 +56,9 @@ const ISTIO_LEGACY: &str = concat!(
 /// Retries per line when a field's value turns out to contain the literal after it.
 const RETRIES: u32 = 64;
 
+/// Bytes of a field's [`Field::write_opening`] that are copied as one block.
+const OPENING: usize = 48;
+
 /// Most operators in one format: matching recurses once per field.
 const MAX_FIELDS: usize = 256;
 
@@ -87,9 +90,6 @@ pub(crate) fn builtins() -> &'static [TextFormat; 3] {
 /// else the first built-in one that matches. Returns whether one matched.
 pub(crate) fn line_to_json(custom: Option<&TextFormat>, line: &[u8], out: &mut Vec<u8>) -> bool {
     out.clear();
-    let Ok(line) = core::str::from_utf8(line) else {
-        return false;
-    };
     let line = trim_newline(line);
     custom
         .into_iter()
@@ -135,12 +135,33 @@ enum Piece {
     Field(Field),
 }
 
+impl Piece {
+    /// A literal of at most eight bytes as a little-endian word, and a mask of its bytes.
+    fn word(&self) -> Option<(u64, u64)> {
+        let Piece::Literal(literal) = self else {
+            return None;
+        };
+        let mut word = [0; 8];
+        word.get_mut(..literal.len())?
+            .copy_from_slice(literal.as_bytes());
+        let mask = u64::MAX.checked_shr(64 - 8 * literal.len() as u32);
+        let mask = mask.unwrap_or_default();
+        Some((u64::from_le_bytes(word), mask))
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Field {
     /// The JSON key: lower-case letters, digits and `_`, so it needs no escaping.
     name: String,
-    /// `,"name":`, written as it is (without the comma for the first member).
+    /// `,"name":`, written as it is (the first member's comma becomes the object's `{`).
     member: String,
+    /// `member` and a string's opening quote, padded with zeros (if it fits), to be written
+    /// by [`Field::write_opening`].
+    opening: Option<[u8; OPENING]>,
+    /// The literal after the field, if it has at most eight bytes: as a little-endian word, and
+    /// a mask of its bytes.
+    next: Option<(u64, u64)>,
     /// Codes, byte counts and durations: written as JSON numbers, and a line whose value is
     /// not an unsigned integer (or `-`) does not match.
     numeric: bool,
@@ -220,10 +241,7 @@ impl TextFormat {
     /// Values are strings, except codes, byte counts and durations, which are numbers; a `-`
     /// (Envoy's "no value") is left out.
     pub fn to_json(&self, line: &[u8], out: &mut Vec<u8>) -> bool {
-        match core::str::from_utf8(line) {
-            Ok(line) => self.write_json(trim_newline(line), out),
-            Err(_) => false,
-        }
+        self.write_json(trim_newline(line), out)
     }
 
     fn compile(format: &str, lenient: bool) -> Result<TextFormat, FormatError> {
@@ -270,6 +288,13 @@ impl TextFormat {
             Piece::Literal(_) => None,
         });
         let overhead = fields.sum::<usize>() + r#"{,"prefix":"",,"extra":""}"#.len();
+        // Each field gets the literal after it as a word, to compare at once.
+        let words: Vec<_> = pieces.iter().skip(1).map(Piece::word).collect();
+        for (piece, next) in pieces.iter_mut().zip(words) {
+            if let Piece::Field(field) = piece {
+                field.next = next;
+            }
+        }
         let mut format = TextFormat {
             source: format.into(),
             pieces,
@@ -312,7 +337,11 @@ impl TextFormat {
 
     /// Appends the JSON object for `line` (without its newline) to `out`; on a mismatch leaves
     /// `out` as it was and returns false.
-    fn write_json(&self, line: &str, out: &mut Vec<u8>) -> bool {
+    ///
+    /// The line is not checked for UTF-8 as a whole: each part of it is, as it is matched
+    /// (literals are UTF-8, values are checked unless ASCII), and a match covers the whole
+    /// line, so a line that is not UTF-8 matches nothing, without a pass of its own.
+    fn write_json(&self, line: &[u8], out: &mut Vec<u8>) -> bool {
         let start = out.len();
         let (pos, prefix) = match self.lenient {
             true => match self.prefix(line) {
@@ -322,121 +351,209 @@ impl TextFormat {
             false => (0, ""),
         };
         out.reserve(line.len() + self.overhead);
-        out.push(b'{');
-        let first = prefix.is_empty();
-        if !first {
-            write_member(out, true, r#","prefix":"#, prefix);
+        // Every member is written after a comma; the first comma becomes the `{` at the end.
+        if !prefix.is_empty() {
+            write_member(out, r#","prefix":"#, prefix);
         }
+        let body = out.len();
+        let pass = |extra: bool, out: &mut Vec<u8>| {
+            let mut search = Search::new(extra);
+            let matched = self.match_first(line, pos, out, &mut search) || {
+                out.truncate(body);
+                search = Search::new(extra);
+                self.match_from(line, 0, pos, out, &mut search)
+            };
+            (matched, search.wanted_extra)
+        };
         // First without `extra`: a quoted value may contain `" "`, and a split that pushed the
         // last field into `extra` would misname the fields before it.
-        let body = out.len();
-        let matched = [false, true][..1 + self.lenient as usize]
-            .iter()
-            .any(|&extra| {
-                out.truncate(body);
-                self.match_from(
-                    line,
-                    0,
-                    pos,
-                    first,
-                    out,
-                    &mut Search {
-                        retries: RETRIES,
-                        extra,
-                    },
-                )
-            });
+        let (mut matched, wanted_extra) = pass(false, out);
+        // The second pass differs only where the first was turned down for text after the last
+        // piece; if that never happened, it would fail the same way.
+        if !matched && self.lenient && wanted_extra {
+            out.truncate(body);
+            matched = pass(true, out).0;
+        }
         if !matched {
             out.truncate(start);
+            return false;
         }
-        matched
+        match out.get_mut(start) {
+            Some(comma) => *comma = b'{',
+            None => out.push(b'{'),
+        }
+        out.push(b'}');
+        true
     }
 
     /// Where a lenient format's first literal is, and the words before it, trimmed
     /// (`ACCESS [2019-08-22T09:14:59.499Z] "GET ...` → `ACCESS`).
-    fn prefix<'l>(&self, line: &'l str) -> Option<(usize, &'l str)> {
+    fn prefix<'l>(&self, line: &'l [u8]) -> Option<(usize, &'l str)> {
         let Some(Piece::Literal(first)) = self.pieces.first() else {
             return Some((0, ""));
         };
-        let at = find(line.as_bytes(), first.as_bytes())?;
-        let prefix = line.get(..at)?;
+        let at = find(line, first.as_bytes())?;
+        let prefix = core::str::from_utf8(line.get(..at)?).ok()?;
         let ok = at == 0 || (prefix.ends_with(' ') && !prefix.contains('"'));
         ok.then(|| (at, prefix.trim()))
     }
 
-    /// Matches pieces `i..` against `line[pos..]`, appending members to `out` (`first`: none
-    /// written yet). A field ends at the first occurrence of the literal after it that lets the
-    /// rest of the line match too, so a value may contain that literal. Recurses once per
-    /// field, to try the next occurrence when the rest does not match.
+    /// The first match that [`TextFormat::match_from`] tries, without its recursion: each
+    /// field ends where the literal after it first occurs. Most lines match so; for the others
+    /// this returns false, and `match_from` searches in full.
+    fn match_first(&self, line: &[u8], pos: usize, out: &mut Vec<u8>, search: &mut Search) -> bool {
+        let mut rest = line.get(pos..).unwrap_or_default();
+        let mut pieces = self.pieces.as_slice();
+        loop {
+            let i = self.pieces.len() - pieces.len();
+            match pieces {
+                [] => break,
+                [Piece::Literal(_), ..] if rest.is_empty() && i >= self.optional_from => break,
+                [Piece::Literal(literal), tail @ ..] if has_prefix(rest, literal.as_bytes()) => {
+                    rest = rest.get(literal.len()..).unwrap_or_default();
+                    pieces = tail;
+                }
+                [Piece::Literal(_), ..] => return false,
+                [Piece::Field(field)] => {
+                    match rest.split_at_checked(self.last_len(rest)) {
+                        Some((value, after)) if field.write(value, out) => rest = after,
+                        _ => return false,
+                    }
+                    break;
+                }
+                [Piece::Field(field), Piece::Literal(next), tail @ ..] => {
+                    let next = next.as_bytes();
+                    let mark = out.len();
+                    // Most values are plain: copied while their end is sought, then checked.
+                    field.write_opening(out);
+                    let stop = next.first().copied().unwrap_or(b'"');
+                    let len = copy_plain(rest, stop, field.spaceless, out);
+                    let (value, after) = rest.split_at_checked(len).unwrap_or_default();
+                    // No byte before `len` starts `next`: this is its first occurrence.
+                    if starts_with(after, next, field.next) && field.check_plain(value, mark, out) {
+                        rest = after.get(next.len()..).unwrap_or_default();
+                        pieces = tail;
+                        continue;
+                    }
+                    // Something to escape, or to check, first: the general way.
+                    out.truncate(mark);
+                    let Some(end) = self.next_end(i, field, rest, len, next) else {
+                        return false;
+                    };
+                    match rest.split_at_checked(end) {
+                        Some((value, after)) if field.write(value, out) => rest = after,
+                        _ => return false,
+                    }
+                    // The line stops before the optional trailing fields.
+                    if rest.is_empty() {
+                        break;
+                    }
+                    rest = rest.get(next.len()..).unwrap_or_default();
+                    pieces = tail;
+                }
+                // Never: `compile` rejects two fields in a row.
+                [Piece::Field(_), Piece::Field(_), ..] => return false,
+            }
+        }
+        finish(rest, out, search)
+    }
+
+    /// Matches pieces `i..` against `line[pos..]`, appending members to `out`. A field ends at
+    /// the first occurrence of the literal after it that lets the rest of the line match too,
+    /// so a value may contain that literal. Recurses once per field, to try the next
+    /// occurrence when the rest does not match.
     fn match_from(
         &self,
-        line: &str,
+        line: &[u8],
         mut i: usize,
         mut pos: usize,
-        first: bool,
         out: &mut Vec<u8>,
         search: &mut Search,
     ) -> bool {
-        let bytes = line.as_bytes();
         let field = loop {
-            let rest = bytes.get(pos..).unwrap_or_default();
+            let rest = line.get(pos..).unwrap_or_default();
             match self.pieces.get(i) {
                 Some(Piece::Field(field)) => break field,
                 Some(Piece::Literal(_)) if rest.is_empty() && i >= self.optional_from => {
-                    return finish(line, pos, first, out, search.extra)
+                    return finish(line.get(pos..).unwrap_or_default(), out, search)
                 }
                 Some(Piece::Literal(literal)) if has_prefix(rest, literal.as_bytes()) => {
                     pos += literal.len();
                     i += 1;
                 }
                 Some(Piece::Literal(_)) => return false,
-                None => return finish(line, pos, first, out, search.extra),
+                None => return finish(line.get(pos..).unwrap_or_default(), out, search),
             }
         };
-        let rest = bytes.get(pos..).unwrap_or_default();
+        let rest = line.get(pos..).unwrap_or_default();
         let Some(Piece::Literal(next)) = self.pieces.get(i + 1) else {
-            // The last piece. A lenient format keeps what follows its first word as `extra`.
-            let len = match self.lenient {
-                true => position(rest, b' ').unwrap_or(rest.len()),
-                false => rest.len(),
-            };
-            return line
-                .get(pos..pos + len)
-                .and_then(|value| field.write(value, first, out))
-                .is_some_and(|first| finish(line, pos + len, first, out, search.extra));
+            let len = self.last_len(rest);
+            return rest.get(..len).is_some_and(|value| field.write(value, out))
+                && finish(line.get(pos + len..).unwrap_or_default(), out, search);
         };
+        let next = next.as_bytes();
         let mark = out.len();
         let mut from = 0;
         loop {
-            let end = match find(rest.get(from..).unwrap_or_default(), next.as_bytes()) {
-                Some(n) => from + n,
-                // The line may stop before the optional trailing fields.
-                None if i + 1 >= self.optional_from => rest.len(),
-                None => return false,
-            };
-            let Some(value) = line.get(pos..pos + end) else {
+            let Some(end) = self.next_end(i, field, rest, from, next) else {
                 return false;
             };
-            match field.write(value, first, out) {
-                // `find` saw the literal at `end` (or the line ends there): go on after it.
-                Some(first) if end == rest.len() => {
-                    return finish(line, pos + end, first, out, search.extra)
+            let Some(value) = rest.get(..end) else {
+                return false;
+            };
+            if field.write(value, out) {
+                // `find` saw `next` at `end` (or the line ends there): go on after it.
+                if end == rest.len() {
+                    return finish(line.get(pos + end..).unwrap_or_default(), out, search);
                 }
-                Some(first)
-                    if self.match_from(line, i + 2, pos + end + next.len(), first, out, search) =>
-                {
-                    return true
+                if self.match_from(line, i + 2, pos + end + next.len(), out, search) {
+                    return true;
                 }
-                Some(_) => out.truncate(mark),
-                // A longer value would fail the same check (a space, a non-digit, the length).
-                None if !value.is_empty() => return false,
-                None => {}
+                out.truncate(mark);
+            } else if !value.is_empty() {
+                // A longer value would fail the same check (a space, a non-digit, the length,
+                // bytes that are not UTF-8).
+                return false;
             }
             if end == rest.len() || search.retries == 0 {
                 return false;
             }
             search.retries -= 1;
             from = end + 1;
+        }
+    }
+
+    /// Where the value of field `i` in `rest` may end, from `from` on: at the next occurrence of
+    /// `next`, the literal after the field, or, if the line may stop before the optional
+    /// trailing fields, at the end of the line.
+    fn next_end(
+        &self,
+        i: usize,
+        field: &Field,
+        rest: &[u8],
+        from: usize,
+        next: &[u8],
+    ) -> Option<usize> {
+        // A spaceless value cannot reach past a space, and a longer one would fail the same
+        // check: `next` is sought no further than that (on lines that do not match, the
+        // search is otherwise the length of the line, for each format tried).
+        let limit = match field.spaceless {
+            true => position(rest, b' ').map_or(rest.len(), |at| rest.len().min(at + next.len())),
+            false => rest.len(),
+        };
+        match find(rest.get(from..limit).unwrap_or_default(), next) {
+            Some(n) => Some(from + n),
+            None if i + 1 >= self.optional_from => Some(rest.len()),
+            None => None,
+        }
+    }
+
+    /// The length of the last piece's value, a field's, in `rest`. A lenient format keeps what
+    /// follows its first word as `extra`.
+    fn last_len(&self, rest: &[u8]) -> usize {
+        match self.lenient {
+            true => position(rest, b' ').unwrap_or(rest.len()),
+            false => rest.len(),
         }
     }
 }
@@ -447,21 +564,38 @@ struct Search {
     retries: u32,
     /// Text after the last piece is allowed (lenient formats, second pass).
     extra: bool,
+    /// A match was turned down only for text after the last piece (`extra` not allowed).
+    wanted_extra: bool,
 }
 
-/// After the last piece, at `line[pos..]`: keeps further space-separated text (Istio and
-/// others append their own fields) under `extra` when allowed, and closes the object.
-fn finish(line: &str, pos: usize, first: bool, out: &mut Vec<u8>, extra_allowed: bool) -> bool {
-    let rest = line.get(pos..).unwrap_or_default();
+impl Search {
+    fn new(extra: bool) -> Search {
+        Search {
+            retries: RETRIES,
+            extra,
+            wanted_extra: false,
+        }
+    }
+}
+
+/// After the last piece, at `rest` of the line: keeps further space-separated text (Istio and
+/// others append their own fields) under `extra` when allowed.
+fn finish(rest: &[u8], out: &mut Vec<u8>, search: &mut Search) -> bool {
     if !rest.is_empty() {
-        let Some(extra) = rest.strip_prefix(' ').filter(|_| extra_allowed) else {
+        let Some(extra) = rest.strip_prefix(b" ") else {
+            return false;
+        };
+        if !search.extra {
+            search.wanted_extra = true;
+            return false;
+        }
+        let Ok(extra) = core::str::from_utf8(extra) else {
             return false;
         };
         if !extra.trim().is_empty() {
-            write_member(out, first, r#","extra":"#, extra.trim());
+            write_member(out, r#","extra":"#, extra.trim());
         }
     }
-    out.push(b'}');
     true
 }
 
@@ -515,8 +649,15 @@ impl Field {
             name = format!("{base}_{n}");
         }
         names.push(name.clone());
+        let member = format!(",\"{name}\":");
+        let mut opening = [0; OPENING];
+        let fits = opening.get_mut(..member.len() + 1).map(|block| {
+            block.copy_from_slice(format!("{member}\"").as_bytes());
+        });
         Ok(Field {
-            member: format!(",\"{name}\":"),
+            opening: fits.map(|()| opening),
+            next: None,
+            member,
             name,
             numeric: is_numeric(op),
             max_len,
@@ -524,31 +665,73 @@ impl Field {
         })
     }
 
-    /// Writes the member for `value` and returns the new `first`, or returns `None` if the value
-    /// cannot come from this field.
-    fn write(&self, value: &str, first: bool, out: &mut Vec<u8>) -> Option<bool> {
-        if self.spaceless && value.as_bytes().contains(&b' ') {
-            return None;
+    /// Writes `,"name":`, and the opening quote if the value is a string.
+    #[inline(always)]
+    fn write_opening(&self, out: &mut Vec<u8>) {
+        let len = self.member.len() + !self.numeric as usize;
+        match &self.opening {
+            // One fixed-size copy, then cut: cheaper than a call to `memcpy` for a few bytes.
+            Some(block) => {
+                let at = out.len();
+                out.extend_from_slice(block);
+                out.truncate(at + len);
+            }
+            None => {
+                out.extend_from_slice(self.member.as_bytes());
+                if !self.numeric {
+                    out.push(b'"');
+                }
+            }
         }
+    }
+
+    /// Writes the member for `value` (`,"name":value`) and returns true, or returns false if
+    /// the value cannot come from this field.
+    fn write(&self, value: &[u8], out: &mut Vec<u8>) -> bool {
+        if self.spaceless && value.contains(&b' ') {
+            return false;
+        }
+        // The line's UTF-8 is checked here, value by value.
+        let Ok(text) = core::str::from_utf8(value) else {
+            return false;
+        };
         if let Some(max) = self.max_len {
             // Envoy counts bytes or characters depending on the version; accept either.
-            if value.len() > max && value.chars().count() > max {
-                return None;
+            if value.len() > max && text.chars().count() > max {
+                return false;
             }
         }
-        if value == "-" {
-            return Some(first);
-        }
-        if self.numeric {
-            if !is_unsigned_integer(value) {
-                return None;
+        match value {
+            b"-" => true,
+            _ if self.numeric => {
+                let ok = is_unsigned_integer(value);
+                if ok {
+                    out.extend_from_slice(self.member.as_bytes());
+                    out.extend_from_slice(value);
+                }
+                ok
             }
-            write_key(out, first, &self.member);
-            out.extend_from_slice(value.as_bytes());
-        } else {
-            write_member(out, first, &self.member, value);
+            _ => {
+                write_member(out, &self.member, text);
+                true
+            }
         }
-        Some(false)
+    }
+
+    /// After [`Field::write_opening`] and [`copy_plain`] wrote `value` (a plain one) from `mark` on,
+    /// checks the value as [`Field::write`] does and finishes its member (or drops it, for
+    /// `-`); or returns false if the value cannot come from this field.
+    #[inline(always)]
+    fn check_plain(&self, value: &[u8], mark: usize, out: &mut Vec<u8>) -> bool {
+        if self.max_len.is_some_and(|max| value.len() > max) {
+            return false;
+        }
+        match value {
+            b"-" => out.truncate(mark),
+            _ if self.numeric => return is_unsigned_integer(value),
+            _ => out.push(b'"'),
+        }
+        true
     }
 }
 
@@ -567,8 +750,7 @@ fn is_numeric(op: &str) -> bool {
 }
 
 /// `0` or digits without a leading zero: a JSON number as Envoy prints these values.
-fn is_unsigned_integer(s: &str) -> bool {
-    let b = s.as_bytes();
+fn is_unsigned_integer(b: &[u8]) -> bool {
     !b.is_empty() && b.iter().all(u8::is_ascii_digit) && (b[0] != b'0' || b.len() == 1)
 }
 
@@ -588,15 +770,10 @@ fn snake_case(s: &str) -> String {
     name
 }
 
-/// Writes `member` (`,"key":`), without its comma if it is the `first` member.
-#[inline]
-fn write_key(out: &mut Vec<u8>, first: bool, member: &str) {
-    out.extend_from_slice(&member.as_bytes()[first as usize..]);
-}
-
-/// Writes `member` (`,"key":`, see [`write_key`]) and `value` as a JSON string.
-fn write_member(out: &mut Vec<u8>, first: bool, key: &str, value: &str) {
-    write_key(out, first, key);
+/// Writes `member` (`,"key":`) and `value` as a JSON string, copied as it is when it needs no
+/// escapes.
+fn write_member(out: &mut Vec<u8>, member: &str, value: &str) {
+    out.extend_from_slice(member.as_bytes());
     if read::find_string_special(value.as_bytes(), 0) == value.len() {
         out.push(b'"');
         out.extend_from_slice(value.as_bytes());
@@ -620,6 +797,45 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     None
 }
 
+/// Copies `bytes` to `out` up to the first `stop` or byte that a plain value does not have:
+/// `"`, `\\`, a control character, a non-ASCII byte (its UTF-8 to check) or, if `spaceless`,
+/// a space; returns how many bytes it copied. A plain value needs no checks of its bytes and
+/// is written as it is: one pass finds its end and copies it.
+///
+/// Eight bytes at a time with plain integer arithmetic (SWAR), as in [`position`]: each word
+/// is copied whole, and the bytes from the first hit on are dropped again.
+#[inline(always)]
+fn copy_plain(bytes: &[u8], stop: u8, spaceless: bool, out: &mut Vec<u8>) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    let start = out.len();
+    let below = if spaceless { b'!' } else { b' ' };
+    // Bytes from 0x80 are sought anyway, a non-ASCII `stop` with them.
+    let stop = if stop.is_ascii() { stop } else { b'"' };
+    let mut chunks = bytes.chunks_exact(8);
+    for chunk in chunks.by_ref() {
+        let chunk: [u8; 8] = chunk.try_into().unwrap_or_default();
+        let word = u64::from_le_bytes(chunk);
+        // The high bit of each byte that wraps below zero: the byte sought, and bytes from
+        // 0x80 (sought too); bits above the first hit may be spurious (borrows).
+        let equal = |b: u8| (word ^ (ONES * b as u64)).wrapping_sub(ONES);
+        let below = word.wrapping_sub(ONES * below as u64);
+        let hits = (equal(stop) | equal(b'"') | equal(b'\\') | below | word) & (ONES << 7);
+        out.extend_from_slice(&chunk);
+        if hits != 0 {
+            let len = out.len() - 8 + (hits.trailing_zeros() / 8) as usize;
+            out.truncate(len);
+            return len - start;
+        }
+    }
+    for &b in chunks.remainder() {
+        if b == stop || b < below || matches!(b, b'"' | b'\\' | 0x80..) {
+            break;
+        }
+        out.push(b);
+    }
+    out.len() - start
+}
+
 /// The first `byte` in `haystack`. Values are mostly short, too short for memchr's setup to
 /// pay off: the first bytes are searched eight at a time with plain integer arithmetic (also
 /// fast on wasm32, which has no SIMD in Fluent Bit), the rest with memchr.
@@ -641,7 +857,20 @@ fn position(haystack: &[u8], byte: u8) -> Option<usize> {
     let done = head.len() - chunks.remainder().len();
     match chunks.remainder().iter().position(|&b| b == byte) {
         Some(i) => Some(done + i),
+        None if rest.is_empty() => None,
         None => memchr::memchr(byte, rest).map(|i| head.len() + i),
+    }
+}
+
+/// `bytes` starts with `literal`, whose [`Piece::word`] is `word`: compared at once when
+/// eight bytes are at hand.
+#[inline(always)]
+fn starts_with(bytes: &[u8], literal: &[u8], word: Option<(u64, u64)>) -> bool {
+    match (bytes.get(..8), word) {
+        (Some(head), Some((word, mask))) => {
+            (u64::from_le_bytes(head.try_into().unwrap_or_default()) ^ word) & mask == 0
+        }
+        _ => has_prefix(bytes, literal),
     }
 }
 
@@ -652,9 +881,9 @@ fn has_prefix(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.len() >= needle.len() && haystack.iter().zip(needle).all(|(a, b)| a == b)
 }
 
-fn trim_newline(line: &str) -> &str {
-    let line = line.strip_suffix('\n').unwrap_or(line);
-    line.strip_suffix('\r').unwrap_or(line)
+fn trim_newline(line: &[u8]) -> &[u8] {
+    let line = line.strip_suffix(b"\n").unwrap_or(line);
+    line.strip_suffix(b"\r").unwrap_or(line)
 }
 
 /// Drops the newline that ends a format string, whether real or written as `\n`.
