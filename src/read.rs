@@ -558,7 +558,7 @@ impl<'a> Reader<'a> {
 
 const ONES: u64 = 0x0101_0101_0101_0101;
 
-/// What each two-byte escape `\\x` decodes to, indexed by `x`; 0 where `x` is not one.
+/// What each two-byte escape `\x` decodes to, indexed by `x`; 0 where `x` is not one.
 static SHORT_ESCAPES: [u8; 256] = {
     let mut table = [0u8; 256];
     table[b'"' as usize] = b'"';

@@ -39,19 +39,25 @@ fn read(path: &str) -> String {
 /// Builds the module with the documented command, once per test process.
 fn module_bytes() -> &'static [u8] {
     static MODULE: OnceLock<Vec<u8>> = OnceLock::new();
-    MODULE.get_or_init(|| {
-        let build = Command::new("bash")
-            .arg("fluent-bit/build-wasm.sh")
-            .current_dir(root())
-            .output()
-            .expect("run fluent-bit/build-wasm.sh");
-        assert!(
-            build.status.success(),
-            "fluent-bit/build-wasm.sh failed:\n{}",
-            String::from_utf8_lossy(&build.stderr)
-        );
-        fs::read(root().join("dist/envoy_dd.wasm")).expect("dist/envoy_dd.wasm")
-    })
+    MODULE.get_or_init(|| build_module(&[], "dist/envoy_dd.wasm"))
+}
+
+/// Builds the module with `fluent-bit/build-wasm.sh` and its `options` into `out` (relative to
+/// the repository root), and returns its bytes.
+fn build_module(options: &[&str], out: &str) -> Vec<u8> {
+    let build = Command::new("bash")
+        .arg("fluent-bit/build-wasm.sh")
+        .args(options)
+        .args(["--out", out])
+        .current_dir(root())
+        .output()
+        .expect("run fluent-bit/build-wasm.sh");
+    assert!(
+        build.status.success(),
+        "fluent-bit/build-wasm.sh {options:?} failed:\n{}",
+        String::from_utf8_lossy(&build.stderr)
+    );
+    fs::read(root().join(out)).expect("the built module")
 }
 
 /// One instance of a module and the exports Fluent Bit uses.
@@ -303,24 +309,6 @@ fn corpus_gives_the_native_output() {
     }
 }
 
-/// Builds the module with build-time settings (`build-wasm.sh` options) into `out`, a path under
-/// `target/`, and returns its bytes.
-fn configured_module(options: &[&str], out: &str) -> Vec<u8> {
-    let build = Command::new("bash")
-        .arg("fluent-bit/build-wasm.sh")
-        .args(options)
-        .args(["--out", out])
-        .current_dir(root())
-        .output()
-        .expect("run fluent-bit/build-wasm.sh");
-    assert!(
-        build.status.success(),
-        "fluent-bit/build-wasm.sh {options:?} failed:\n{}",
-        String::from_utf8_lossy(&build.stderr)
-    );
-    fs::read(root().join(out)).expect("the configured module")
-}
-
 /// Every non-empty line of a file under `fixtures/`.
 fn fixture_lines(path: &str) -> Vec<Vec<u8>> {
     read(path)
@@ -333,7 +321,7 @@ fn fixture_lines(path: &str) -> Vec<Vec<u8>> {
 #[test]
 fn build_time_settings_reach_the_module() {
     let format_file = "fixtures/text/datadog-trace.format";
-    let bytes = configured_module(
+    let bytes = build_module(
         &["--text-format-file", format_file, "--trace-id-128", "hex"],
         "target/wasm-test/datadog-trace.wasm",
     );
