@@ -1059,6 +1059,7 @@ fn argument(input: &str) -> Parsed<'_, &str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     fn json(format: &TextFormat, line: &str) -> Option<String> {
         let mut out = Vec::new();
@@ -1298,5 +1299,72 @@ mod tests {
             assert_eq!(position(&long[..at as usize], at), None);
         }
         assert_eq!(position(b"\x80\x00\x01\x80 ", b' '), Some(4));
+    }
+
+    /// Lines in `format`: its literals, with values of every kind in its fields (plain,
+    /// quoted, with spaces, with the next literal inside, `-`, junk in numbers), mostly ones
+    /// that fit, so that many lines match.
+    fn lines_of(
+        format: &'static TextFormat,
+    ) -> impl Strategy<Value = (&'static TextFormat, Vec<u8>)> {
+        let values: Vec<BoxedStrategy<String>> = format
+            .pieces
+            .iter()
+            .map(|piece| match piece {
+                Piece::Literal(literal) => Just(literal.clone()).boxed(),
+                Piece::Field(field) if field.numeric => prop_oneof![
+                    28 => "[0-9]{1,5}",
+                    1 => Just("-".to_string()),
+                    1 => "[a-z0-9 .]{0,3}",
+                ]
+                .boxed(),
+                Piece::Field(_) => prop_oneof![
+                    24 => "[a-z0-9./:_-]{1,12}",
+                    2 => "[a-zA-Z0-9 \"/:,.é\\\\-]{0,16}",
+                    1 => Just("-".to_string()),
+                    1 => Just("\" \"".to_string()),
+                ]
+                .boxed(),
+            })
+            .collect();
+        values.prop_map(move |parts| (format, parts.concat().into_bytes()))
+    }
+
+    fn custom_format() -> &'static TextFormat {
+        static FORMAT: std::sync::OnceLock<TextFormat> = std::sync::OnceLock::new();
+        FORMAT.get_or_init(|| {
+            TextFormat::parse(
+                "[%START_TIME%] %REQ(:METHOD)% %REQ(:PATH)% %RESPONSE_CODE% %DURATION%ms \
+                 trace=%REQ(X-DATADOG-TRACE-ID)% ua=\"%REQ(USER-AGENT)%\" %BYTES_SENT%",
+            )
+            .unwrap()
+        })
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config::with_cases(2000))]
+
+        /// The first pass is a shortcut of the full search: where it matches, the full search
+        /// matches the same way.
+        #[test]
+        fn first_pass_agrees_with_the_full_search(
+            (format, line) in prop_oneof![
+                lines_of(&builtins()[0]),
+                lines_of(&builtins()[1]),
+                lines_of(&builtins()[2]),
+                lines_of(custom_format()),
+            ]
+        ) {
+            let (mut first, mut full) = (Vec::new(), Vec::new());
+            if format.match_first(&line, 0, &mut first, &mut Search::new(false)) {
+                let matched = format.match_from(&line, 0, 0, &mut full, &mut Search::new(false));
+                prop_assert!(matched, "{}", String::from_utf8_lossy(&line));
+                prop_assert_eq!(
+                    String::from_utf8_lossy(&first),
+                    String::from_utf8_lossy(&full),
+                    "{}", String::from_utf8_lossy(&line)
+                );
+            }
+        }
     }
 }
