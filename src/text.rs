@@ -886,13 +886,18 @@ fn copy_plain(bytes: &[u8], stop: u8, spaceless: bool, out: &mut Vec<u8>) -> usi
 }
 
 /// The first `byte` in `haystack`. Values are mostly short, too short for memchr's setup to
-/// pay off: the first bytes are searched eight at a time with plain integer arithmetic (also
-/// fast on wasm32, which has no SIMD in Fluent Bit), the rest with memchr.
+/// pay off: the first bytes are searched eight at a time with plain integer arithmetic, the
+/// rest with memchr's SIMD. On wasm32 (no SIMD in Fluent Bit) memchr falls back to four bytes
+/// at a time, so there the whole haystack is searched eight at a time.
 #[inline]
 fn position(haystack: &[u8], byte: u8) -> Option<usize> {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const SHORT: usize = 64;
-    let (head, rest) = haystack.split_at(haystack.len().min(SHORT));
+    let short = match cfg!(target_arch = "wasm32") {
+        true => haystack.len(),
+        false => haystack.len().min(SHORT),
+    };
+    let (head, rest) = haystack.split_at(short);
     let mut chunks = head.chunks_exact(8);
     for (n, chunk) in chunks.by_ref().enumerate() {
         let word = u64::from_le_bytes(chunk.try_into().unwrap_or_default()) ^ (ONES * byte as u64);

@@ -208,19 +208,26 @@ fn native(transformer: &mut Transformer, record: &[u8]) -> Vec<u8> {
     out
 }
 
-/// The fixture corpus: every non-empty line of `fixtures/input/*.jsonl`, by file.
+/// The fixture corpus: every non-empty line of `fixtures/input/*.jsonl`, then of the FireLens
+/// records with text access logs, `fixtures/text/*.input.jsonl`, by file.
 fn corpus() -> Vec<(String, Vec<Vec<u8>>)> {
-    let mut files: Vec<PathBuf> = fs::read_dir(root().join("fixtures/input"))
-        .expect("fixtures/input")
-        .map(|entry| entry.unwrap().path())
-        .filter(|path| path.extension().is_some_and(|ext| ext == "jsonl"))
-        .collect();
-    files.sort();
-    assert!(!files.is_empty(), "no fixtures/input/*.jsonl");
+    let files_in = |dir: &str, suffix: &str| {
+        let mut files: Vec<PathBuf> = fs::read_dir(root().join(dir))
+            .expect(dir)
+            .map(|entry| entry.unwrap().path())
+            .filter(|path| path.to_string_lossy().ends_with(suffix))
+            .collect();
+        files.sort();
+        assert!(!files.is_empty(), "no {dir}/*{suffix}");
+        files
+    };
+    let mut files = files_in("fixtures/input", ".jsonl");
+    files.extend(files_in("fixtures/text", ".input.jsonl"));
     files
         .into_iter()
         .map(|path| {
-            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            let name = path.strip_prefix(root().join("fixtures")).unwrap();
+            let name = name.to_string_lossy().into_owned();
             let data = fs::read(&path).unwrap();
             let records = data
                 .split(|&b| b == b'\n')
