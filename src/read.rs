@@ -470,7 +470,7 @@ impl<'a> Reader<'a> {
     fn escape(&mut self) -> Result<()> {
         self.pos += 1;
         match self.next() {
-            Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => Ok(()),
+            Some(c) if SHORT_ESCAPES[c as usize] != 0 => Ok(()),
             Some(b'u') => {
                 let unit = self.hex4()?;
                 match unit {
@@ -631,14 +631,7 @@ pub(crate) fn unescape_into(content: &[u8], out: &mut Vec<u8>) {
 /// decodes to U+FFFD rather than panicking.
 fn decode_escape(s: &[u8]) -> (char, usize) {
     let c = match s.get(1) {
-        Some(b'"') => '"',
-        Some(b'\\') => '\\',
-        Some(b'/') => '/',
-        Some(b'b') => '\u{8}',
-        Some(b'f') => '\u{c}',
-        Some(b'n') => '\n',
-        Some(b'r') => '\r',
-        Some(b't') => '\t',
+        Some(&c) if SHORT_ESCAPES[c as usize] != 0 => SHORT_ESCAPES[c as usize] as char,
         Some(b'u') => {
             let hi = hex4(s.get(2..6));
             if let Some(hi @ 0xD800..=0xDBFF) = hi {
