@@ -89,6 +89,8 @@ pub(crate) struct KeyCache {
     /// The key ids of the previous record, per level and position: records of one stream
     /// repeat their keys in the same order, so the guess is usually right and saves hashing.
     previous: [Vec<u32>; 2],
+    /// Bumped whenever the cache starts afresh, which invalidates every id handed out.
+    epoch: u32,
 }
 
 #[derive(Clone, Copy)]
@@ -115,7 +117,14 @@ impl KeyCache {
             self.entries.clear();
             self.names.clear();
             self.generation = 1;
+            self.epoch = self.epoch.wrapping_add(1);
         }
+    }
+
+    /// Changes when ids handed out before stop being valid (see [`Self::start_record`]).
+    #[inline]
+    pub fn epoch(&self) -> u32 {
+        self.epoch
     }
 
     /// The id of the key of member `index` at `level`, as [`Self::lookup`] gives it, trying

@@ -21,6 +21,7 @@
 
 mod envoy;
 mod keys;
+mod layout;
 // The Fluent Bit WASM filter ABI: raw pointers from the host, so the one place with `unsafe`.
 #[cfg(target_arch = "wasm32")]
 #[allow(unsafe_code)]

@@ -38,7 +38,7 @@ pub(crate) enum Kind {
 }
 
 /// One top-level member of an object.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Member {
     /// The key's characters, without the quotes, still escaped.
     pub key: Span,
@@ -193,6 +193,24 @@ pub(crate) fn read_object_decoding(
         return Err(r.err(SyntaxError::TrailingData));
     }
     Ok(decoded)
+}
+
+/// Reads one JSON value of any type starting exactly at `pos` (no white space skipped), as
+/// [`read_object`] reads a member's value: returns its kind, whether it is a string with an
+/// escape, and where it ends. `None` if it is not a valid value.
+#[inline]
+pub(crate) fn value_at(buf: &[u8], pos: usize, stack: &mut Vec<u8>) -> Option<(Kind, bool, usize)> {
+    let mut r = Reader { buf, pos };
+    let (kind, escaped) = r.value(stack).ok()?;
+    Some((kind, escaped, r.pos))
+}
+
+/// Reads a number, `true`, `false` or `null` starting exactly at `pos`: its kind and end.
+#[inline]
+pub(crate) fn scalar_at(buf: &[u8], pos: usize) -> Option<(Kind, usize)> {
+    let mut r = Reader { buf, pos };
+    let kind = r.scalar().ok()?;
+    Some((kind, r.pos))
 }
 
 struct Reader<'a> {
@@ -578,7 +596,7 @@ static SHORT_ESCAPES: [u8; 256] = {
 /// interpreter has no SIMD. Bits above the lowest hit may be spurious (borrows), so only the
 /// lowest one may be used.
 #[inline(always)]
-fn special_bytes(word: u64) -> u64 {
+pub(crate) fn special_bytes(word: u64) -> u64 {
     let quote = word ^ (ONES * b'"' as u64);
     let backslash = word ^ (ONES * b'\\' as u64);
     (quote.wrapping_sub(ONES) & !quote

@@ -9,6 +9,7 @@ use core::fmt;
 
 use crate::envoy::{self, Role};
 use crate::keys::{KeyCache, Level, Name, Seen};
+use crate::layout::{self, Layouts};
 use crate::read::{self, Decode, Kind, Member, ReadError, Span};
 use crate::text::{self, TextFormat};
 use crate::trace::{self, TraceCandidates, TraceContext, TraceIdFormat, TraceSource};
@@ -214,6 +215,8 @@ pub struct Transformer {
     /// `hash` / `phase` from the config, already JSON-encoded; `None` if unset or debris.
     hash_json: Option<Vec<u8>>,
     phase_json: Option<Vec<u8>>,
+    /// Read records with learned layouts (see [`crate::layout`]).
+    learn_layouts: bool,
     scratch: Scratch,
 }
 
@@ -230,10 +233,36 @@ struct Scratch {
     /// A text `log` rewritten as a JSON object, which then plays the part of `log`.
     log_json: Vec<u8>,
     keys: KeyCache,
+    layouts: Layouts,
     dd_first: Vec<Member>,
     dd_second: Vec<Member>,
     displaced: Vec<Displaced>,
     text: Vec<u8>,
+}
+
+/// Where the text of `log` is: in the input (a string without escapes), decoded into
+/// `Scratch::log_text`, or rewritten from a text access log into `Scratch::log_json`.
+#[derive(Clone, Copy)]
+enum LogSource {
+    Input(usize),
+    Decoded,
+    Text,
+}
+
+impl LogSource {
+    fn of<'a>(
+        self,
+        input: &'a [u8],
+        envelope: &[Member],
+        log_text: &'a [u8],
+        log_json: &'a [u8],
+    ) -> &'a [u8] {
+        match self {
+            LogSource::Input(at) => envelope[at].str_content(input),
+            LogSource::Decoded => log_text,
+            LogSource::Text => log_json,
+        }
+    }
 }
 
 /// Which buffer a member lives in.
@@ -265,8 +294,22 @@ impl Transformer {
             hash_json: encode(&config.hash),
             phase_json: encode(&config.phase),
             config,
+            learn_layouts: true,
             scratch: Scratch::default(),
         }
+    }
+
+    /// How many records were read with a learned layout.
+    #[cfg(test)]
+    pub(crate) fn layout_hits(&self) -> u64 {
+        self.scratch.layouts.hits
+    }
+
+    /// Turns the fast reader for repeated record layouts on (the default) or off. The output
+    /// is the same either way; this exists to compare the two readers in tests and fuzzing.
+    #[doc(hidden)]
+    pub fn set_layout_learning(&mut self, on: bool) {
+        self.learn_layouts = on;
     }
 
     /// The config this transformer was built with.
@@ -357,83 +400,130 @@ impl Transformer {
         // Enough room for the record and what is added to it, so writing never reallocates.
         out.reserve(input.len() + 1024);
         let s = &mut self.scratch;
-        s.envelope.clear();
-        s.record.clear();
         s.displaced.clear();
-        // The `log` string is decoded while the record is read (it is most of the bytes).
-        let decode = Decode {
-            key: b"log",
-            into: &mut s.log_text,
+        let epoch = s.keys.epoch();
+        let fast = match self.learn_layouts {
+            true => s.layouts.read(
+                input,
+                epoch,
+                &mut s.envelope,
+                &mut s.record,
+                &mut s.log_text,
+                &mut s.stack,
+            ),
+            false => None,
         };
-        let log_at = read::read_object_decoding(input, &mut s.envelope, &mut s.stack, Some(decode))
-            .map_err(Error::Json)?;
+        let (log_at, mut shape, mut collisions, mut uses_displaced, log_source);
+        if let Some(hit) = fast {
+            // A learned layout read the record: a JSON `log` without collisions.
+            s.envelope_keys.clear();
+            s.envelope_keys.extend_from_slice(hit.envelope_ids);
+            s.record_keys.clear();
+            s.record_keys.extend_from_slice(hit.record_ids);
+            log_at = Some(hit.log_index);
+            shape = Shape::LogJson;
+            collisions = false;
+            uses_displaced = hit.uses_displaced;
+            log_source = LogSource::Decoded;
+            #[cfg(test)]
+            check_layout_read(input, hit.log_index, &s.envelope, &s.record, &s.log_text);
+        } else {
+            s.envelope.clear();
+            s.record.clear();
+            // The `log` string is decoded while the record is read (it is most of the bytes).
+            let decode = Decode {
+                key: b"log",
+                into: &mut s.log_text,
+            };
+            let log_member =
+                read::read_object_decoding(input, &mut s.envelope, &mut s.stack, Some(decode))
+                    .map_err(Error::Json)?;
 
-        // Key ids, meanings, and duplicates: the top level must have unique keys.
-        s.keys.start_record();
-        s.envelope_keys.clear();
-        let mut uses_displaced = false;
-        for (i, m) in s.envelope.iter().enumerate() {
-            let id = s
-                .keys
-                .lookup_at(Level::Top, i, m.key.of(input), m.key_escaped);
-            if s.keys.see(id, Level::Top, i as u32) == Seen::Duplicate {
-                return Err(Error::DuplicateKey {
-                    offset: m.key.start as usize,
-                });
-            }
-            uses_displaced |= s.keys.meaning(id).name == Name::Displaced;
-            s.envelope_keys.push(id);
-        }
-
-        // A `log` string holding a JSON object is merged into the record (shapes A, D);
-        // other `log` strings stay as they are (B, E); without one the record is bare (C, F).
-        let log_at = log_at.filter(|&at| s.envelope[at].kind == Kind::String);
-        let mut log: &[u8] = match log_at {
-            Some(at) if !s.envelope[at].value_escaped => s.envelope[at].str_content(input),
-            _ => &s.log_text,
-        };
-        let mut shape = match log_at {
-            None => Shape::Bare,
-            Some(_) if log.trim_ascii_start().first() != Some(&b'{') => {
-                let custom = self.config.text_format.as_ref();
-                if text::line_to_json(custom, log, &mut s.log_json) {
-                    text::members_of(&s.log_json, &mut s.record);
-                    log = &s.log_json;
-                    Shape::LogText
-                } else {
-                    Shape::LogKept(LogKept::NotJson)
-                }
-            }
-            Some(_) => match read::read_object(log, &mut s.record, &mut s.stack) {
-                Ok(()) => Shape::LogJson,
-                Err(_) => Shape::LogKept(LogKept::InvalidJson),
-            },
-        };
-
-        // The log's keys must be unique among themselves; those the top level also has are
-        // displaced to `_log`. The envelope's own `log` is being replaced, so its key is free.
-        let mut collisions = false;
-        s.record_keys.clear();
-        if shape.merges_log() {
-            for (i, m) in s.record.iter().enumerate() {
+            // Key ids, meanings, and duplicates: the top level must have unique keys.
+            s.keys.start_record();
+            s.envelope_keys.clear();
+            uses_displaced = false;
+            for (i, m) in s.envelope.iter().enumerate() {
                 let id = s
                     .keys
-                    .lookup_at(Level::Log, i, m.key.of(log), m.key_escaped);
-                match s.keys.see(id, Level::Log, i as u32) {
-                    Seen::First => {}
-                    Seen::AlsoAtTop(top) => collisions |= Some(top as usize) != log_at,
-                    Seen::Duplicate => {
-                        shape = Shape::LogKept(LogKept::DuplicateKey);
-                        break;
-                    }
+                    .lookup_at(Level::Top, i, m.key.of(input), m.key_escaped);
+                if s.keys.see(id, Level::Top, i as u32) == Seen::Duplicate {
+                    return Err(Error::DuplicateKey {
+                        offset: m.key.start as usize,
+                    });
                 }
                 uses_displaced |= s.keys.meaning(id).name == Name::Displaced;
-                s.record_keys.push(id);
+                s.envelope_keys.push(id);
             }
-            if shape.merges_log() && collisions && uses_displaced {
-                shape = Shape::LogKept(LogKept::KeyConflict);
+
+            // A `log` string holding a JSON object is merged into the record (shapes A, D);
+            // other `log` strings stay as they are (B, E); without one the record is bare (C, F).
+            log_at = log_member.filter(|&at| s.envelope[at].kind == Kind::String);
+            let mut source = match log_at {
+                Some(at) if !s.envelope[at].value_escaped => LogSource::Input(at),
+                _ => LogSource::Decoded,
+            };
+            let log = source.of(input, &s.envelope, &s.log_text, &[]);
+            shape = match log_at {
+                None => Shape::Bare,
+                Some(_) if log.trim_ascii_start().first() != Some(&b'{') => {
+                    let custom = self.config.text_format.as_ref();
+                    if text::line_to_json(custom, log, &mut s.log_json) {
+                        text::members_of(&s.log_json, &mut s.record);
+                        source = LogSource::Text;
+                        Shape::LogText
+                    } else {
+                        Shape::LogKept(LogKept::NotJson)
+                    }
+                }
+                Some(_) => match read::read_object(log, &mut s.record, &mut s.stack) {
+                    Ok(()) => Shape::LogJson,
+                    Err(_) => Shape::LogKept(LogKept::InvalidJson),
+                },
+            };
+            log_source = source;
+            let log = source.of(input, &s.envelope, &s.log_text, &s.log_json);
+
+            // The log's keys must be unique among themselves; those the top level also has are
+            // displaced to `_log`. The envelope's own `log` is being replaced, so its key is free.
+            collisions = false;
+            s.record_keys.clear();
+            if shape.merges_log() {
+                for (i, m) in s.record.iter().enumerate() {
+                    let id = s
+                        .keys
+                        .lookup_at(Level::Log, i, m.key.of(log), m.key_escaped);
+                    match s.keys.see(id, Level::Log, i as u32) {
+                        Seen::First => {}
+                        Seen::AlsoAtTop(top) => collisions |= Some(top as usize) != log_at,
+                        Seen::Duplicate => {
+                            shape = Shape::LogKept(LogKept::DuplicateKey);
+                            break;
+                        }
+                    }
+                    uses_displaced |= s.keys.meaning(id).name == Name::Displaced;
+                    s.record_keys.push(id);
+                }
+                if shape.merges_log() && collisions && uses_displaced {
+                    shape = Shape::LogKept(LogKept::KeyConflict);
+                }
+            }
+            if let (Shape::LogJson, false, Some(log_index), true) =
+                (shape, collisions, log_at, self.learn_layouts)
+            {
+                let learned = layout::Learned {
+                    envelope: &s.envelope,
+                    envelope_ids: &s.envelope_keys,
+                    log_index,
+                    log,
+                    record: &s.record,
+                    record_ids: &s.record_keys,
+                    uses_displaced,
+                };
+                s.layouts.consider(input, learned, epoch, &mut s.stack);
             }
         }
+        let log = log_source.of(input, &s.envelope, &s.log_text, &s.log_json);
 
         // With a merged log, the top level is the envelope and the log is the record;
         // otherwise the top level is the record and there is no envelope.
@@ -617,6 +707,30 @@ impl Transformer {
             trace: trace_source,
         })
     }
+}
+
+/// In the crate's tests, every record a layout reads is read again by the general reader,
+/// which must find exactly the same.
+#[cfg(test)]
+fn check_layout_read(
+    input: &[u8],
+    log_at: usize,
+    envelope: &[Member],
+    record: &[Member],
+    log: &[u8],
+) {
+    let (mut envelope2, mut record2, mut log2, mut stack) = (vec![], vec![], vec![], vec![]);
+    let decode = Decode {
+        key: b"log",
+        into: &mut log2,
+    };
+    let at = read::read_object_decoding(input, &mut envelope2, &mut stack, Some(decode));
+    assert_eq!(at, Ok(Some(log_at)));
+    read::read_object(&log2, &mut record2, &mut stack).unwrap();
+    assert_eq!(
+        (envelope, record, log),
+        (&envelope2[..], &record2[..], &log2[..])
+    );
 }
 
 /// The two buffers members live in: the top level and the parsed `log`.

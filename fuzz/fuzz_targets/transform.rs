@@ -1,23 +1,46 @@
-//! Any bytes in: the transform must not panic, must write a record, and must either pass the
-//! input through unchanged or write one valid JSON object.
+//! Any bytes in, as lines: for each, the transform must not panic, must write a record, and
+//! must either pass the line through unchanged or write one valid JSON object. The lines go
+//! through one transformer in order, so that a layout learned from the first records reads the
+//! later ones; a second transformer without layouts must write exactly the same.
 #![no_main]
 
 use envoy_dd::{Config, Outcome, Transformer};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let mut transformer = Transformer::new(Config {
+    let config = Config {
         hash: Some("4f9c2a1".into()),
         ..Config::default()
-    });
-    let mut out = Vec::new();
-    match transformer.transform(data, &mut out) {
+    };
+    let mut transformer = Transformer::new(config.clone());
+    let mut general = Transformer::new(config);
+    general.set_layout_learning(false);
+    let (mut out, mut expected) = (Vec::new(), Vec::new());
+    for line in data.split(|&b| b == b'\n') {
+        out.clear();
+        expected.clear();
+        let outcome = transformer.transform(line, &mut out);
+        let expected_outcome = general.transform(line, &mut expected);
+        assert_eq!(outcome, expected_outcome, "outcome with and without layouts");
+        assert!(out == expected, "output with and without layouts");
+        check(line, outcome, &out);
+    }
+    // The whole input as one record too: JSON may have raw newlines between its tokens.
+    if data.contains(&b'\n') {
+        out.clear();
+        let outcome = transformer.transform(data, &mut out);
+        check(data, outcome, &out);
+    }
+});
+
+fn check(data: &[u8], outcome: Outcome, out: &[u8]) {
+    match outcome {
         Outcome::PassedThrough(_) => assert_eq!(out, data),
         // serde_json's `arbitrary_precision` reads this key as its own number marker and then
         // rejects valid JSON; such inputs say nothing about envoy-dd.
         Outcome::Enriched(_) if memmem(data, b"$serde_json::private") => {}
         Outcome::Enriched(_) => {
-            let value: serde_json::Value = match serde_json::from_slice(&out) {
+            let value: serde_json::Value = match serde_json::from_slice(out) {
                 Ok(value) => value,
                 // serde_json stops at 128 levels; envoy-dd reads any depth without recursion.
                 Err(e) if e.to_string().contains("recursion limit") => return,
@@ -35,7 +58,7 @@ fuzz_target!(|data: &[u8]| {
             }
         }
     }
-});
+}
 
 fn is_debris(value: &serde_json::Value) -> bool {
     match value {

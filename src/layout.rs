@@ -1,0 +1,819 @@
+//! Learned record layouts: the fast way to read a stream whose records repeat their keys.
+//!
+//! The records of one Envoy sidecar all have the same keys in the same order: FireLens adds
+//! the same envelope (`container_id`, `source`, `log`, `ecs_cluster`, ...) and Envoy writes
+//! the same access-log format into `log`. The general reader ([`crate::read`]) finds this out
+//! again for every record: it scans each key, looks it up, checks it for duplicates, decodes
+//! the escaped `log` string into a buffer and then reads that buffer a second time.
+//!
+//! A [`Layout`] remembers what the general path found for one such record: the keys, byte for
+//! byte, with their ids, and which member is `log`. A later record is then read in one pass
+//! that compares each key with the expected bytes and decodes `log` while collecting its
+//! members, straight from the escaped form. It produces exactly what the general reader
+//! would have (the same member spans, the same decoded `log`), so the rest of the transform
+//! does not know which reader ran. Anything unexpected (another key, white space, an escape
+//! inside a value of `log`, a nested value in `log`) makes it give up, and the general reader
+//! reads the record instead.
+//!
+//! A layout is learned only from a record the general path read successfully, after the same
+//! keys were seen twice in a row, and only after the fast reader has read that record back to
+//! the same result.
+
+use crate::read::{self, Kind, Member, Span};
+
+/// The most layouts kept at once: a sidecar's stream has one or two (Envoy's access logs, its
+/// own messages); more would only cost failed attempts.
+const MAX_LAYOUTS: usize = 4;
+
+/// Limits of what is learned, so that learning never allocates once a transformer is warm:
+/// every buffer below is allocated at these sizes and never grows. Records beyond them are
+/// read by the general reader.
+const MAX_KEYS: usize = 128;
+const MAX_KEY_BYTES: usize = 8 * 1024;
+const MAX_LEARNED_RECORD: usize = 16 * 1024;
+
+/// The keys of one kind of record, and where `log` is among them.
+pub(crate) struct Layout {
+    /// The byte strings to expect and write, back to back, each key with the byte before it
+    /// (`{` or `,`), its quotes and colon:
+    /// * each envelope key as it is written: `,"source":`;
+    /// * each key of the object inside `log`, as escaped inside the string: `,\"method\":`;
+    /// * the same keys decoded: `,"method":`;
+    /// * what ends the `log` string, escaped (`}\n"`), and the same decoded (`}` and a
+    ///   newline, without the quote).
+    ///
+    /// Eight zero bytes follow the last, so that they can be copied a word at a time.
+    bytes: Vec<u8>,
+    /// Where each of those ends in `bytes`.
+    ends: Vec<u32>,
+    /// The key ids: the envelope's, then the record's.
+    ids: Vec<u32>,
+    envelope_len: usize,
+    record_len: usize,
+    /// The envelope member whose string value holds the log.
+    log_index: usize,
+    /// A key means `_log` (see the transform's collision rules).
+    uses_displaced: bool,
+    /// The key cache epoch the ids belong to.
+    epoch: u32,
+}
+
+/// The layouts learned so far, and what is needed to learn another.
+#[derive(Default)]
+pub(crate) struct Layouts {
+    layouts: Vec<Layout>,
+    /// The layout that read the previous record, tried first.
+    last_hit: usize,
+    /// Where the next learned layout goes once all places are taken.
+    next_slot: usize,
+    /// A digest of the keys of the last record the general path read.
+    last_keys: u64,
+    /// How many records a layout read.
+    pub hits: u64,
+    /// Where a layout is built and checked before it is kept.
+    candidate: Option<Box<Candidate>>,
+    /// For each two layouts, how many leading envelope members they agree on (keys, ids
+    /// and, for `log`, everything inside it).
+    agree: [[u16; MAX_LAYOUTS]; MAX_LAYOUTS],
+}
+
+/// Why a layout did not read a record.
+enum Stop {
+    /// Envelope member `member`, at `pos`, is not the expected key (or the record ends, or
+    /// does not end, before it). What came before was read.
+    OtherKey { member: usize, pos: usize },
+    /// Anything else.
+    Failed,
+}
+
+struct Candidate {
+    layout: Layout,
+    envelope: Vec<Member>,
+    record: Vec<Member>,
+    log: Vec<u8>,
+}
+
+/// What the fast reader produced, besides the members and the decoded `log`.
+pub(crate) struct Hit<'l> {
+    pub log_index: usize,
+    pub envelope_ids: &'l [u32],
+    pub record_ids: &'l [u32],
+    pub uses_displaced: bool,
+}
+
+/// What the general path read: the envelope, the decoded `log` and its members, with ids.
+pub(crate) struct Learned<'a> {
+    pub envelope: &'a [Member],
+    pub envelope_ids: &'a [u32],
+    pub log_index: usize,
+    pub log: &'a [u8],
+    pub record: &'a [Member],
+    pub record_ids: &'a [u32],
+    pub uses_displaced: bool,
+}
+
+impl Layouts {
+    /// Reads `input` with a learned layout, filling `envelope`, `record` and `log` exactly as
+    /// the general reader would (with `log` decoded). `None` if no layout fits; the buffers
+    /// then hold debris.
+    pub fn read(
+        &mut self,
+        input: &[u8],
+        epoch: u32,
+        envelope: &mut Vec<Member>,
+        record: &mut Vec<Member>,
+        log: &mut Vec<u8>,
+        stack: &mut Vec<u8>,
+    ) -> Option<Hit<'_>> {
+        let count = self.layouts.len();
+        let mut untried = (1u32 << count) - 1;
+        let (mut current, mut member, mut pos) = (self.last_hit, 0, 0);
+        while untried != 0 {
+            untried &= !(1 << current);
+            let layout = &self.layouts[current];
+            let result = match layout.epoch == epoch {
+                true => layout.read_from(input, member, pos, envelope, record, log, stack),
+                false => Err(Stop::Failed),
+            };
+            match result {
+                Ok(()) => {
+                    self.last_hit = current;
+                    self.hits += 1;
+                    let (envelope_ids, record_ids) = layout.ids.split_at(layout.envelope_len);
+                    return Some(Hit {
+                        log_index: layout.log_index,
+                        envelope_ids,
+                        record_ids,
+                        uses_displaced: layout.uses_displaced,
+                    });
+                }
+                // Another key than expected: a layout that agrees on the members read so far
+                // goes on from here (records of one stream often differ only at the end).
+                Err(Stop::OtherKey {
+                    member: at,
+                    pos: here,
+                }) => {
+                    let agrees = (0..count).find(|&other| {
+                        untried & (1 << other) != 0 && self.agree[current][other] as usize >= at
+                    });
+                    (current, member, pos) = match agrees {
+                        Some(other) => (other, at, here),
+                        None => (untried.trailing_zeros() as usize, 0, 0),
+                    };
+                }
+                Err(Stop::Failed) => {
+                    (current, member, pos) = (untried.trailing_zeros() as usize, 0, 0)
+                }
+            }
+        }
+        None
+    }
+
+    /// Called after the general path read a record with a JSON `log` and no collisions:
+    /// learns its layout when the previous record had the same keys and the fast reader reads
+    /// this record back to the same result.
+    pub fn consider(&mut self, input: &[u8], read: Learned<'_>, epoch: u32, stack: &mut Vec<u8>) {
+        let digest = read.digest();
+        let repeated = digest == self.last_keys;
+        self.last_keys = digest;
+        if !repeated || input.len() > MAX_LEARNED_RECORD {
+            return;
+        }
+        let c = self.candidate.get_or_insert_with(|| {
+            Box::new(Candidate {
+                layout: Layout::empty(),
+                envelope: Vec::with_capacity(MAX_KEYS),
+                record: Vec::with_capacity(MAX_KEYS),
+                log: Vec::with_capacity(MAX_LEARNED_RECORD + 1),
+            })
+        });
+        if !c.layout.learn(input, &read, epoch) {
+            return;
+        }
+        let same = c
+            .layout
+            .read_from(
+                input,
+                0,
+                0,
+                &mut c.envelope,
+                &mut c.record,
+                &mut c.log,
+                stack,
+            )
+            .is_ok()
+            && c.envelope == read.envelope
+            && c.record == read.record
+            && c.log == read.log;
+        if !same {
+            return;
+        }
+        let slot = if self.layouts.len() < MAX_LAYOUTS {
+            self.layouts.reserve_exact(MAX_LAYOUTS);
+            self.layouts.push(Layout::empty());
+            self.layouts.len() - 1
+        } else {
+            let slot = self.next_slot;
+            self.next_slot = (slot + 1) % MAX_LAYOUTS;
+            slot
+        };
+        core::mem::swap(&mut self.layouts[slot], &mut c.layout);
+        self.last_hit = slot;
+        for other in 0..self.layouts.len() {
+            let agree = self.layouts[slot].agreement(&self.layouts[other]);
+            self.agree[slot][other] = agree;
+            self.agree[other][slot] = agree;
+        }
+    }
+}
+
+impl Learned<'_> {
+    /// A digest of the key ids, to notice a stream repeating its keys.
+    fn digest(&self) -> u64 {
+        let mut h = 0xcbf2_9ce4_8422_2325u64 ^ self.log_index as u64;
+        for &id in self
+            .envelope_ids
+            .iter()
+            .chain([u32::MAX].iter())
+            .chain(self.record_ids)
+        {
+            h = (h ^ id as u64).wrapping_mul(0x0100_0000_01b3);
+        }
+        h
+    }
+}
+
+impl Layout {
+    /// A layout that fits no record, with its buffers at their final sizes.
+    fn empty() -> Layout {
+        Layout {
+            bytes: Vec::with_capacity(MAX_KEY_BYTES),
+            ends: Vec::with_capacity(3 * MAX_KEYS + 2),
+            ids: Vec::with_capacity(2 * MAX_KEYS),
+            envelope_len: 0,
+            record_len: 0,
+            log_index: usize::MAX,
+            uses_displaced: false,
+            epoch: u32::MAX,
+        }
+    }
+
+    /// Becomes the layout of a record the general path read, if it is one the fast reader
+    /// handles: compact (no white space), keys without escapes, and a `log` holding a flat
+    /// object, all within the limits above. Returns whether it did.
+    fn learn(&mut self, input: &[u8], read: &Learned<'_>, epoch: u32) -> bool {
+        self.bytes.clear();
+        self.ends.clear();
+        self.ids.clear();
+        self.epoch = u32::MAX;
+        let Some(last) = read.record.last() else {
+            return false;
+        };
+        let Some(tail) = read.log.get(last.value.end as usize + 1..) else {
+            return false;
+        };
+        let names: usize = (read.envelope.iter().chain(read.record))
+            .map(|m| (m.key.end - m.key.start) as usize)
+            .sum();
+        let bytes = 2 * names + 6 * (read.envelope.len() + 2 * read.record.len()) + 3 * tail.len();
+        if read.envelope.len() > MAX_KEYS
+            || read.record.len() > MAX_KEYS
+            || bytes + 16 > MAX_KEY_BYTES
+        {
+            return false;
+        }
+        let compact = |buf: &[u8], m: &Member| {
+            let (start, end) = (m.key.start as usize, m.key.end as usize);
+            !m.key_escaped
+                && start >= 2
+                && buf.get(end + 1) == Some(&b':')
+                && m.value.start as usize == end + 2
+        };
+        for m in read.envelope {
+            if !compact(input, m) {
+                return false;
+            }
+            let (start, end) = (m.key.start as usize, m.key.end as usize);
+            self.bytes.extend_from_slice(&input[start - 2..end + 2]);
+            self.ends.push(self.bytes.len() as u32);
+        }
+        for escaped in [true, false] {
+            for m in read.record {
+                let name = m.key.of(read.log);
+                // Inside the `log` string, a key's quotes are escaped, and nothing else may
+                // need escaping.
+                let plain = |&b: &u8| b >= 0x20 && b != b'"' && b != b'\\' && b != b'/';
+                if !compact(read.log, m) || !name.iter().all(plain) {
+                    return false;
+                }
+                let quote: &[u8] = if escaped { b"\\\"" } else { b"\"" };
+                self.bytes.push(read.log[m.key.start as usize - 2]);
+                self.bytes.extend_from_slice(quote);
+                self.bytes.extend_from_slice(name);
+                self.bytes.extend_from_slice(quote);
+                self.bytes.push(b':');
+                self.ends.push(self.bytes.len() as u32);
+            }
+        }
+        self.bytes.push(b'}');
+        for &b in tail {
+            match b {
+                b' ' => self.bytes.push(b' '),
+                b'\n' => self.bytes.extend_from_slice(b"\\n"),
+                b'\r' => self.bytes.extend_from_slice(b"\\r"),
+                b'\t' => self.bytes.extend_from_slice(b"\\t"),
+                _ => return false,
+            }
+        }
+        self.bytes.push(b'"');
+        self.ends.push(self.bytes.len() as u32);
+        self.bytes.push(b'}');
+        self.bytes.extend_from_slice(tail);
+        self.ends.push(self.bytes.len() as u32);
+        self.bytes.extend_from_slice(&[0; 8]);
+        self.ids.extend_from_slice(read.envelope_ids);
+        self.ids.extend_from_slice(read.record_ids);
+        self.envelope_len = read.envelope.len();
+        self.record_len = read.record.len();
+        self.log_index = read.log_index;
+        self.uses_displaced = read.uses_displaced;
+        self.epoch = epoch;
+        true
+    }
+
+    /// Where the `i`th of the byte strings in `bytes` starts and ends.
+    #[inline(always)]
+    fn part(&self, i: usize) -> (usize, usize) {
+        let start = match i {
+            0 => 0,
+            _ => self.ends[i - 1] as usize,
+        };
+        (start, self.ends[i] as usize)
+    }
+
+    /// Whether `input` has part `i` at `pos`.
+    #[inline(always)]
+    fn expect(&self, input: &[u8], pos: usize, i: usize) -> Option<usize> {
+        let (start, end) = self.part(i);
+        let end_in = pos + (end - start);
+        same(input.get(pos..end_in)?, &self.bytes[start..end]).then_some(end_in)
+    }
+
+    /// How many leading envelope members `self` and `other` read alike.
+    fn agreement(&self, other: &Layout) -> u16 {
+        let same_log = self.log_index == other.log_index
+            && self.record_len == other.record_len
+            && self.ids[self.envelope_len..] == other.ids[other.envelope_len..]
+            && (0..2 * self.record_len + 2).all(|i| {
+                let [a, b] = [self, other].map(|l| {
+                    let (start, end) = l.part(l.envelope_len + i);
+                    &l.bytes[start..end]
+                });
+                a == b
+            });
+        let mut agree = 0;
+        while agree < self.envelope_len.min(other.envelope_len)
+            && self.ids[agree] == other.ids[agree]
+            && self.bytes[self.range(agree)] == other.bytes[other.range(agree)]
+            && (agree != self.log_index || same_log)
+            && (agree != other.log_index || same_log)
+        {
+            agree += 1;
+        }
+        agree as u16
+    }
+
+    #[inline(always)]
+    fn range(&self, i: usize) -> core::ops::Range<usize> {
+        let (start, end) = self.part(i);
+        start..end
+    }
+
+    /// Reads `input` if it has this layout, as [`Layouts::read`] describes, going on from
+    /// envelope member `member` at `pos` (the members before it read already).
+    #[allow(clippy::too_many_arguments)]
+    fn read_from(
+        &self,
+        input: &[u8],
+        member: usize,
+        mut pos: usize,
+        envelope: &mut Vec<Member>,
+        record: &mut Vec<Member>,
+        log: &mut Vec<u8>,
+        stack: &mut Vec<u8>,
+    ) -> Result<(), Stop> {
+        if input.len() > u32::MAX as usize {
+            return Err(Stop::Failed);
+        }
+        envelope.truncate(member);
+        if member <= self.log_index {
+            record.clear();
+        }
+        for i in member..self.envelope_len {
+            let key_start = pos + 2;
+            pos = self
+                .expect(input, pos, i)
+                .ok_or(Stop::OtherKey { member: i, pos })?;
+            let value_start = pos;
+            let (kind, value_escaped) = if i == self.log_index {
+                pos = self.read_log(input, pos, record, log).ok_or(Stop::Failed)?;
+                (Kind::String, true)
+            } else if input.get(pos) == Some(&b'"') {
+                // Strings without escapes are the common case: no need for the general reader.
+                let end = pos + 1 + read::find_string_special(input, pos + 1);
+                if input.get(end) == Some(&b'"') {
+                    pos = end + 1;
+                    (Kind::String, false)
+                } else {
+                    let (kind, escaped, end) =
+                        read::value_at(input, pos, stack).ok_or(Stop::Failed)?;
+                    pos = end;
+                    (kind, escaped)
+                }
+            } else {
+                let (kind, escaped, end) = read::value_at(input, pos, stack).ok_or(Stop::Failed)?;
+                pos = end;
+                (kind, escaped)
+            };
+            envelope.push(Member {
+                key: span(key_start, value_start - 2),
+                value: span(value_start, pos),
+                kind,
+                key_escaped: false,
+                value_escaped,
+            });
+        }
+        match pos + 1 == input.len() && input[pos] == b'}' {
+            true => Ok(()),
+            false => Err(Stop::OtherKey {
+                member: self.envelope_len,
+                pos,
+            }),
+        }
+    }
+
+    /// Reads the `log` string starting at its opening quote, decoding it into `log` and
+    /// collecting the members of the object it holds. Returns the position after the string.
+    ///
+    /// `log` is sized up front and written by index, a word at a time: the decoded text is
+    /// never longer than the escaped one, and eight spare bytes take the excess of the last
+    /// word.
+    fn read_log(
+        &self,
+        input: &[u8],
+        mut pos: usize,
+        record: &mut Vec<Member>,
+        log: &mut Vec<u8>,
+    ) -> Option<usize> {
+        if input.get(pos) != Some(&b'"') {
+            return None;
+        }
+        pos += 1;
+        // Not cleared first: only the bytes past the previous record's `log` need filling.
+        log.resize(input.len() - pos + 8, 0);
+        let dst = log.as_mut_slice();
+        let mut o = 0;
+        let (escaped_keys, decoded_keys) = (self.envelope_len, self.envelope_len + self.record_len);
+        for i in 0..self.record_len {
+            pos = self.expect(input, pos, escaped_keys + i)?;
+            let (start, end) = self.part(decoded_keys + i);
+            copy(dst, o, &self.bytes, start, end - start)?;
+            let key_start = o + 2;
+            o += end - start;
+            let value_start = o;
+            let kind = if input.get(pos..pos + 2) == Some(b"\\\"") {
+                // A string without escapes of its own: its content is the same decoded.
+                let content = pos + 2;
+                *dst.get_mut(o)? = b'"';
+                let (end, written) = copy_string_content(input, content, dst, o + 1)?;
+                if input.get(end..end + 2) != Some(b"\\\"") {
+                    return None;
+                }
+                o = written;
+                *dst.get_mut(o)? = b'"';
+                o += 1;
+                pos = end + 2;
+                Kind::String
+            } else {
+                let (kind, end) = read::scalar_at(input, pos)?;
+                copy(dst, o, input, pos, end - pos)?;
+                o += end - pos;
+                pos = end;
+                kind
+            };
+            record.push(Member {
+                key: span(key_start, value_start - 2),
+                value: span(value_start, o),
+                kind,
+                key_escaped: false,
+                value_escaped: false,
+            });
+        }
+        let end_escaped = decoded_keys + self.record_len;
+        pos = self.expect(input, pos, end_escaped)?;
+        let (start, end) = self.part(end_escaped + 1);
+        copy(dst, o, &self.bytes, start, end - start)?;
+        log.truncate(o + (end - start));
+        Some(pos)
+    }
+}
+
+/// Whether two byte strings of equal length are equal, compared a word at a time.
+#[inline(always)]
+fn same(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n < 8 || b.len() != n {
+        return a == b;
+    }
+    let mut i = 0;
+    while i + 8 < n {
+        if word(a, i) != word(b, i) {
+            return false;
+        }
+        i += 8;
+    }
+    // The last word, overlapping the one before.
+    word(a, n - 8) == word(b, n - 8)
+}
+
+#[inline(always)]
+fn word(bytes: &[u8], at: usize) -> u64 {
+    match bytes.get(at..).and_then(<[u8]>::first_chunk::<8>) {
+        Some(chunk) => u64::from_le_bytes(*chunk),
+        None => 0,
+    }
+}
+
+/// Copies `len` bytes from `src` at `from` to `dst` at `to`, a word at a time where both
+/// have room for whole words (which may write past `to + len`: the caller's spare bytes).
+/// `None` if either is too short.
+#[inline(always)]
+fn copy(dst: &mut [u8], to: usize, src: &[u8], from: usize, len: usize) -> Option<()> {
+    let whole = len.div_ceil(8) * 8;
+    match (dst.get_mut(to..to + whole), src.get(from..from + whole)) {
+        (Some(dst), Some(src)) => {
+            for (d, s) in dst.chunks_exact_mut(8).zip(src.chunks_exact(8)) {
+                d.copy_from_slice(s);
+            }
+        }
+        _ => dst
+            .get_mut(to..to + len)?
+            .copy_from_slice(src.get(from..from + len)?),
+    }
+    Some(())
+}
+
+/// Copies a string's content from `input` at `pos` to `dst` at `o` up to the first `"`, `\`
+/// or control character, a word at a time. Returns where that byte is in `input`, and the
+/// position in `dst` after the copy; `None` if `dst` is too short.
+#[inline(always)]
+fn copy_string_content(
+    input: &[u8],
+    mut pos: usize,
+    dst: &mut [u8],
+    mut o: usize,
+) -> Option<(usize, usize)> {
+    while let Some(chunk) = input.get(pos..).and_then(<[u8]>::first_chunk::<8>) {
+        let Some(out) = dst.get_mut(o..).and_then(<[u8]>::first_chunk_mut::<8>) else {
+            break;
+        };
+        *out = *chunk;
+        let hits = read::special_bytes(u64::from_le_bytes(*chunk));
+        if hits != 0 {
+            let take = (hits.trailing_zeros() / 8) as usize;
+            return Some((pos + take, o + take));
+        }
+        pos += 8;
+        o += 8;
+    }
+    // Near the end of the input: a byte at a time.
+    while let Some(&b) = input.get(pos) {
+        if matches!(b, b'"' | b'\\' | 0..=0x1f) {
+            break;
+        }
+        *dst.get_mut(o)? = b;
+        pos += 1;
+        o += 1;
+    }
+    Some((pos, o))
+}
+
+#[inline(always)]
+fn span(start: usize, end: usize) -> Span {
+    Span {
+        start: start as u32,
+        end: end as u32,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use crate::{Config, TraceIdFormat, Transformer};
+
+    fn fixture_records() -> Vec<Vec<u8>> {
+        let root = env!("CARGO_MANIFEST_DIR");
+        let mut files: Vec<_> = ["fixtures/input", "fixtures/text"]
+            .iter()
+            .flat_map(|dir| std::fs::read_dir(format!("{root}/{dir}")).unwrap())
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.to_string_lossy().ends_with(".jsonl"))
+            .filter(|p| !p.to_string_lossy().ends_with(".expected.jsonl"))
+            .collect();
+        files.sort();
+        files
+            .iter()
+            .flat_map(|f| {
+                let bytes = std::fs::read(f).unwrap();
+                bytes
+                    .split(|&b| b == b'\n')
+                    .filter(|l| !l.is_empty())
+                    .map(<[u8]>::to_vec)
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
+    fn configs() -> Vec<Config> {
+        vec![
+            Config::default(),
+            Config {
+                hash: Some("4f9c2a17e0b3".into()),
+                phase: Some("canary".into()),
+                trace_id_128: TraceIdFormat::Hex,
+                ..Config::default()
+            },
+            Config {
+                standard_attributes: false,
+                status: false,
+                message: false,
+                derive_phase: false,
+                ..Config::default()
+            },
+        ]
+    }
+
+    /// Transforms `records` in order with and without layouts; both must write the same
+    /// bytes and report the same outcome for every record. Returns the layout reads.
+    fn alike(config: &Config, records: &[Vec<u8>]) -> Result<u64, String> {
+        let mut fast = Transformer::new(config.clone());
+        let mut general = Transformer::new(config.clone());
+        general.set_layout_learning(false);
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        for (i, record) in records.iter().enumerate() {
+            a.clear();
+            b.clear();
+            let (outcome_a, outcome_b) = (
+                fast.transform(record, &mut a),
+                general.transform(record, &mut b),
+            );
+            if a != b || outcome_a != outcome_b {
+                return Err(format!(
+                    "record {i} differs:\n in:      {}\n layout:  {} ({outcome_a:?})\n general: {} ({outcome_b:?})",
+                    String::from_utf8_lossy(record),
+                    String::from_utf8_lossy(&a),
+                    String::from_utf8_lossy(&b),
+                ));
+            }
+        }
+        assert_eq!(general.layout_hits(), 0);
+        Ok(fast.layout_hits())
+    }
+
+    #[test]
+    fn the_corpus_reads_alike_with_and_without_layouts() {
+        let records = fixture_records();
+        // In order, each record twice in a row, and interleaved from the two ends.
+        let twice: Vec<_> = records
+            .iter()
+            .flat_map(|r| [r.clone(), r.clone()])
+            .collect();
+        let interleaved: Vec<_> = records
+            .iter()
+            .zip(records.iter().rev())
+            .flat_map(|(a, b)| [a.clone(), b.clone()])
+            .collect();
+        for config in configs() {
+            for sequence in [&records, &twice, &interleaved] {
+                let hits = alike(&config, sequence).unwrap_or_else(|e| panic!("{e}"));
+                // Most of the corpus is FireLens records of a few layouts.
+                assert!(
+                    hits as usize > sequence.len() / 2,
+                    "{hits} of {}",
+                    sequence.len()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_layout_is_learned_from_two_records_and_checked() {
+        let record = |code: u32, tail: &str| {
+            format!(
+                r#"{{"source":"stdout","log":"{{\"response_code\":{code},\"method\":\"GET\",\"path\":\"/a\"}}{tail}","hash":"abc"}}"#
+            )
+            .into_bytes()
+        };
+        let mut t = Transformer::new(Config::default());
+        let mut out = Vec::new();
+        for (code, expected_hits) in [(200, 0), (201, 0), (202, 1), (203, 2)] {
+            t.transform(&record(code, "\\n"), &mut out);
+            assert_eq!(t.layout_hits(), expected_hits, "after {code}");
+        }
+        // Another tail is another layout. The keys are the ones the general reader saw last,
+        // so it is learned at once.
+        for (code, expected_hits) in [(200, 2), (201, 3), (202, 4)] {
+            t.transform(&record(code, ""), &mut out);
+            assert_eq!(t.layout_hits(), expected_hits, "after {code}");
+        }
+        // Both are kept.
+        t.transform(&record(500, "\\n"), &mut out);
+        t.transform(&record(500, ""), &mut out);
+        assert_eq!(t.layout_hits(), 6);
+    }
+
+    /// A FireLens record of the fixture corpus whose `log` holds JSON.
+    fn firelens_records() -> &'static [Vec<u8>] {
+        static RECORDS: std::sync::OnceLock<Vec<Vec<u8>>> = std::sync::OnceLock::new();
+        RECORDS.get_or_init(|| {
+            fixture_records()
+                .into_iter()
+                .filter(|r| r.windows(9).any(|w| w == br#""log":"{\"#))
+                .collect()
+        })
+    }
+
+    /// Edits that keep a record's keys but change its values or spelling, or break it.
+    fn edit() -> impl Strategy<Value = (prop::sample::Index, u8)> {
+        (any::<prop::sample::Index>(), 0..12u8)
+    }
+
+    fn apply(record: &[u8], edits: &[(prop::sample::Index, u8)]) -> Vec<u8> {
+        const INSERTS: [&[u8]; 12] = [
+            b"\\\\\\\"",
+            b"\\\\n",
+            b"\\u00e9",
+            b"\\/",
+            b" ",
+            b"\\n",
+            b"7",
+            b"\\\"",
+            b"\xc3\xa9",
+            b"{}",
+            b"\"",
+            b",",
+        ];
+        let mut b = record.to_vec();
+        for (at, op) in edits {
+            if b.is_empty() {
+                break;
+            }
+            let i = at.index(b.len());
+            match op {
+                0 => {
+                    b.remove(i);
+                }
+                1 => b.truncate(i),
+                _ => {
+                    let insert = INSERTS[*op as usize % INSERTS.len()];
+                    b.splice(i..i, insert.iter().copied());
+                }
+            }
+        }
+        b
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig {
+            // `PROPTEST_CASES=100000` for a longer run.
+            cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(512),
+            failure_persistence: None,
+            rng_seed: proptest::test_runner::RngSeed::Fixed(20241123),
+            ..ProptestConfig::default()
+        })]
+
+        /// A learned layout meets records that differ from it a little (a value spelled
+        /// otherwise, an escape, white space, a broken byte): the output is always what the
+        /// general reader gives.
+        #[test]
+        fn edited_records_read_alike(
+            picks in proptest::collection::vec((any::<prop::sample::Index>(), proptest::collection::vec(edit(), 0..4)), 1..8),
+            config in 0..3usize,
+        ) {
+            let base = firelens_records();
+            prop_assert!(base.len() > 2000);
+            let mut sequence = Vec::new();
+            for (pick, edits) in &picks {
+                let record = pick.get(base);
+                // Twice unchanged, so that its layout is learned, then edited.
+                sequence.push(record.clone());
+                sequence.push(record.clone());
+                sequence.push(apply(record, edits));
+            }
+            if let Err(e) = alike(&configs()[config], &sequence) {
+                return Err(TestCaseError::fail(e));
+            }
+        }
+    }
+}
