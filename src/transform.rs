@@ -378,11 +378,6 @@ impl Transformer {
         context: Option<&TraceContext>,
         out: &mut Vec<u8>,
     ) -> Result<Enriched, Error> {
-        if let Err(e) = core::str::from_utf8(input) {
-            return Err(Error::InvalidUtf8 {
-                valid_up_to: e.valid_up_to(),
-            });
-        }
         let start = out.len();
         let result = self.rewrite(input, context, out);
         if result.is_err() {
@@ -415,6 +410,10 @@ impl Transformer {
         };
         let (log_at, mut shape, mut collisions, mut uses_displaced, log_source);
         if let Some(hit) = fast {
+            // The layout saw every byte when it is sure they are all ASCII.
+            if !hit.ascii {
+                check_utf8(input)?;
+            }
             // A learned layout read the record: a JSON `log` without collisions.
             s.envelope_keys.clear();
             s.envelope_keys.extend_from_slice(hit.envelope_ids);
@@ -427,7 +426,10 @@ impl Transformer {
             log_source = LogSource::Decoded;
             #[cfg(test)]
             check_layout_read(input, hit.log_index, &s.envelope, &s.record, &s.log_text);
+            #[cfg(test)]
+            assert!(!hit.ascii || input.is_ascii());
         } else {
+            check_utf8(input)?;
             s.envelope.clear();
             s.record.clear();
             // The `log` string is decoded while the record is read (it is most of the bytes).
@@ -706,6 +708,16 @@ impl Transformer {
             access_log: access.attributes.is_some(),
             trace: trace_source,
         })
+    }
+}
+
+/// The record must be UTF-8 (JSON is), or it is passed through.
+fn check_utf8(input: &[u8]) -> Result<(), Error> {
+    match core::str::from_utf8(input) {
+        Ok(_) => Ok(()),
+        Err(e) => Err(Error::InvalidUtf8 {
+            valid_up_to: e.valid_up_to(),
+        }),
     }
 }
 
