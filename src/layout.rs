@@ -675,8 +675,9 @@ fn copy(dst: &mut [u8], to: usize, src: &[u8], from: usize, len: usize) -> Optio
 /// `input`), a word at a time, noting in `ascii` the bytes it passed.
 #[inline(always)]
 fn scan_string_content(input: &[u8], mut pos: usize, ascii: &mut Ascii) -> usize {
-    while let Some(chunk) = input.get(pos..).and_then(<[u8]>::first_chunk::<8>) {
-        let word = u64::from_le_bytes(*chunk);
+    let rest = input.get(pos..).unwrap_or_default();
+    for chunk in rest.chunks_exact(8) {
+        let word = u64::from_le_bytes(chunk.try_into().unwrap());
         ascii.high_bits |= word;
         let hits = read::special_bytes(word);
         if hits != 0 {
@@ -705,12 +706,13 @@ fn copy_string_content(
     mut o: usize,
     ascii: &mut Ascii,
 ) -> Option<(usize, usize)> {
-    while let Some(chunk) = input.get(pos..).and_then(<[u8]>::first_chunk::<8>) {
-        let Some(out) = dst.get_mut(o..).and_then(<[u8]>::first_chunk_mut::<8>) else {
-            break;
-        };
-        *out = *chunk;
-        let word = u64::from_le_bytes(*chunk);
+    // The whole words both buffers have, zipped: no bounds checks inside the loop.
+    let words = (input.len().saturating_sub(pos) / 8).min(dst.len().saturating_sub(o) / 8);
+    let from = input.get(pos..pos + 8 * words)?.chunks_exact(8);
+    let to = dst.get_mut(o..o + 8 * words)?.chunks_exact_mut(8);
+    for (chunk, out) in from.zip(to) {
+        out.copy_from_slice(chunk);
+        let word = u64::from_le_bytes(chunk.try_into().unwrap());
         ascii.high_bits |= word;
         let hits = read::special_bytes(word);
         if hits != 0 {

@@ -874,13 +874,16 @@ impl<'a> Found<'a> {
                 continue;
             }
             let meaning = keys.meaning(members.keys[index]);
-            let at = Some(At {
-                side,
-                index,
-                member: *m,
-            });
+            // Built only for the few members that need it.
+            let at = || {
+                Some(At {
+                    side,
+                    index,
+                    member: *m,
+                })
+            };
             match meaning.name {
-                Name::Dd => first(&mut self.dd[slot], at),
+                Name::Dd => first(&mut self.dd[slot], at()),
                 Name::Hash | Name::Phase => {
                     let values = if meaning.name == Name::Hash {
                         &mut self.hash
@@ -888,7 +891,7 @@ impl<'a> Found<'a> {
                         &mut self.phase
                     };
                     if !is_debris(m, buf) {
-                        first(&mut values[slot], at);
+                        first(&mut values[slot], at());
                     }
                     continue;
                 }
@@ -907,7 +910,7 @@ impl<'a> Found<'a> {
                 }
                 Role::Level => self.has_level = true,
                 Role::Message => self.has_message = true,
-                Role::TaskDefinition => first(&mut self.task_definition[slot], at),
+                Role::TaskDefinition => first(&mut self.task_definition[slot], at()),
                 _ if side == Side::Envelope => {}
                 Role::ResponseCode => {
                     let code = scalar_text(m, buf)
