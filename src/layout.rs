@@ -19,6 +19,7 @@
 //! keys were seen twice in a row, and only after the fast reader has read that record back to
 //! the same result.
 
+use crate::keys::Name;
 use crate::read::{self, Kind, Member, Span};
 
 /// The most layouts kept at once: a sidecar's stream has one or two (Envoy's access logs, its
@@ -50,6 +51,11 @@ pub(crate) struct Layout {
     literals: Vec<Literal>,
     /// The key ids: the envelope's, then the record's.
     ids: Vec<u32>,
+    /// The members the writer must look at one by one (the others are copied as they are):
+    /// `log` and those named `dd`, `hash` or `phase` in the envelope, then those named `dd`,
+    /// `hash`, `phase` or `duration` in the record.
+    specials: Vec<u32>,
+    envelope_specials: usize,
     envelope_len: usize,
     record_len: usize,
     /// The envelope member whose string value holds the log.
@@ -96,10 +102,11 @@ struct Candidate {
 }
 
 /// What the fast reader produced, besides the members and the decoded `log`.
-pub(crate) struct Hit<'l> {
+#[derive(Clone, Copy)]
+pub(crate) struct Hit {
+    /// Which layout read the record (see [`Layouts::ids`], [`Layouts::specials`]).
+    pub layout: usize,
     pub log_index: usize,
-    pub envelope_ids: &'l [u32],
-    pub record_ids: &'l [u32],
     pub uses_displaced: bool,
     /// Every byte of the record is ASCII, so it needs no UTF-8 validation.
     pub ascii: bool,
@@ -152,7 +159,7 @@ impl Layouts {
         record: &mut Vec<Member>,
         log: &mut Vec<u8>,
         stack: &mut Vec<u8>,
-    ) -> Option<Hit<'_>> {
+    ) -> Option<Hit> {
         let count = self.layouts.len();
         let mut ascii = Ascii::default();
         let mut untried = (1u32 << count) - 1;
@@ -171,11 +178,9 @@ impl Layouts {
                 Ok(()) => {
                     self.last_hit = current;
                     self.hits += 1;
-                    let (envelope_ids, record_ids) = layout.ids.split_at(layout.envelope_len);
                     return Some(Hit {
+                        layout: current,
                         log_index: layout.log_index,
-                        envelope_ids,
-                        record_ids,
                         uses_displaced: layout.uses_displaced,
                         ascii: ascii.sure(),
                     });
@@ -202,10 +207,32 @@ impl Layouts {
         None
     }
 
+    /// The key ids of the envelope and of the record, for a record `layout` read.
+    pub fn ids(&self, layout: usize) -> [&[u32]; 2] {
+        let layout = &self.layouts[layout];
+        let (envelope, record) = layout.ids.split_at(layout.envelope_len);
+        [envelope, record]
+    }
+
+    /// The members of the envelope and of the record that need more than copying (see
+    /// [`Layout::specials`]).
+    pub fn specials(&self, layout: usize) -> [&[u32]; 2] {
+        let layout = &self.layouts[layout];
+        let (envelope, record) = layout.specials.split_at(layout.envelope_specials);
+        [envelope, record]
+    }
+
     /// Called after the general path read a record with a JSON `log` and no collisions:
     /// learns its layout when the previous record had the same keys and the fast reader reads
     /// this record back to the same result.
-    pub fn consider(&mut self, input: &[u8], read: Learned<'_>, epoch: u32, stack: &mut Vec<u8>) {
+    pub fn consider(
+        &mut self,
+        input: &[u8],
+        read: Learned<'_>,
+        epoch: u32,
+        stack: &mut Vec<u8>,
+        name_of: impl Fn(u32) -> Name,
+    ) {
         let digest = read.digest();
         let repeated = digest == self.last_keys;
         self.last_keys = digest;
@@ -220,7 +247,7 @@ impl Layouts {
                 log: Vec::with_capacity(MAX_LEARNED_RECORD + 1),
             })
         });
-        if !c.layout.learn(input, &read, epoch) {
+        if !c.layout.learn(input, &read, epoch, name_of) {
             return;
         }
         let buffers = (&mut c.envelope, &mut c.record, &mut c.log, stack);
@@ -277,6 +304,8 @@ impl Layout {
             ends: Vec::with_capacity(3 * MAX_KEYS + 2),
             literals: Vec::with_capacity(3 * MAX_KEYS + 2),
             ids: Vec::with_capacity(2 * MAX_KEYS),
+            specials: Vec::with_capacity(2 * MAX_KEYS),
+            envelope_specials: 0,
             envelope_len: 0,
             record_len: 0,
             log_index: usize::MAX,
@@ -288,11 +317,18 @@ impl Layout {
     /// Becomes the layout of a record the general path read, if it is one the fast reader
     /// handles: compact (no white space), keys without escapes, and a `log` holding a flat
     /// object, all within the limits above. Returns whether it did.
-    fn learn(&mut self, input: &[u8], read: &Learned<'_>, epoch: u32) -> bool {
+    fn learn(
+        &mut self,
+        input: &[u8],
+        read: &Learned<'_>,
+        epoch: u32,
+        name_of: impl Fn(u32) -> Name,
+    ) -> bool {
         self.bytes.clear();
         self.ends.clear();
         self.literals.clear();
         self.ids.clear();
+        self.specials.clear();
         self.epoch = u32::MAX;
         let Some(last) = read.record.last() else {
             return false;
@@ -365,6 +401,19 @@ impl Layout {
         }
         self.ids.extend_from_slice(read.envelope_ids);
         self.ids.extend_from_slice(read.record_ids);
+        for (i, &id) in read.envelope_ids.iter().enumerate() {
+            let name = name_of(id);
+            if i == read.log_index || matches!(name, Name::Dd | Name::Hash | Name::Phase) {
+                self.specials.push(i as u32);
+            }
+        }
+        self.envelope_specials = self.specials.len();
+        for (i, &id) in read.record_ids.iter().enumerate() {
+            let name = name_of(id);
+            if matches!(name, Name::Dd | Name::Hash | Name::Phase | Name::Duration) {
+                self.specials.push(i as u32);
+            }
+        }
         self.envelope_len = read.envelope.len();
         self.record_len = read.record.len();
         self.log_index = read.log_index;

@@ -234,6 +234,8 @@ struct Scratch {
     log_json: Vec<u8>,
     keys: KeyCache,
     layouts: Layouts,
+    /// Every member index of the envelope and of the record (see the writing loop).
+    all_members: [Vec<u32>; 2],
     dd_first: Vec<Member>,
     dd_second: Vec<Member>,
     displaced: Vec<Displaced>,
@@ -415,10 +417,11 @@ impl Transformer {
                 check_utf8(input)?;
             }
             // A learned layout read the record: a JSON `log` without collisions.
+            let [envelope_ids, record_ids] = s.layouts.ids(hit.layout);
             s.envelope_keys.clear();
-            s.envelope_keys.extend_from_slice(hit.envelope_ids);
+            s.envelope_keys.extend_from_slice(envelope_ids);
             s.record_keys.clear();
-            s.record_keys.extend_from_slice(hit.record_ids);
+            s.record_keys.extend_from_slice(record_ids);
             log_at = Some(hit.log_index);
             shape = Shape::LogJson;
             collisions = false;
@@ -522,7 +525,10 @@ impl Transformer {
                     record_ids: &s.record_keys,
                     uses_displaced,
                 };
-                s.layouts.consider(input, learned, epoch, &mut s.stack);
+                let keys = &s.keys;
+                let name_of = |id| keys.meaning(id).name;
+                s.layouts
+                    .consider(input, learned, epoch, &mut s.stack, name_of);
             }
         }
         let log = log_source.of(input, &s.envelope, &s.log_text, &s.log_json);
@@ -610,11 +616,32 @@ impl Transformer {
 
         // Existing members, envelope first, each in its order. Members copied unchanged are
         // gathered into runs, so a stretch of them costs one copy.
+        // The members the writer looks at one by one, per side; the others it copies in
+        // stretches. A layout knows them; otherwise every member is looked at.
+        if fast.is_none() {
+            for (all, members) in s.all_members.iter_mut().zip([env, rec]) {
+                all.clear();
+                all.extend(0..members.members.len() as u32);
+            }
+        }
+        let specials = match fast {
+            Some(hit) => s.layouts.specials(hit.layout),
+            None => [&s.all_members[0][..], &s.all_members[1][..]],
+        };
         let mut w = ObjectWriter::open(out);
         for (side, members) in [(Side::Envelope, env), (Side::Record, rec)] {
             let buf = bufs.of(side);
             let mut run = Run::default();
-            for (i, m) in members.members.iter().enumerate() {
+            let mut plain = 0;
+            for &i in specials[side as usize] {
+                let i = i as usize;
+                if plain < i {
+                    // A layout's members are compact and in a row: one stretch.
+                    let (first, last) = (&members.members[plain], &members.members[i - 1]);
+                    run.add_stretch(&mut w, out, buf, first.key.start - 1, last.value.end);
+                }
+                plain = i + 1;
+                let m = &members.members[i];
                 let here = Some((side, i));
                 let name = s.keys.meaning(members.keys[i]).name;
                 let keep = match name {
@@ -678,6 +705,10 @@ impl Transformer {
                 } else {
                     run.flush(&mut w, out, buf);
                 }
+            }
+            if let (Some(first), Some(last)) = (members.members.get(plain), members.members.last())
+            {
+                run.add_stretch(&mut w, out, buf, first.key.start - 1, last.value.end);
             }
             run.flush(&mut w, out, buf);
         }
@@ -798,6 +829,24 @@ impl Run {
             self.start = key_start;
         }
         self.end = m.value.end as usize;
+    }
+
+    /// Adds compact members that follow each other directly: `buf[start..end]`.
+    #[inline]
+    fn add_stretch(
+        &mut self,
+        w: &mut ObjectWriter,
+        out: &mut Vec<u8>,
+        buf: &[u8],
+        start: u32,
+        end: u32,
+    ) {
+        let (start, end) = (start as usize, end as usize);
+        if self.start == self.end || self.end + 1 != start || buf[self.end] != b',' {
+            self.flush(w, out, buf);
+            self.start = start;
+        }
+        self.end = end;
     }
 
     #[inline]
