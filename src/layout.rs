@@ -16,7 +16,7 @@
 //! reads the record instead.
 //!
 //! A layout is learned only from a record the general path read successfully, after the same
-//! keys were seen twice in a row, and only after the fast reader has read that record back to
+//! keys were seen three times in a row, and only after the fast reader has read that record back to
 //! the same result.
 
 use crate::keys::Name;
@@ -32,6 +32,11 @@ const MAX_LAYOUTS: usize = 4;
 const MAX_KEYS: usize = 128;
 const MAX_KEY_BYTES: usize = 8 * 1024;
 const MAX_LEARNED_RECORD: usize = 16 * 1024;
+
+/// The bounds of [`Layouts::credit`], in bytes, and of a rest, in records.
+const MAX_CREDIT: i64 = 16 * 1024;
+const MIN_REST: u32 = 64;
+const MAX_REST: u32 = 4096;
 
 /// The keys of one kind of record, and where `log` is among them.
 pub(crate) struct Layout {
@@ -74,12 +79,24 @@ pub(crate) struct Layouts {
     last_hit: usize,
     /// Where the next learned layout goes once all places are taken.
     next_slot: usize,
-    /// A digest of the keys of the last record the general path read.
+    /// A digest of the keys of the last record the general path read, and how many records
+    /// before it had the same keys.
     last_keys: u64,
+    repeats: u8,
     /// How many records a layout read.
     pub hits: u64,
+    /// Bytes that layouts saved (records they read) less bytes they wasted (failed attempts,
+    /// learning): in a stream whose records do not repeat their keys, layouts cost more than
+    /// they save, and rest once this falls below `-MAX_CREDIT`.
+    credit: i64,
+    /// Records left to read without trying layouts.
+    resting: u32,
+    /// How long the next rest is.
+    rest_next: u32,
     /// Where a layout is built and checked before it is kept.
     candidate: Option<Box<Candidate>>,
+    /// Empty layouts for the places not taken yet.
+    spare: Vec<Layout>,
     /// For each two layouts, how many leading envelope members they agree on (keys, ids
     /// and, for `log`, everything inside it).
     agree: [[u16; MAX_LAYOUTS]; MAX_LAYOUTS],
@@ -160,9 +177,15 @@ impl Layouts {
         log: &mut Vec<u8>,
         stack: &mut Vec<u8>,
     ) -> Option<Hit> {
+        if self.resting > 0 {
+            self.resting -= 1;
+            return None;
+        }
         let count = self.layouts.len();
         let mut ascii = Ascii::default();
         let mut untried = (1u32 << count) - 1;
+        // Roughly how many bytes the failed attempts went through.
+        let mut wasted = 0;
         let (mut current, mut member, mut pos) = (self.last_hit, 0, 0);
         while untried != 0 {
             untried &= !(1 << current);
@@ -178,6 +201,11 @@ impl Layouts {
                 Ok(()) => {
                     self.last_hit = current;
                     self.hits += 1;
+                    self.credit = (self.credit + input.len() as i64).min(MAX_CREDIT);
+                    if self.credit == MAX_CREDIT {
+                        // Layouts pay in this stream: should they stop paying, rest briefly.
+                        self.rest_next = MIN_REST;
+                    }
                     return Some(Hit {
                         layout: current,
                         log_index: layout.log_index,
@@ -191,6 +219,7 @@ impl Layouts {
                     member: at,
                     pos: here,
                 }) => {
+                    wasted += here.saturating_sub(pos);
                     let agrees = (0..count).find(|&other| {
                         untried & (1 << other) != 0 && self.agree[current][other] as usize >= at
                     });
@@ -200,11 +229,24 @@ impl Layouts {
                     };
                 }
                 Err(Stop::Failed) => {
+                    wasted += input.len();
                     (current, member, pos) = (untried.trailing_zeros() as usize, 0, 0)
                 }
             }
         }
+        self.spend(wasted);
         None
+    }
+
+    /// Takes `bytes` of work that did not pay off from the credit; when the credit runs out,
+    /// layouts rest for a while (longer each time, until one reads a record again).
+    fn spend(&mut self, bytes: usize) {
+        self.credit -= bytes as i64;
+        if self.credit < -MAX_CREDIT {
+            self.credit = 0;
+            self.resting = self.rest_next.max(MIN_REST);
+            self.rest_next = (2 * self.resting).min(MAX_REST);
+        }
     }
 
     /// The key ids of the envelope and of the record, for a record `layout` read.
@@ -223,8 +265,8 @@ impl Layouts {
     }
 
     /// Called after the general path read a record with a JSON `log` and no collisions:
-    /// learns its layout when the previous record had the same keys and the fast reader reads
-    /// this record back to the same result.
+    /// learns its layout when the two records before had the same keys and the fast reader
+    /// reads this record back to the same result.
     pub fn consider(
         &mut self,
         input: &[u8],
@@ -234,19 +276,31 @@ impl Layouts {
         name_of: impl Fn(u32) -> Name,
     ) {
         let digest = read.digest();
-        let repeated = digest == self.last_keys;
+        self.repeats = match digest == self.last_keys {
+            true => self.repeats.saturating_add(1),
+            false => 0,
+        };
         self.last_keys = digest;
-        if !repeated || input.len() > MAX_LEARNED_RECORD {
+        if self.repeats < 2 || input.len() > MAX_LEARNED_RECORD || self.resting > 0 {
             return;
         }
-        let c = self.candidate.get_or_insert_with(|| {
-            Box::new(Candidate {
+        // Learning reads the record again; a layout that never reads another wastes that.
+        self.spend(2 * input.len());
+        if self.candidate.is_none() {
+            // Everything learning will ever need, at once: learning never allocates again,
+            // and a long-running Fluent Bit instance keeps a flat memory.
+            self.candidate = Some(Box::new(Candidate {
                 layout: Layout::empty(),
                 envelope: Vec::with_capacity(MAX_KEYS),
                 record: Vec::with_capacity(MAX_KEYS),
                 log: Vec::with_capacity(MAX_LEARNED_RECORD + 1),
-            })
-        });
+            }));
+            self.layouts.reserve_exact(MAX_LAYOUTS);
+            self.spare = (0..MAX_LAYOUTS).map(|_| Layout::empty()).collect();
+        }
+        let Some(c) = self.candidate.as_deref_mut() else {
+            return;
+        };
         if !c.layout.learn(input, &read, epoch, name_of) {
             return;
         }
@@ -261,9 +315,8 @@ impl Layouts {
         if !same {
             return;
         }
-        let slot = if self.layouts.len() < MAX_LAYOUTS {
-            self.layouts.reserve_exact(MAX_LAYOUTS);
-            self.layouts.push(Layout::empty());
+        let slot = if let Some(spare) = self.spare.pop() {
+            self.layouts.push(spare);
             self.layouts.len() - 1
         } else {
             let slot = self.next_slot;
@@ -894,7 +947,7 @@ mod tests {
     }
 
     #[test]
-    fn a_layout_is_learned_from_two_records_and_checked() {
+    fn a_layout_is_learned_from_three_records_and_checked() {
         let record = |code: u32, tail: &str| {
             format!(
                 r#"{{"source":"stdout","log":"{{\"response_code\":{code},\"method\":\"GET\",\"path\":\"/a\"}}{tail}","hash":"abc"}}"#
@@ -903,7 +956,7 @@ mod tests {
         };
         let mut t = Transformer::new(Config::default());
         let mut out = Vec::new();
-        for (code, expected_hits) in [(200, 0), (201, 0), (202, 1), (203, 2)] {
+        for (code, expected_hits) in [(200, 0), (201, 0), (202, 0), (203, 1), (204, 2)] {
             t.transform(&record(code, "\\n"), &mut out);
             assert_eq!(t.layout_hits(), expected_hits, "after {code}");
         }

@@ -269,7 +269,9 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// Reads one value of any type, skipping nested containers iteratively.
+    /// Reads one value of any type, skipping nested containers iteratively. Inlined into
+    /// both its callers: the dispatch is small, and the string scan must stay in the loop.
+    #[inline(always)]
     fn value(&mut self, stack: &mut Vec<u8>) -> Result<(Kind, bool)> {
         let kind = match self.peek() {
             Some(b'"') => return Ok((Kind::String, self.string()?)),
@@ -310,6 +312,7 @@ impl<'a> Reader<'a> {
 
     /// Skips an object or array starting at `self.pos`, validating everything inside. `stack`
     /// holds the open brackets, so depth costs heap, not call stack.
+    #[inline(never)]
     fn skip_container(&mut self, stack: &mut Vec<u8>) -> Result<()> {
         stack.clear();
         // Each iteration starts where a value is expected.
