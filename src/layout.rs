@@ -19,8 +19,9 @@
 //! keys were seen three times in a row, and only after the fast reader has read that record back to
 //! the same result.
 
-use crate::keys::Name;
+use crate::keys::{Meaning, Name};
 use crate::read::{self, Kind, Member, Span};
+use crate::transform;
 
 /// The most layouts kept at once: a sidecar's stream has one or two (Envoy's access logs, its
 /// own messages); more would only cost failed attempts.
@@ -61,6 +62,10 @@ pub(crate) struct Layout {
     /// `hash`, `phase` or `duration` in the record.
     specials: Vec<u32>,
     envelope_specials: usize,
+    /// The members that mean something to the transform (see `transform::scanned`), with
+    /// their meanings: the envelope's (but `log`), then the record's.
+    scanned: Vec<(u32, Meaning)>,
+    envelope_scanned: usize,
     envelope_len: usize,
     record_len: usize,
     /// The envelope member whose string value holds the log.
@@ -264,6 +269,14 @@ impl Layouts {
         [envelope, record]
     }
 
+    /// The members of the envelope and of the record that mean something, with their
+    /// meanings.
+    pub fn scanned(&self, layout: usize) -> [&[(u32, Meaning)]; 2] {
+        let layout = &self.layouts[layout];
+        let (envelope, record) = layout.scanned.split_at(layout.envelope_scanned);
+        [envelope, record]
+    }
+
     /// Called after the general path read a record with a JSON `log` and no collisions:
     /// learns its layout when the two records before had the same keys and the fast reader
     /// reads this record back to the same result.
@@ -273,7 +286,7 @@ impl Layouts {
         read: Learned<'_>,
         epoch: u32,
         stack: &mut Vec<u8>,
-        name_of: impl Fn(u32) -> Name,
+        meaning_of: impl Fn(u32) -> Meaning,
     ) {
         let digest = read.digest();
         self.repeats = match digest == self.last_keys {
@@ -301,7 +314,7 @@ impl Layouts {
         let Some(c) = self.candidate.as_deref_mut() else {
             return;
         };
-        if !c.layout.learn(input, &read, epoch, name_of) {
+        if !c.layout.learn(input, &read, epoch, meaning_of) {
             return;
         }
         let buffers = (&mut c.envelope, &mut c.record, &mut c.log, stack);
@@ -359,6 +372,8 @@ impl Layout {
             ids: Vec::with_capacity(2 * MAX_KEYS),
             specials: Vec::with_capacity(2 * MAX_KEYS),
             envelope_specials: 0,
+            scanned: Vec::with_capacity(2 * MAX_KEYS),
+            envelope_scanned: 0,
             envelope_len: 0,
             record_len: 0,
             log_index: usize::MAX,
@@ -375,13 +390,14 @@ impl Layout {
         input: &[u8],
         read: &Learned<'_>,
         epoch: u32,
-        name_of: impl Fn(u32) -> Name,
+        meaning_of: impl Fn(u32) -> Meaning,
     ) -> bool {
         self.bytes.clear();
         self.ends.clear();
         self.literals.clear();
         self.ids.clear();
         self.specials.clear();
+        self.scanned.clear();
         self.epoch = u32::MAX;
         let Some(last) = read.record.last() else {
             return false;
@@ -455,16 +471,26 @@ impl Layout {
         self.ids.extend_from_slice(read.envelope_ids);
         self.ids.extend_from_slice(read.record_ids);
         for (i, &id) in read.envelope_ids.iter().enumerate() {
-            let name = name_of(id);
-            if i == read.log_index || matches!(name, Name::Dd | Name::Hash | Name::Phase) {
+            let meaning = meaning_of(id);
+            if i == read.log_index || matches!(meaning.name, Name::Dd | Name::Hash | Name::Phase) {
                 self.specials.push(i as u32);
+            }
+            if i != read.log_index && transform::scanned(meaning) {
+                self.scanned.push((i as u32, meaning));
             }
         }
         self.envelope_specials = self.specials.len();
+        self.envelope_scanned = self.scanned.len();
         for (i, &id) in read.record_ids.iter().enumerate() {
-            let name = name_of(id);
-            if matches!(name, Name::Dd | Name::Hash | Name::Phase | Name::Duration) {
+            let meaning = meaning_of(id);
+            if matches!(
+                meaning.name,
+                Name::Dd | Name::Hash | Name::Phase | Name::Duration
+            ) {
                 self.specials.push(i as u32);
+            }
+            if transform::scanned(meaning) {
+                self.scanned.push((i as u32, meaning));
             }
         }
         self.envelope_len = read.envelope.len();
@@ -636,7 +662,7 @@ impl Layout {
         }
         pos += 1;
         // Not cleared first: only the bytes past the previous record's `log` need filling.
-        log.resize(input.len() - pos + LITERAL_BYTES, 0);
+        log.resize(input.len() - pos + read::DECODE_SPARE, 0);
         let dst = log.as_mut_slice();
         let mut o = 0;
         let (escaped_keys, decoded_keys) = (self.envelope_len, self.envelope_len + self.record_len);
@@ -687,6 +713,8 @@ impl Layout {
 /// How long a key may be to be compared and written as words; longer ones take a slower path.
 const LITERAL_BYTES: usize = 32;
 const LITERAL_WORDS: usize = LITERAL_BYTES / 8;
+// A literal is written whole into the spare bytes of `log`.
+const _: () = assert!(LITERAL_BYTES <= read::DECODE_SPARE);
 
 /// A short byte string as little-endian words, with masks for the bytes past its end.
 #[derive(Clone, Copy)]

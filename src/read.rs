@@ -406,9 +406,9 @@ impl<'a> Reader<'a> {
     fn string_decoding(&mut self, into: &mut Vec<u8>) -> Result<bool> {
         self.pos += 1; // opening quote
         let src = self.buf;
-        // Eight spare bytes: whole words are stored and the excess is overwritten or cut.
+        // Spare bytes: whole words are stored and the excess is overwritten or cut.
         into.clear();
-        into.resize(src.len().saturating_sub(self.pos) + 8, 0);
+        into.resize(src.len().saturating_sub(self.pos) + DECODE_SPARE, 0);
         let dst = into.as_mut_slice();
         let (mut i, mut o) = (self.pos, 0);
         let mut escaped = false;
@@ -578,6 +578,12 @@ impl<'a> Reader<'a> {
 }
 
 const ONES: u64 = 0x0101_0101_0101_0101;
+
+/// How many bytes past a decoded string's longest possible length its buffer is given, for
+/// stores of whole words. The layout reader (`crate::layout`) gives the same, so that a buffer
+/// that has grown for a record with either reader fits that record with the other: a warm
+/// transformer does not allocate, whichever reader a record meets.
+pub(crate) const DECODE_SPARE: usize = 32;
 
 /// What each two-byte escape `\x` decodes to, indexed by `x`; 0 where `x` is not one.
 static SHORT_ESCAPES: [u8; 256] = {

@@ -8,7 +8,7 @@
 use core::fmt;
 
 use crate::envoy::{self, Role};
-use crate::keys::{KeyCache, Level, Name, Seen};
+use crate::keys::{KeyCache, Level, Meaning, Name, Seen};
 use crate::layout::{self, Layouts};
 use crate::read::{self, Decode, Kind, Member, ReadError, Span};
 use crate::text::{self, TextFormat};
@@ -526,9 +526,9 @@ impl Transformer {
                     uses_displaced,
                 };
                 let keys = &s.keys;
-                let name_of = |id| keys.meaning(id).name;
+                let meaning_of = |id| keys.meaning(id);
                 s.layouts
-                    .consider(input, learned, epoch, &mut s.stack, name_of);
+                    .consider(input, learned, epoch, &mut s.stack, meaning_of);
             }
         }
         let log = log_source.of(input, &s.envelope, &s.log_text, &s.log_json);
@@ -578,8 +578,26 @@ impl Transformer {
         let can_displace = !uses_displaced;
 
         let mut found = Found::default();
-        found.scan(Side::Record, rec, bufs.rec, None, &s.keys);
-        found.scan(Side::Envelope, env, bufs.env, skip_env, &s.keys);
+        match fast {
+            // A layout lists the members that mean something, with their meanings.
+            Some(hit) => {
+                let [envelope_list, record_list] = s.layouts.scanned(hit.layout);
+                for (side, list, members) in [
+                    (Side::Record, record_list, rec),
+                    (Side::Envelope, envelope_list, env),
+                ] {
+                    let buf = bufs.of(side);
+                    for &(i, meaning) in list {
+                        let i = i as usize;
+                        found.member(side, i, &members.members[i], meaning, buf);
+                    }
+                }
+            }
+            None => {
+                found.scan(Side::Record, rec, bufs.rec, None, &s.keys);
+                found.scan(Side::Envelope, env, bufs.env, skip_env, &s.keys);
+            }
+        }
 
         let config = &self.config;
         let access = Access::plan(config, &found, can_displace);
@@ -917,90 +935,104 @@ impl<'a> Found<'a> {
         skip: Option<usize>,
         keys: &KeyCache,
     ) {
-        let slot = side as usize;
         for (index, m) in members.members.iter().enumerate() {
-            if Some(index) == skip {
-                continue;
-            }
-            let meaning = keys.meaning(members.keys[index]);
-            // Built only for the few members that need it.
-            let at = || {
-                Some(At {
-                    side,
-                    index,
-                    member: *m,
-                })
-            };
-            match meaning.name {
-                Name::Dd => first(&mut self.dd[slot], at()),
-                Name::Hash | Name::Phase => {
-                    let values = if meaning.name == Name::Hash {
-                        &mut self.hash
-                    } else {
-                        &mut self.phase
-                    };
-                    if !is_debris(m, buf) {
-                        first(&mut values[slot], at());
-                    }
-                    continue;
-                }
-                Name::Http => self.has_http = true,
-                Name::Network => self.has_network = true,
-                Name::Duration if side == Side::Envelope => self.duration_key_on_envelope = true,
-                Name::Duration => self.duration_key = Some(index),
-                _ => {}
-            }
-            let Some(role) = meaning.role else { continue };
-            match role {
-                Role::Trace(kind) => {
-                    if let Some(text) = scalar_text(m, buf) {
-                        self.trace.offer(kind, text);
-                    }
-                }
-                Role::Level => self.has_level = true,
-                Role::Message => self.has_message = true,
-                Role::TaskDefinition => first(&mut self.task_definition[slot], at()),
-                _ if side == Side::Envelope => {}
-                Role::ResponseCode => {
-                    let code = scalar_text(m, buf)
-                        .and_then(envoy::integer)
-                        .filter(|&c| c < 1000);
-                    first(&mut self.code, code);
-                }
-                Role::Method => first(&mut self.method, string_content(m, buf)),
-                Role::Path => first(&mut self.path, string_content(m, buf)),
-                Role::OriginalPath => first(&mut self.original_path, string_content(m, buf)),
-                Role::Host => first(&mut self.host, string_content(m, buf)),
-                Role::Protocol => first(
-                    &mut self.version,
-                    string_content(m, buf).and_then(envoy::http_version),
-                ),
-                Role::RequestId => first(&mut self.request_id, string_content(m, buf)),
-                Role::UserAgent => first(&mut self.user_agent, string_content(m, buf)),
-                Role::ForwardedFor => first(
-                    &mut self.client_ip,
-                    string_content(m, buf).and_then(envoy::first_forwarded),
-                ),
-                Role::RemoteAddress => first(
-                    &mut self.remote_ip,
-                    string_content(m, buf).and_then(envoy::strip_port),
-                ),
-                Role::BytesReceived => first(
-                    &mut self.bytes_read,
-                    scalar_text(m, buf).and_then(envoy::integer),
-                ),
-                Role::BytesSent => first(
-                    &mut self.bytes_written,
-                    scalar_text(m, buf).and_then(envoy::integer),
-                ),
-                Role::Duration => {
-                    let nanos = scalar_text(m, buf).and_then(envoy::millis_to_nanos);
-                    first(&mut self.duration, nanos.map(|ns| (ns, index)));
-                }
-                Role::ResponseFlags => first(&mut self.flags, scalar_text(m, buf)),
+            if Some(index) != skip {
+                self.member(side, index, m, keys.meaning(members.keys[index]), buf);
             }
         }
     }
+
+    /// Notes what member `index` of `side` means. Members for which [`scanned`] is false
+    /// mean nothing here.
+    #[inline(always)]
+    fn member(&mut self, side: Side, index: usize, m: &Member, meaning: Meaning, buf: &'a [u8]) {
+        let slot = side as usize;
+        // Built only for the few members that need it.
+        let at = || {
+            Some(At {
+                side,
+                index,
+                member: *m,
+            })
+        };
+        match meaning.name {
+            Name::Dd => first(&mut self.dd[slot], at()),
+            Name::Hash | Name::Phase => {
+                let values = if meaning.name == Name::Hash {
+                    &mut self.hash
+                } else {
+                    &mut self.phase
+                };
+                if !is_debris(m, buf) {
+                    first(&mut values[slot], at());
+                }
+                return;
+            }
+            Name::Http => self.has_http = true,
+            Name::Network => self.has_network = true,
+            Name::Duration if side == Side::Envelope => self.duration_key_on_envelope = true,
+            Name::Duration => self.duration_key = Some(index),
+            _ => {}
+        }
+        let Some(role) = meaning.role else { return };
+        match role {
+            Role::Trace(kind) => {
+                if let Some(text) = scalar_text(m, buf) {
+                    self.trace.offer(kind, text);
+                }
+            }
+            Role::Level => self.has_level = true,
+            Role::Message => self.has_message = true,
+            Role::TaskDefinition => first(&mut self.task_definition[slot], at()),
+            _ if side == Side::Envelope => {}
+            Role::ResponseCode => {
+                let code = scalar_text(m, buf)
+                    .and_then(envoy::integer)
+                    .filter(|&c| c < 1000);
+                first(&mut self.code, code);
+            }
+            Role::Method => first(&mut self.method, string_content(m, buf)),
+            Role::Path => first(&mut self.path, string_content(m, buf)),
+            Role::OriginalPath => first(&mut self.original_path, string_content(m, buf)),
+            Role::Host => first(&mut self.host, string_content(m, buf)),
+            Role::Protocol => first(
+                &mut self.version,
+                string_content(m, buf).and_then(envoy::http_version),
+            ),
+            Role::RequestId => first(&mut self.request_id, string_content(m, buf)),
+            Role::UserAgent => first(&mut self.user_agent, string_content(m, buf)),
+            Role::ForwardedFor => first(
+                &mut self.client_ip,
+                string_content(m, buf).and_then(envoy::first_forwarded),
+            ),
+            Role::RemoteAddress => first(
+                &mut self.remote_ip,
+                string_content(m, buf).and_then(envoy::strip_port),
+            ),
+            Role::BytesReceived => first(
+                &mut self.bytes_read,
+                scalar_text(m, buf).and_then(envoy::integer),
+            ),
+            Role::BytesSent => first(
+                &mut self.bytes_written,
+                scalar_text(m, buf).and_then(envoy::integer),
+            ),
+            Role::Duration => {
+                let nanos = scalar_text(m, buf).and_then(envoy::millis_to_nanos);
+                first(&mut self.duration, nanos.map(|ns| (ns, index)));
+            }
+            Role::ResponseFlags => first(&mut self.flags, scalar_text(m, buf)),
+        }
+    }
+}
+
+/// Whether [`Found::member`] does anything with a member of this meaning.
+pub(crate) fn scanned(meaning: Meaning) -> bool {
+    meaning.role.is_some()
+        || matches!(
+            meaning.name,
+            Name::Dd | Name::Hash | Name::Phase | Name::Http | Name::Network | Name::Duration
+        )
 }
 
 #[inline]
