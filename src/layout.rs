@@ -7,29 +7,35 @@
 //! the escaped `log` string into a buffer and then reads that buffer a second time.
 //!
 //! A [`Layout`] remembers what the general path found for one such record: the keys, byte for
-//! byte, with their ids, and which member is `log`. A later record is then read in one pass
-//! that compares each key with the expected bytes and decodes `log` while collecting its
-//! members, straight from the escaped form. It produces exactly what the general reader
+//! byte, with their ids and meanings, and which member is `log`. A later record is then read in
+//! one pass that compares each key with the expected bytes and decodes `log` while collecting
+//! its members, straight from the escaped form. It produces exactly what the general reader
 //! would have (the same member spans, the same decoded `log`), so the rest of the transform
 //! does not know which reader ran. Anything unexpected (another key, white space, an escape
 //! inside a value of `log`, a nested value in `log`) makes it give up, and the general reader
-//! reads the record instead.
+//! reads the record instead. A layout also tells the writer which members need more than
+//! copying, and which mean something, so that the others cost nothing per member; and when
+//! every byte it passed was ASCII, the record needs no separate UTF-8 validation.
 //!
 //! A layout is learned only from a record the general path read successfully, after the same
-//! keys were seen three times in a row, and only after the fast reader has read that record back to
-//! the same result.
+//! keys were seen three times in a row, and only after the fast reader has read that record
+//! back to the same result. Layouts must pay their way: the bytes they read count for them,
+//! the bytes that failed attempts and learning went through count against them, and when the
+//! balance runs out they rest for a number of records (longer each time, up to
+//! [`MAX_REST`]), so a stream whose records do not repeat pays little for them.
 
 use crate::keys::{Meaning, Name};
 use crate::read::{self, Kind, Member, Span};
 use crate::transform;
 
-/// The most layouts kept at once: a sidecar's stream has one or two (Envoy's access logs, its
-/// own messages); more would only cost failed attempts.
+/// The most layouts kept at once: a sidecar's stream has one or two (access logs with and
+/// without a field that some tasks add, say); more would only cost failed attempts.
 const MAX_LAYOUTS: usize = 4;
 
 /// Limits of what is learned, so that learning never allocates once a transformer is warm:
-/// every buffer below is allocated at these sizes and never grows. Records beyond them are
-/// read by the general reader.
+/// every buffer below is allocated at these sizes, once, and never grows. A record with more
+/// keys is read by the general reader; one larger than `MAX_LEARNED_RECORD` is not learned
+/// from, but a layout learned from a smaller one reads it.
 const MAX_KEYS: usize = 128;
 const MAX_KEY_BYTES: usize = 8 * 1024;
 const MAX_LEARNED_RECORD: usize = 16 * 1024;
@@ -1075,9 +1081,8 @@ mod tests {
             let mut sequence = Vec::new();
             for (pick, edits) in &picks {
                 let record = pick.get(base);
-                // Twice unchanged, so that its layout is learned, then edited.
-                sequence.push(record.clone());
-                sequence.push(record.clone());
+                // Three times unchanged, so that its layout is learned, then edited.
+                sequence.extend([record.clone(), record.clone(), record.clone()]);
                 sequence.push(apply(record, edits));
             }
             if let Err(e) = alike(&configs()[config], &sequence) {

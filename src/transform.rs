@@ -1,9 +1,11 @@
 //! The hot path: one record in, one Datadog-correlated record out.
 //!
-//! A record is read once ([`crate::read`]), its keys are given meanings ([`crate::envoy`]),
-//! the trace context is resolved ([`crate::trace`]), and the output is written in one pass from
-//! spans of the input. All working memory lives in [`Transformer`] and is reused, so a warm
-//! transformer does not allocate.
+//! A record is read once: by a learned layout when the stream repeats its keys
+//! ([`crate::layout`]), otherwise by the general reader ([`crate::read`]), whose keys are then
+//! given meanings ([`crate::envoy`]). Both give the same members. The trace context is
+//! resolved ([`crate::trace`]), and the output is written in one pass from spans of the input.
+//! All working memory lives in [`Transformer`] and is reused, so a warm transformer does not
+//! allocate.
 
 use core::fmt;
 
