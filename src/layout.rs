@@ -201,14 +201,13 @@ impl Layouts {
         while untried != 0 {
             untried &= !(1 << current);
             let layout = &self.layouts[current];
-            let result = match layout.epoch == epoch {
-                true => {
-                    let buffers = (&mut *envelope, &mut *record, &mut *log, &mut *stack);
-                    layout.read_from(input, member, pos, buffers, &mut ascii)
-                }
-                false => Err(Stop::Failed),
-            };
-            match result {
+            if layout.epoch != epoch {
+                // Its key ids are stale (the key cache started afresh): it is never tried.
+                (current, member, pos) = (untried.trailing_zeros() as usize, 0, 0);
+                continue;
+            }
+            let buffers = (&mut *envelope, &mut *record, &mut *log, &mut *stack);
+            match layout.read_from(input, member, pos, buffers, &mut ascii) {
                 Ok(()) => {
                     self.last_hit = current;
                     self.hits += 1;
@@ -250,7 +249,7 @@ impl Layouts {
     }
 
     /// Takes `bytes` of work that did not pay off from the credit; when the credit runs out,
-    /// layouts rest for a while (longer each time, until one reads a record again).
+    /// layouts rest for a while: longer each time, until the credit is full again.
     fn spend(&mut self, bytes: usize) {
         self.credit -= bytes as i64;
         if self.credit < -MAX_CREDIT {
@@ -312,7 +311,7 @@ impl Layouts {
                 layout: Layout::empty(),
                 envelope: Vec::with_capacity(MAX_KEYS),
                 record: Vec::with_capacity(MAX_KEYS),
-                log: Vec::with_capacity(MAX_LEARNED_RECORD + 1),
+                log: Vec::with_capacity(MAX_LEARNED_RECORD + read::DECODE_SPARE),
             }));
             self.layouts.reserve_exact(MAX_LAYOUTS);
             self.spare = (0..MAX_LAYOUTS).map(|_| Layout::empty()).collect();
