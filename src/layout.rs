@@ -1005,6 +1005,54 @@ mod tests {
         assert_eq!(t.layout_hits(), 6);
     }
 
+    #[test]
+    fn near_misses_after_a_layout_read_as_the_general_reader_reads_them() {
+        let good = br#"{"source":"stdout","log":"{\"code\":200,\"path\":\"/a\",\"n\":null}\n","phase":"canary"}"#;
+        let near_misses: &[&[u8]] = &[
+            // The last string unterminated, a backslash before the closing brace.
+            br#"{"source":"stdout","log":"{\"code\":200,\"path\":\"/a\",\"n\":null}\n","phase":"canary\}"#,
+            br#"{"source":"stdout","log":"{\"code\":200,\"path\":\"/a\",\"n\":null}\n","phase":"canary}"#,
+            // Escapes in the envelope's strings, valid and not.
+            br#"{"source":"std\"out","log":"{\"code\":200,\"path\":\"/a\",\"n\":null}\n","phase":"canary"}"#,
+            br#"{"source":"std\qout","log":"{\"code\":200,\"path\":\"/a\",\"n\":null}\n","phase":"canary"}"#,
+            // An escaped quote, backslash or newline inside a value of `log`.
+            br#"{"source":"stdout","log":"{\"code\":200,\"path\":\"/a\\\"b\",\"n\":null}\n","phase":"canary"}"#,
+            br#"{"source":"stdout","log":"{\"code\":200,\"path\":\"/a\\\\\",\"n\":null}\n","phase":"canary"}"#,
+            br#"{"source":"stdout","log":"{\"code\":200,\"path\":\"/a\\nb\",\"n\":null}\n","phase":"canary"}"#,
+            // A raw quote or control byte inside `log`.
+            br#"{"source":"stdout","log":"{\"code\":200,\"path\":\"/"a\",\"n\":null}\n","phase":"canary"}"#,
+            b"{\"source\":\"stdout\",\"log\":\"{\\\"code\\\":200,\\\"path\\\":\\\"/\x01a\\\",\\\"n\\\":null}\\n\",\"phase\":\"canary\"}",
+            // Numbers and literals that are not quite.
+            br#"{"source":"stdout","log":"{\"code\":0200,\"path\":\"/a\",\"n\":null}\n","phase":"canary"}"#,
+            br#"{"source":"stdout","log":"{\"code\":2e,\"path\":\"/a\",\"n\":null}\n","phase":"canary"}"#,
+            br#"{"source":"stdout","log":"{\"code\":200,\"path\":\"/a\",\"n\":nul}\n","phase":"canary"}"#,
+            br#"{"source":"stdout","log":"{\"code\":200,\"path\":\"/a\",\"n\":nullx}\n","phase":"canary"}"#,
+            br#"{"source":"stdout","log":"{\"code\":200,\"path\":\"/a\",\"n\":nulL}\n","phase":"canary"}"#,
+            br#"{"source":"stdout","log":"{\"code\":-1.5e3,\"path\":\"/a\",\"n\":true}\n","phase":"canary"}"#,
+            // Another tail, white space, a member more or less, the end cut off.
+            br#"{"source":"stdout","log":"{\"code\":200,\"path\":\"/a\",\"n\":null}\r\n","phase":"canary"}"#,
+            br#"{"source":"stdout","log":"{\"code\":200,\"path\":\"/a\",\"n\":null}\n","phase":"canary"} "#,
+            br#"{"source":"stdout","log":"{\"code\":200,\"path\":\"/a\",\"n\":null}\n","phase":"canary","x":1}"#,
+            br#"{"source":"stdout","log":"{\"code\":200,\"path\":\"/a\",\"n\":null}\n"}"#,
+            br#"{"source":"stdout","log":"{\"code\":200,\"path\":\"/a\",\"n\":null}\n","phase":"canary""#,
+            // Non-ASCII, valid and not.
+            "{\"source\":\"stdout\",\"log\":\"{\\\"code\\\":200,\\\"path\\\":\\\"/é\\\",\\\"n\\\":null}\\n\",\"phase\":\"canary\"}".as_bytes(),
+            b"{\"source\":\"stdout\",\"log\":\"{\\\"code\\\":200,\\\"path\\\":\\\"/\xe9\\\",\\\"n\\\":null}\\n\",\"phase\":\"canary\"}",
+        ];
+        for near_miss in near_misses {
+            let sequence = [
+                good.to_vec(),
+                good.to_vec(),
+                good.to_vec(),
+                good.to_vec(),
+                near_miss.to_vec(),
+            ];
+            let hits = alike(&Config::default(), &sequence).unwrap_or_else(|e| panic!("{e}"));
+            // The layout was learned and read the fourth record.
+            assert!(hits >= 1, "{}", String::from_utf8_lossy(near_miss));
+        }
+    }
+
     /// A FireLens record of the fixture corpus whose `log` holds JSON.
     fn firelens_records() -> &'static [Vec<u8>] {
         static RECORDS: std::sync::OnceLock<Vec<Vec<u8>>> = std::sync::OnceLock::new();
