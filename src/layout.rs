@@ -150,11 +150,9 @@ struct Ascii {
 
 impl Ascii {
     fn sure(&self) -> bool {
-        !self.unseen && self.high_bits & (ONES * 0x80) == 0
+        !self.unseen && self.high_bits & (read::ONES * 0x80) == 0
     }
 }
-
-const ONES: u64 = 0x0101_0101_0101_0101;
 
 /// The buffers a layout reads into.
 type Buffers<'b> = (
@@ -857,17 +855,10 @@ fn copy_string_content(
         pos += 8;
         o += 8;
     }
-    // Near the end of the input: a byte at a time.
-    while let Some(&b) = input.get(pos) {
-        if matches!(b, b'"' | b'\\' | 0..=0x1f) {
-            break;
-        }
-        ascii.high_bits |= b as u64;
-        *dst.get_mut(o)? = b;
-        pos += 1;
-        o += 1;
-    }
-    Some((pos, o))
+    // Near the end of the input: the rest found as `scan_string_content` finds it.
+    let end = scan_string_content(input, pos, ascii);
+    copy(dst, o, input, pos, end - pos)?;
+    Some((end, o + (end - pos)))
 }
 
 #[inline(always)]

@@ -577,7 +577,7 @@ impl<'a> Reader<'a> {
     }
 }
 
-const ONES: u64 = 0x0101_0101_0101_0101;
+pub(crate) const ONES: u64 = 0x0101_0101_0101_0101;
 
 /// How many bytes past a decoded string's longest possible length its buffer is given, for
 /// stores of whole words. The layout reader (`crate::layout`) gives the same, so that a buffer
