@@ -17,6 +17,12 @@
 //! copying, and which mean something, so that the others cost nothing per member; and when
 //! every byte it passed was ASCII, the record needs no separate UTF-8 validation.
 //!
+//! Records whose `log` holds text (an Envoy text access log, Envoy's own messages, an
+//! application's plain lines) have layouts too, of the envelope alone: `log` is decoded whole
+//! and the transform goes on with it as if the general reader had read the record. A layout
+//! tells JSON from text by the first byte of `log`, and hands a record of the other kind to
+//! a layout that agrees on the members before `log`.
+//!
 //! A layout is learned only from a record the general path read successfully, after the same
 //! keys were seen three times in a row, and only after the fast reader has read that record
 //! back to the same result. Layouts must pay their way: the bytes they read count for them,
@@ -76,6 +82,9 @@ pub(crate) struct Layout {
     record_len: usize,
     /// The envelope member whose string value holds the log.
     log_index: usize,
+    /// The log is text, not a JSON object: it is decoded whole, and there are no record
+    /// keys or tail parts.
+    text_log: bool,
     /// A key means `_log` (see the transform's collision rules).
     uses_displaced: bool,
     /// The key cache epoch the ids belong to.
@@ -114,9 +123,11 @@ pub(crate) struct Layouts {
 }
 
 /// Why a layout did not read a record.
+#[derive(Clone, Copy)]
 enum Stop {
     /// Envelope member `member`, at `pos`, is not the expected key (or the record ends, or
-    /// does not end, before it). What came before was read.
+    /// does not end, before it), or it is a `log` of the other kind (JSON or text). What came
+    /// before was read.
     OtherKey { member: usize, pos: usize },
     /// Anything else.
     Failed,
@@ -135,6 +146,9 @@ pub(crate) struct Hit {
     /// Which layout read the record (see [`Layouts::ids`], [`Layouts::specials`]).
     pub layout: usize,
     pub log_index: usize,
+    /// The layout's `log` is text: `record` is left empty, and the transform goes on as for
+    /// a record the general reader read, but without reading the envelope again.
+    pub text_log: bool,
     pub uses_displaced: bool,
     /// Every byte of the record is ASCII, so it needs no UTF-8 validation.
     pub ascii: bool,
@@ -171,6 +185,9 @@ pub(crate) struct Learned<'a> {
     pub record: &'a [Member],
     pub record_ids: &'a [u32],
     pub uses_displaced: bool,
+    /// `log` is text (an Envoy text access log, a plain message), not a JSON object:
+    /// `record` and `record_ids` are empty.
+    pub text_log: bool,
 }
 
 impl Layouts {
@@ -217,6 +234,7 @@ impl Layouts {
                     return Some(Hit {
                         layout: current,
                         log_index: layout.log_index,
+                        text_log: layout.text_log,
                         uses_displaced: layout.uses_displaced,
                         ascii: ascii.sure(),
                     });
@@ -352,7 +370,7 @@ impl Layouts {
 impl Learned<'_> {
     /// A digest of the key ids, to notice a stream repeating its keys.
     fn digest(&self) -> u64 {
-        let mut h = 0xcbf2_9ce4_8422_2325u64 ^ self.log_index as u64;
+        let mut h = 0xcbf2_9ce4_8422_2325u64 ^ self.log_index as u64 ^ (self.text_log as u64) << 32;
         for &id in self
             .envelope_ids
             .iter()
@@ -380,6 +398,7 @@ impl Layout {
             envelope_len: 0,
             record_len: 0,
             log_index: usize::MAX,
+            text_log: false,
             uses_displaced: false,
             epoch: u32::MAX,
         }
@@ -402,11 +421,14 @@ impl Layout {
         self.specials.clear();
         self.scanned.clear();
         self.epoch = u32::MAX;
-        let Some(last) = read.record.last() else {
-            return false;
-        };
-        let Some(tail) = read.log.get(last.value.end as usize + 1..) else {
-            return false;
+        // What follows the object in a JSON `log` (a newline, say); a text `log` has no parts.
+        let tail = match (read.text_log, read.record.last()) {
+            (true, _) => &[][..],
+            (false, Some(last)) => match read.log.get(last.value.end as usize + 1..) {
+                Some(tail) => tail,
+                None => return false,
+            },
+            (false, None) => return false,
         };
         let names: usize = (read.envelope.iter().chain(read.record))
             .map(|m| (m.key.end - m.key.start) as usize)
@@ -451,21 +473,23 @@ impl Layout {
                 self.ends.push(self.bytes.len() as u32);
             }
         }
-        self.bytes.push(b'}');
-        for &b in tail {
-            match b {
-                b' ' => self.bytes.push(b' '),
-                b'\n' => self.bytes.extend_from_slice(b"\\n"),
-                b'\r' => self.bytes.extend_from_slice(b"\\r"),
-                b'\t' => self.bytes.extend_from_slice(b"\\t"),
-                _ => return false,
+        if !read.text_log {
+            self.bytes.push(b'}');
+            for &b in tail {
+                match b {
+                    b' ' => self.bytes.push(b' '),
+                    b'\n' => self.bytes.extend_from_slice(b"\\n"),
+                    b'\r' => self.bytes.extend_from_slice(b"\\r"),
+                    b'\t' => self.bytes.extend_from_slice(b"\\t"),
+                    _ => return false,
+                }
             }
+            self.bytes.push(b'"');
+            self.ends.push(self.bytes.len() as u32);
+            self.bytes.push(b'}');
+            self.bytes.extend_from_slice(tail);
+            self.ends.push(self.bytes.len() as u32);
         }
-        self.bytes.push(b'"');
-        self.ends.push(self.bytes.len() as u32);
-        self.bytes.push(b'}');
-        self.bytes.extend_from_slice(tail);
-        self.ends.push(self.bytes.len() as u32);
         self.bytes.extend_from_slice(&[0; 8]);
         for i in 0..self.ends.len() {
             let (start, end) = self.part(i);
@@ -499,6 +523,7 @@ impl Layout {
         self.envelope_len = read.envelope.len();
         self.record_len = read.record.len();
         self.log_index = read.log_index;
+        self.text_log = read.text_log;
         self.uses_displaced = read.uses_displaced;
         self.epoch = epoch;
         true
@@ -554,9 +579,10 @@ impl Layout {
     /// How many leading envelope members `self` and `other` read alike.
     fn agreement(&self, other: &Layout) -> u16 {
         let same_log = self.log_index == other.log_index
+            && self.text_log == other.text_log
             && self.record_len == other.record_len
             && self.ids[self.envelope_len..] == other.ids[other.envelope_len..]
-            && (0..2 * self.record_len + 2).all(|i| {
+            && (0..self.log_parts()).all(|i| {
                 let [a, b] = [self, other].map(|l| {
                     let (start, end) = l.part(l.envelope_len + i);
                     &l.bytes[start..end]
@@ -573,6 +599,15 @@ impl Layout {
             agree += 1;
         }
         agree as u16
+    }
+
+    /// How many of the byte strings belong to `log`: its keys, escaped and decoded, and
+    /// what ends it, escaped and decoded; none for a text `log`.
+    fn log_parts(&self) -> usize {
+        match self.text_log {
+            true => 0,
+            false => 2 * self.record_len + 2,
+        }
     }
 
     #[inline(always)]
@@ -599,16 +634,27 @@ impl Layout {
             record.clear();
         }
         for i in member..self.envelope_len {
+            let other_key = Stop::OtherKey { member: i, pos };
             let key_start = pos + 2;
-            pos = self
-                .expect(input, pos, i)
-                .ok_or(Stop::OtherKey { member: i, pos })?;
+            pos = self.expect(input, pos, i).ok_or(other_key)?;
             let value_start = pos;
             let (kind, value_escaped) = if i == self.log_index {
-                pos = self
-                    .read_log(input, pos, record, log, ascii)
-                    .ok_or(Stop::Failed)?;
-                (Kind::String, true)
+                // A JSON object and text are told apart by the first byte (a JSON `log`
+                // layout expects `{` and a key there): a layout of the other kind, which
+                // agrees on the members before, reads the record from here.
+                if (input.get(pos + 1) == Some(&b'{')) == self.text_log {
+                    return Err(other_key);
+                }
+                let escaped;
+                (pos, escaped) = match self.text_log {
+                    true => read_text_log(input, pos, log, ascii),
+                    // An object in a string has escaped quotes.
+                    false => self
+                        .read_log(input, pos, record, log, ascii)
+                        .map(|p| (p, true)),
+                }
+                .ok_or(Stop::Failed)?;
+                (Kind::String, escaped)
             } else if input.get(pos) == Some(&b'"') {
                 // Strings without escapes are the common case: no need for the general reader.
                 let end = scan_string_content(input, pos + 1, ascii);
@@ -710,6 +756,47 @@ impl Layout {
         o = self.put(dst, o, end_escaped + 1)?;
         log.truncate(o);
         Some(pos)
+    }
+}
+
+/// Reads a text `log` string starting at its opening quote, decoding it whole into `log`.
+/// Returns the position after the string and whether it had escapes. `None` at a `\u`
+/// escape (rare in text logs, and left to the general reader), at anything invalid, and
+/// at text that turns out to be a JSON object after white space.
+fn read_text_log(
+    input: &[u8],
+    mut pos: usize,
+    log: &mut Vec<u8>,
+    ascii: &mut Ascii,
+) -> Option<(usize, bool)> {
+    if input.get(pos) != Some(&b'"') {
+        return None;
+    }
+    pos += 1;
+    // Sized as the general reader sizes it (see `read::DECODE_SPARE`).
+    log.resize(input.len() - pos + read::DECODE_SPARE, 0);
+    let dst = log.as_mut_slice();
+    let (mut o, mut escaped) = (0, false);
+    loop {
+        let (end, written) = copy_string_content(input, pos, dst, o, ascii)?;
+        match input.get(end) {
+            Some(b'"') => {
+                log.truncate(written);
+                if log.trim_ascii_start().first() == Some(&b'{') {
+                    return None;
+                }
+                return Some((end + 1, escaped));
+            }
+            Some(b'\\') => {
+                let short = read::SHORT_ESCAPES[*input.get(end + 1)? as usize];
+                if short == 0 {
+                    return None;
+                }
+                *dst.get_mut(written)? = short;
+                (pos, o, escaped) = (end + 2, written + 1, true);
+            }
+            _ => return None,
+        }
     }
 }
 
@@ -1044,15 +1131,112 @@ mod tests {
         }
     }
 
-    /// A FireLens record of the fixture corpus whose `log` holds JSON.
-    fn firelens_records() -> &'static [Vec<u8>] {
-        static RECORDS: std::sync::OnceLock<Vec<Vec<u8>>> = std::sync::OnceLock::new();
-        RECORDS.get_or_init(|| {
-            fixture_records()
+    #[test]
+    fn a_text_log_layout_reads_the_envelope() {
+        let line = |code: u32| {
+            format!(
+                r#"{{"source":"stdout","log":"[2024-06-03T14:00:00.000Z] \"GET /a HTTP/1.1\" {code} - 0 5 1 1 \"-\" \"curl\" \"r-1\" \"a\" \"10.0.0.1:80\"\n","hash":"abc"}}"#
+            )
+            .into_bytes()
+        };
+        let message = |n: u32| {
+            format!(r#"{{"source":"stdout","log":"[info] cds: add {n} cluster(s)","hash":"abc"}}"#)
+                .into_bytes()
+        };
+        let json = |code: u32| {
+            format!(r#"{{"source":"stdout","log":"{{\"response_code\":{code}}}","hash":"abc"}}"#)
+                .into_bytes()
+        };
+        let mut t = Transformer::new(Config::default());
+        let mut out = Vec::new();
+        for (code, expected_hits) in [(200, 0), (201, 0), (202, 0), (203, 1), (204, 2)] {
+            t.transform(&line(code), &mut out);
+            assert_eq!(t.layout_hits(), expected_hits, "after {code}");
+        }
+        // Any text: Envoy's own messages have the same envelope.
+        t.transform(&message(1), &mut out);
+        assert_eq!(t.layout_hits(), 3);
+        // A JSON `log` is not for this layout; three of them teach their own.
+        for (code, expected_hits) in [(200, 3), (201, 3), (202, 3), (203, 4)] {
+            t.transform(&json(code), &mut out);
+            assert_eq!(t.layout_hits(), expected_hits, "after {code}");
+        }
+        // Each goes on from `log` with the other's layout.
+        for record in [line(200), json(200), message(2), json(201)] {
+            t.transform(&record, &mut out);
+        }
+        assert_eq!(t.layout_hits(), 8);
+        // A stream mixing them reads alike with and without layouts.
+        let mixed: Vec<_> = (0..40)
+            .map(|i| match i % 5 {
+                0 | 1 => line(200 + i),
+                2 => message(i),
+                _ => json(200 + i),
+            })
+            .collect();
+        let hits = alike(&Config::default(), &mixed).unwrap_or_else(|e| panic!("{e}"));
+        assert!(hits > 30, "{hits}");
+    }
+
+    #[test]
+    fn near_misses_after_a_text_layout_read_as_the_general_reader_reads_them() {
+        let good = br#"{"source":"stdout","log":"GET /a \"x\" 200\n","phase":"canary"}"#;
+        let near_misses: &[&[u8]] = &[
+            // Other escapes, valid and not, and none at all.
+            br#"{"source":"stdout","log":"GET /a \"x\" 200\t\\\/\b\f\r","phase":"canary"}"#,
+            br#"{"source":"stdout","log":"GET /a \u00e9 200\n","phase":"canary"}"#,
+            br#"{"source":"stdout","log":"GET /a \ud83d\ude00 200\n","phase":"canary"}"#,
+            br#"{"source":"stdout","log":"GET /a \ud83d 200\n","phase":"canary"}"#,
+            br#"{"source":"stdout","log":"GET /a \q 200\n","phase":"canary"}"#,
+            br#"{"source":"stdout","log":"GET /a 200","phase":"canary"}"#,
+            br#"{"source":"stdout","log":"","phase":"canary"}"#,
+            // A raw control byte, an unterminated string, a backslash at the end.
+            b"{\"source\":\"stdout\",\"log\":\"GET \x01 200\",\"phase\":\"canary\"}",
+            br#"{"source":"stdout","log":"GET /a 200\n,"phase":"canary"}"#,
+            br#"{"source":"stdout","log":"GET /a 200\"#,
+            // JSON after all, at once or after white space, valid and not.
+            br#"{"source":"stdout","log":"{\"code\":200}","phase":"canary"}"#,
+            br#"{"source":"stdout","log":" \n{\"code\":200}","phase":"canary"}"#,
+            br#"{"source":"stdout","log":"{\"code\":","phase":"canary"}"#,
+            // Not a string, another key, the end cut off.
+            br#"{"source":"stdout","log":17,"phase":"canary"}"#,
+            br#"{"source":"stdout","log":null,"phase":"canary"}"#,
+            br#"{"source":"stdout","log":"GET /a 200","phase":"canary","log":"x"}"#,
+            br#"{"source":"stdout","log":"GET /a 200","phase":"canary""#,
+            // Non-ASCII, valid and not.
+            "{\"source\":\"stdout\",\"log\":\"GET /é 200\",\"phase\":\"canary\"}".as_bytes(),
+            b"{\"source\":\"stdout\",\"log\":\"GET /\xe9 200\",\"phase\":\"canary\"}",
+        ];
+        for near_miss in near_misses {
+            let sequence = [
+                good.to_vec(),
+                good.to_vec(),
+                good.to_vec(),
+                good.to_vec(),
+                near_miss.to_vec(),
+            ];
+            let hits = alike(&Config::default(), &sequence).unwrap_or_else(|e| panic!("{e}"));
+            assert!(hits >= 1, "{}", String::from_utf8_lossy(near_miss));
+        }
+    }
+
+    /// The FireLens records of the fixture corpus whose `log` holds JSON, or those whose `log`
+    /// holds text.
+    fn firelens_records(text: bool) -> &'static [Vec<u8>] {
+        static RECORDS: std::sync::OnceLock<[Vec<Vec<u8>>; 2]> = std::sync::OnceLock::new();
+        let [json, texts] = RECORDS.get_or_init(|| {
+            let has = |r: &[u8], s: &[u8]| r.windows(s.len()).any(|w| w == s);
+            let (json, other): (Vec<_>, Vec<_>) = fixture_records()
                 .into_iter()
-                .filter(|r| r.windows(9).any(|w| w == br#""log":"{\"#))
-                .collect()
-        })
+                .partition(|r| has(r, br#""log":"{\"#));
+            let text = other.into_iter().filter(|r| has(r, br#""log":""#));
+            [json, text.collect()]
+        });
+        if text {
+            texts
+        } else {
+            json
+        }
     }
 
     /// Bytes inserted by [`apply`]: escapes, white space, UTF-8 and not, structure.
@@ -1113,9 +1297,11 @@ mod tests {
         fn edited_records_read_alike(
             picks in proptest::collection::vec((any::<prop::sample::Index>(), proptest::collection::vec(edit(), 0..4)), 1..8),
             config in 0..3usize,
+            text in proptest::bool::weighted(0.25),
         ) {
-            let base = firelens_records();
-            prop_assert!(base.len() > 2000);
+            let base = firelens_records(text);
+            let least = if text { 30 } else { 2000 };
+            prop_assert!(base.len() > least);
             let mut sequence = Vec::new();
             for (pick, edits) in &picks {
                 let record = pick.get(base);

@@ -586,7 +586,7 @@ pub(crate) const ONES: u64 = 0x0101_0101_0101_0101;
 pub(crate) const DECODE_SPARE: usize = 32;
 
 /// What each two-byte escape `\x` decodes to, indexed by `x`; 0 where `x` is not one.
-static SHORT_ESCAPES: [u8; 256] = {
+pub(crate) static SHORT_ESCAPES: [u8; 256] = {
     let mut table = [0u8; 256];
     table[b'"' as usize] = b'"';
     table[b'\\' as usize] = b'\\';

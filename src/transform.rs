@@ -400,8 +400,10 @@ impl Transformer {
         out.reserve(input.len() + 1024);
         let s = &mut self.scratch;
         s.displaced.clear();
+        // Before the epoch is taken: starting a record may start the key cache afresh.
+        s.keys.start_record();
         let epoch = s.keys.epoch();
-        let fast = match self.learn_layouts {
+        let layout_read = match self.learn_layouts {
             true => s.layouts.read(
                 input,
                 epoch,
@@ -412,12 +414,20 @@ impl Transformer {
             ),
             false => None,
         };
+        // The layout saw every byte when it is sure they are all ASCII.
+        if !layout_read.is_some_and(|hit| hit.ascii) {
+            check_utf8(input)?;
+        }
+        #[cfg(test)]
+        if let Some(hit) = layout_read {
+            let record = (!hit.text_log).then_some(&s.record[..]);
+            check_layout_read(input, hit.log_index, &s.envelope, record, &s.log_text);
+            assert!(!hit.ascii || input.is_ascii());
+        }
+        // A layout of a JSON `log` read everything; one of a text `log` read the envelope.
+        let fast = layout_read.filter(|hit| !hit.text_log);
         let (log_at, mut shape, mut collisions, mut uses_displaced, log_source);
         if let Some(hit) = fast {
-            // The layout saw every byte when it is sure they are all ASCII.
-            if !hit.ascii {
-                check_utf8(input)?;
-            }
             // A learned layout read the record: a JSON `log` without collisions.
             let [envelope_ids, record_ids] = s.layouts.ids(hit.layout);
             s.envelope_keys.clear();
@@ -429,39 +439,56 @@ impl Transformer {
             collisions = false;
             uses_displaced = hit.uses_displaced;
             log_source = LogSource::Decoded;
-            #[cfg(test)]
-            check_layout_read(input, hit.log_index, &s.envelope, &s.record, &s.log_text);
-            #[cfg(test)]
-            assert!(!hit.ascii || input.is_ascii());
         } else {
-            check_utf8(input)?;
-            s.envelope.clear();
-            s.record.clear();
-            // The `log` string is decoded while the record is read (it is most of the bytes).
-            let decode = Decode {
-                key: b"log",
-                into: &mut s.log_text,
-            };
-            let log_member =
-                read::read_object_decoding(input, &mut s.envelope, &mut s.stack, Some(decode))
+            let log_member = match layout_read {
+                // The envelope as learned: its ids are known and unique, the top level still
+                // has to know them for the log's keys.
+                Some(hit) => {
+                    let [envelope_ids, _] = s.layouts.ids(hit.layout);
+                    s.envelope_keys.clear();
+                    s.envelope_keys.extend_from_slice(envelope_ids);
+                    for (i, &id) in envelope_ids.iter().enumerate() {
+                        s.keys.see(id, Level::Top, i as u32);
+                    }
+                    uses_displaced = hit.uses_displaced;
+                    Some(hit.log_index)
+                }
+                None => {
+                    s.envelope.clear();
+                    // The `log` string is decoded while the record is read (it is most of
+                    // the bytes).
+                    let decode = Decode {
+                        key: b"log",
+                        into: &mut s.log_text,
+                    };
+                    let log_member = read::read_object_decoding(
+                        input,
+                        &mut s.envelope,
+                        &mut s.stack,
+                        Some(decode),
+                    )
                     .map_err(Error::Json)?;
 
-            // Key ids, meanings, and duplicates: the top level must have unique keys.
-            s.keys.start_record();
-            s.envelope_keys.clear();
-            uses_displaced = false;
-            for (i, m) in s.envelope.iter().enumerate() {
-                let id = s
-                    .keys
-                    .lookup_at(Level::Top, i, m.key.of(input), m.key_escaped);
-                if s.keys.see(id, Level::Top, i as u32) == Seen::Duplicate {
-                    return Err(Error::DuplicateKey {
-                        offset: m.key.start as usize,
-                    });
+                    // Key ids, meanings, and duplicates: the top level must have unique keys.
+                    s.envelope_keys.clear();
+                    uses_displaced = false;
+                    for (i, m) in s.envelope.iter().enumerate() {
+                        let id = s
+                            .keys
+                            .lookup_at(Level::Top, i, m.key.of(input), m.key_escaped);
+                        if s.keys.see(id, Level::Top, i as u32) == Seen::Duplicate {
+                            return Err(Error::DuplicateKey {
+                                offset: m.key.start as usize,
+                            });
+                        }
+                        uses_displaced |= s.keys.meaning(id).name == Name::Displaced;
+                        s.envelope_keys.push(id);
+                    }
+                    log_member
                 }
-                uses_displaced |= s.keys.meaning(id).name == Name::Displaced;
-                s.envelope_keys.push(id);
-            }
+            };
+            s.record.clear();
+            let envelope_uses_displaced = uses_displaced;
 
             // A `log` string holding a JSON object is merged into the record (shapes A, D);
             // other `log` strings stay as they are (B, E); without one the record is bare (C, F).
@@ -470,10 +497,12 @@ impl Transformer {
                 Some(at) if !s.envelope[at].value_escaped => LogSource::Input(at),
                 _ => LogSource::Decoded,
             };
+            let decoded = source;
             let log = source.of(input, &s.envelope, &s.log_text, &[]);
+            let text_log = log_at.is_some() && log.trim_ascii_start().first() != Some(&b'{');
             shape = match log_at {
                 None => Shape::Bare,
-                Some(_) if log.trim_ascii_start().first() != Some(&b'{') => {
+                Some(_) if text_log => {
                     let custom = self.config.text_format.as_ref();
                     if text::line_to_json(custom, log, &mut s.log_json) {
                         text::members_of(&s.log_json, &mut s.record);
@@ -515,17 +544,35 @@ impl Transformer {
                     shape = Shape::LogKept(LogKept::KeyConflict);
                 }
             }
-            if let (Shape::LogJson, false, Some(log_index), true) =
-                (shape, collisions, log_at, self.learn_layouts)
-            {
-                let learned = layout::Learned {
-                    envelope: &s.envelope,
-                    envelope_ids: &s.envelope_keys,
-                    log_index,
-                    log,
-                    record: &s.record,
-                    record_ids: &s.record_keys,
-                    uses_displaced,
+            // A layout is learned from records the general reader read: with a JSON `log`
+            // that merges without collisions, or with a text `log` (the envelope only).
+            let learn = match (log_at, layout_read.is_none() && self.learn_layouts) {
+                (Some(at), true) if text_log => Some(at),
+                (Some(at), true) if shape == Shape::LogJson && !collisions => Some(at),
+                _ => None,
+            };
+            if let Some(log_index) = learn {
+                let learned = match text_log {
+                    true => layout::Learned {
+                        envelope: &s.envelope,
+                        envelope_ids: &s.envelope_keys,
+                        log_index,
+                        log: decoded.of(input, &s.envelope, &s.log_text, &[]),
+                        record: &[],
+                        record_ids: &[],
+                        uses_displaced: envelope_uses_displaced,
+                        text_log,
+                    },
+                    false => layout::Learned {
+                        envelope: &s.envelope,
+                        envelope_ids: &s.envelope_keys,
+                        log_index,
+                        log,
+                        record: &s.record,
+                        record_ids: &s.record_keys,
+                        uses_displaced,
+                        text_log,
+                    },
                 };
                 let keys = &s.keys;
                 let meaning_of = |id| keys.meaning(id);
@@ -773,13 +820,15 @@ fn check_utf8(input: &[u8]) -> Result<(), Error> {
 }
 
 /// In the crate's tests, every record a layout reads is read again by the general reader,
-/// which must find exactly the same.
+#[cfg(test)]
+/// which must find exactly the same: the envelope, the decoded `log` and, for a JSON `log`,
+/// its members.
 #[cfg(test)]
 fn check_layout_read(
     input: &[u8],
     log_at: usize,
     envelope: &[Member],
-    record: &[Member],
+    record: Option<&[Member]>,
     log: &[u8],
 ) {
     let (mut envelope2, mut record2, mut log2, mut stack) = (vec![], vec![], vec![], vec![]);
@@ -789,11 +838,18 @@ fn check_layout_read(
     };
     let at = read::read_object_decoding(input, &mut envelope2, &mut stack, Some(decode));
     assert_eq!(at, Ok(Some(log_at)));
-    read::read_object(&log2, &mut record2, &mut stack).unwrap();
-    assert_eq!(
-        (envelope, record, log),
-        (&envelope2[..], &record2[..], &log2[..])
-    );
+    if !envelope2[log_at].value_escaped {
+        // The general reader leaves a string without escapes where it is.
+        log2 = envelope2[log_at].str_content(input).to_vec();
+    }
+    match record {
+        Some(record) => {
+            read::read_object(&log2, &mut record2, &mut stack).unwrap();
+            assert_eq!(record, &record2[..]);
+        }
+        None => assert_ne!(log2.trim_ascii_start().first(), Some(&b'{')),
+    }
+    assert_eq!((envelope, log), (&envelope2[..], &log2[..]));
 }
 
 /// The two buffers members live in: the top level and the parsed `log`.
