@@ -30,7 +30,7 @@
 //! balance runs out they rest for a number of records (longer each time, up to
 //! [`MAX_REST`]), so a stream whose records do not repeat pays little for them.
 
-use crate::keys::{Meaning, Name};
+use crate::keys::Meaning;
 use crate::read::{self, Kind, Member, Span};
 use crate::transform;
 
@@ -499,7 +499,7 @@ impl Layout {
         self.ids.extend_from_slice(read.record_ids);
         for (i, &id) in read.envelope_ids.iter().enumerate() {
             let meaning = meaning_of(id);
-            if i == read.log_index || matches!(meaning.name, Name::Dd | Name::Hash | Name::Phase) {
+            if i == read.log_index || transform::special_on_envelope(meaning) {
                 self.specials.push(i as u32);
             }
             if i != read.log_index && transform::scanned(meaning) {
@@ -510,10 +510,7 @@ impl Layout {
         self.envelope_scanned = self.scanned.len();
         for (i, &id) in read.record_ids.iter().enumerate() {
             let meaning = meaning_of(id);
-            if matches!(
-                meaning.name,
-                Name::Dd | Name::Hash | Name::Phase | Name::Duration
-            ) {
+            if transform::special_in_record(meaning) {
                 self.specials.push(i as u32);
             }
             if transform::scanned(meaning) {

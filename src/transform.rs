@@ -238,6 +238,10 @@ struct Scratch {
     layouts: Layouts,
     /// Every member index of the envelope and of the record (see the writing loop).
     all_members: [Vec<u32>; 2],
+    /// The members of a text log that need more than copying, and those that mean
+    /// something, as a layout lists them (see [`special_in_record`], [`scanned`]).
+    text_specials: Vec<u32>,
+    text_scanned: Vec<(u32, Meaning)>,
     dd_first: Vec<Member>,
     dd_second: Vec<Member>,
     displaced: Vec<Displaced>,
@@ -544,6 +548,21 @@ impl Transformer {
                     shape = Shape::LogKept(LogKept::KeyConflict);
                 }
             }
+            // The members of a text log are compact and in a row, as a layout's are: the
+            // writer copies stretches of them, and `Found` looks at those that mean something.
+            s.text_specials.clear();
+            s.text_scanned.clear();
+            if shape == Shape::LogText && !collisions {
+                for (i, &id) in s.record_keys.iter().enumerate() {
+                    let meaning = s.keys.meaning(id);
+                    if special_in_record(meaning) {
+                        s.text_specials.push(i as u32);
+                    }
+                    if scanned(meaning) {
+                        s.text_scanned.push((i as u32, meaning));
+                    }
+                }
+            }
             // A layout is learned from records the general reader read: with a JSON `log`
             // that merges without collisions, or with a text `log` (the envelope only).
             let learn = match (log_at, layout_read.is_none() && self.learn_layouts) {
@@ -626,25 +645,37 @@ impl Transformer {
         let skip_env = if merged { log_at } else { None };
         let can_displace = !uses_displaced;
 
+        // The members to look at, per side (indexed by `Side as usize`), where they are
+        // known: a layout lists them for the envelope it read and for a JSON log, and a text
+        // log's were listed above. Otherwise every member is looked at.
+        let mut scanned_lists: [Option<&[(u32, Meaning)]>; 2] = [None; 2];
+        let mut special_lists: [Option<&[u32]>; 2] = [None; 2];
+        if let (Some(hit), true) = (layout_read, merged) {
+            let [envelope, record] = s.layouts.scanned(hit.layout);
+            let [envelope_specials, record_specials] = s.layouts.specials(hit.layout);
+            scanned_lists[Side::Envelope as usize] = Some(envelope);
+            special_lists[Side::Envelope as usize] = Some(envelope_specials);
+            if !hit.text_log {
+                scanned_lists[Side::Record as usize] = Some(record);
+                special_lists[Side::Record as usize] = Some(record_specials);
+            }
+        }
+        if shape == Shape::LogText && !collisions {
+            scanned_lists[Side::Record as usize] = Some(&s.text_scanned);
+            special_lists[Side::Record as usize] = Some(&s.text_specials);
+        }
+
         let mut found = Found::default();
-        match fast {
-            // A layout lists the members that mean something, with their meanings.
-            Some(hit) => {
-                let [envelope_list, record_list] = s.layouts.scanned(hit.layout);
-                for (side, list, members) in [
-                    (Side::Record, record_list, rec),
-                    (Side::Envelope, envelope_list, env),
-                ] {
-                    let buf = bufs.of(side);
+        for (side, members, skip) in [(Side::Record, rec, None), (Side::Envelope, env, skip_env)] {
+            let buf = bufs.of(side);
+            match scanned_lists[side as usize] {
+                Some(list) => {
                     for &(i, meaning) in list {
                         let i = i as usize;
                         found.member(side, i, &members.members[i], meaning, buf);
                     }
                 }
-            }
-            None => {
-                found.scan(Side::Record, rec, bufs.rec, None, &s.keys);
-                found.scan(Side::Envelope, env, bufs.env, skip_env, &s.keys);
+                None => found.scan(side, members, buf, skip, &s.keys),
             }
         }
 
@@ -685,16 +716,14 @@ impl Transformer {
         // gathered into runs, so a stretch of them costs one copy.
         // The members the writer looks at one by one, per side; the others it copies in
         // stretches. A layout knows them; otherwise every member is looked at.
-        if fast.is_none() {
-            for (all, members) in s.all_members.iter_mut().zip([env, rec]) {
-                all.clear();
+        for ((all, members), list) in s.all_members.iter_mut().zip([env, rec]).zip(special_lists) {
+            all.clear();
+            if list.is_none() {
                 all.extend(0..members.members.len() as u32);
             }
         }
-        let specials = match fast {
-            Some(hit) => s.layouts.specials(hit.layout),
-            None => [&s.all_members[0][..], &s.all_members[1][..]],
-        };
+        let specials = [Side::Envelope, Side::Record]
+            .map(|side| special_lists[side as usize].unwrap_or(&s.all_members[side as usize]));
         let mut w = ObjectWriter::open(out);
         for (side, members) in [(Side::Envelope, env), (Side::Record, rec)] {
             let buf = bufs.of(side);
@@ -1082,6 +1111,21 @@ impl<'a> Found<'a> {
             Role::ResponseFlags => first(&mut self.flags, scalar_text(m, buf)),
         }
     }
+}
+
+/// Whether the writer looks at an envelope member of this meaning itself (besides `log`),
+/// rather than copying it.
+pub(crate) fn special_on_envelope(meaning: Meaning) -> bool {
+    matches!(meaning.name, Name::Dd | Name::Hash | Name::Phase)
+}
+
+/// Whether the writer looks at a member of the log of this meaning itself, rather than
+/// copying it.
+pub(crate) fn special_in_record(meaning: Meaning) -> bool {
+    matches!(
+        meaning.name,
+        Name::Dd | Name::Hash | Name::Phase | Name::Duration
+    )
 }
 
 /// Whether [`Found::member`] does anything with a member of this meaning.
