@@ -87,14 +87,22 @@ pub(crate) fn builtins() -> &'static [TextFormat; 3] {
 }
 
 /// Writes `line` as a JSON object into `out` (cleared first) with the configured format, or
-/// else the first built-in one that matches. Returns whether one matched.
-pub(crate) fn line_to_json(custom: Option<&TextFormat>, line: &[u8], out: &mut Vec<u8>) -> bool {
+/// else the first built-in one that matches. Returns the one that matched: its place among
+/// [`formats`].
+pub(crate) fn line_to_json(
+    custom: Option<&TextFormat>,
+    line: &[u8],
+    out: &mut Vec<u8>,
+) -> Option<usize> {
     out.clear();
     let line = trim_newline(line);
-    custom
-        .into_iter()
-        .chain(builtins())
-        .any(|format| format.write_json(line, out))
+    formats(custom).position(|format| format.write_json(line, out))
+}
+
+/// The formats [`line_to_json`] tries, in order: the configured one, if any, then the
+/// built-in ones.
+pub(crate) fn formats(custom: Option<&TextFormat>) -> impl Iterator<Item = &TextFormat> {
+    custom.into_iter().chain(builtins())
 }
 
 /// The members of an object that [`line_to_json`] wrote, found without reading it as JSON
@@ -281,6 +289,15 @@ impl TextFormat {
             Piece::Field(field) => Some(field.name.as_str()),
             Piece::Literal(_) => None,
         })
+    }
+
+    /// The keys of the members [`TextFormat::to_json`] may write, in the order it writes
+    /// them: a lenient format's `prefix`, the fields, and its `extra`.
+    pub(crate) fn member_names(&self) -> impl Iterator<Item = &str> + '_ {
+        let lenient = |name| self.lenient.then_some(name);
+        (lenient("prefix").into_iter())
+            .chain(self.field_names())
+            .chain(lenient("extra"))
     }
 
     /// Appends `line` (one log line; a final newline is ignored) to `out` as a JSON object of
@@ -1429,7 +1446,7 @@ mod tests {
             ]
         ) {
             let mut json = Vec::new();
-            if line_to_json(Some(format), &line, &mut json) {
+            if line_to_json(Some(format), &line, &mut json).is_some() {
                 let (mut found, mut read, mut stack) = (Vec::new(), Vec::new(), Vec::new());
                 members_of(&json, &mut found);
                 read::read_object(&json, &mut read, &mut stack).unwrap();

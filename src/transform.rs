@@ -10,7 +10,7 @@
 use core::fmt;
 
 use crate::envoy::{self, Role};
-use crate::keys::{KeyCache, Level, Meaning, Name, Seen};
+use crate::keys::{self, KeyCache, Level, Meaning, Name, Seen};
 use crate::layout::{self, Layouts};
 use crate::read::{self, Decode, Kind, Member, ReadError, Span};
 use crate::text::{self, TextFormat};
@@ -242,10 +242,72 @@ struct Scratch {
     /// something, as a layout lists them (see [`special_in_record`], [`scanned`]).
     text_specials: Vec<u32>,
     text_scanned: Vec<(u32, Meaning)>,
+    text_keys: TextKeys,
     dd_first: Vec<Member>,
     dd_second: Vec<Member>,
     displaced: Vec<Displaced>,
     text: Vec<u8>,
+}
+
+/// The member names of each text format ([`TextFormat::member_names`]) with their key ids,
+/// by the format's place among [`text::formats`].
+#[derive(Default)]
+struct TextKeys {
+    formats: Vec<FormatKeys>,
+}
+
+#[derive(Default)]
+struct FormatKeys {
+    /// The names back to back, and where each ends.
+    names: Vec<u8>,
+    ends: Vec<u32>,
+    /// Their ids, and the key cache epoch they belong to.
+    ids: Vec<u32>,
+    epoch: Option<u32>,
+}
+
+impl TextKeys {
+    fn of(&mut self, format: &TextFormat, n: usize, keys: &mut KeyCache) -> &FormatKeys {
+        if self.formats.len() <= n {
+            self.formats.resize_with(n + 1, FormatKeys::default);
+        }
+        let f = &mut self.formats[n];
+        if f.ends.is_empty() {
+            for name in format.member_names() {
+                f.names.extend_from_slice(name.as_bytes());
+                f.ends.push(f.names.len() as u32);
+            }
+        }
+        if f.epoch != Some(keys.epoch()) {
+            f.ids.clear();
+            let mut start = 0;
+            for &end in &f.ends {
+                f.ids
+                    .push(keys.lookup(&f.names[start..end as usize], false));
+                start = end as usize;
+            }
+            f.epoch = Some(keys.epoch());
+        }
+        f
+    }
+}
+
+impl FormatKeys {
+    /// The id of `key`, sought among the names from the `next`th on; `next` moves past it.
+    #[inline]
+    fn find(&self, next: &mut usize, key: &[u8]) -> Option<u32> {
+        while let Some(&end) = self.ends.get(*next) {
+            let start = match *next {
+                0 => 0,
+                i => self.ends[i - 1] as usize,
+            };
+            *next += 1;
+            if keys::same(&self.names[start..end as usize], key) {
+                return Some(self.ids[*next - 1]);
+            }
+        }
+        None
+    }
 }
 
 /// Where the text of `log` is: in the input (a string without escapes), decoded into
@@ -504,18 +566,19 @@ impl Transformer {
             let decoded = source;
             let log = source.of(input, &s.envelope, &s.log_text, &[]);
             let text_log = log_at.is_some() && log.trim_ascii_start().first() != Some(&b'{');
+            let custom = self.config.text_format.as_ref();
+            let mut text_format = None;
             shape = match log_at {
                 None => Shape::Bare,
-                Some(_) if text_log => {
-                    let custom = self.config.text_format.as_ref();
-                    if text::line_to_json(custom, log, &mut s.log_json) {
+                Some(_) if text_log => match text::line_to_json(custom, log, &mut s.log_json) {
+                    Some(format) => {
                         text::members_of(&s.log_json, &mut s.record);
+                        text_format = Some(format);
                         source = LogSource::Text;
                         Shape::LogText
-                    } else {
-                        Shape::LogKept(LogKept::NotJson)
                     }
-                }
+                    None => Shape::LogKept(LogKept::NotJson),
+                },
                 Some(_) => match read::read_object(log, &mut s.record, &mut s.stack) {
                     Ok(()) => Shape::LogJson,
                     Err(_) => Shape::LogKept(LogKept::InvalidJson),
@@ -529,10 +592,20 @@ impl Transformer {
             collisions = false;
             s.record_keys.clear();
             if shape.merges_log() {
+                // A text log's keys are its format's member names, in order, some left out:
+                // their ids are known.
+                let text_keys = text_format.and_then(|n| {
+                    let format = text::formats(custom).nth(n)?;
+                    Some(s.text_keys.of(format, n, &mut s.keys))
+                });
+                let mut next_name = 0;
                 for (i, m) in s.record.iter().enumerate() {
-                    let id = s
-                        .keys
-                        .lookup_at(Level::Log, i, m.key.of(log), m.key_escaped);
+                    let key = m.key.of(log);
+                    let known = text_keys.and_then(|names| names.find(&mut next_name, key));
+                    let id = match known {
+                        Some(id) => id,
+                        None => s.keys.lookup_at(Level::Log, i, key, m.key_escaped),
+                    };
                     match s.keys.see(id, Level::Log, i as u32) {
                         Seen::First => {}
                         Seen::AlsoAtTop(top) => collisions |= Some(top as usize) != log_at,
