@@ -21,6 +21,7 @@ use nom::error::{ErrorKind, ParseError};
 use nom::sequence::{pair, preceded};
 use nom::{Err, IResult, Parser};
 
+use crate::keys;
 use crate::read::{self, Kind, Member, Span};
 use crate::write;
 
@@ -154,6 +155,71 @@ pub(crate) fn members_of(json: &[u8], members: &mut Vec<Member>) {
     }
 }
 
+impl TextFormat {
+    /// Reads the members of `json`, an object that [`TextFormat::to_json`] of this format
+    /// wrote, as [`members_of`] does, and notes for each its place among
+    /// [`TextFormat::member_names`]. The keys are known in order, so only the ends of the values
+    /// are sought. Returns false (leaving debris) if `json` is not such an object.
+    pub(crate) fn members_of(
+        &self,
+        json: &[u8],
+        members: &mut Vec<Member>,
+        places: &mut Vec<u16>,
+    ) -> bool {
+        members.clear();
+        places.clear();
+        let end = json.len().saturating_sub(1); // the closing `}`
+        let mut pos = 1; // a key's opening quote
+        let mut keys = self.member_keys.iter().enumerate();
+        while pos < end {
+            // The first of the remaining keys that is here: those before were left out.
+            let at = |key: &str| {
+                json.get(pos..pos + key.len())
+                    .is_some_and(|k| keys::same(k, key.as_bytes()))
+            };
+            let Some((place, (key, numeric))) = keys.find(|(_, (key, _))| at(key)) else {
+                return false;
+            };
+            let value = pos + key.len();
+            let (value_end, kind, value_escaped) = match numeric {
+                false if json.get(value) == Some(&b'"') => {
+                    let (mut at, mut escaped) = (value + 1, false);
+                    loop {
+                        at += read::find_string_special(json, at);
+                        if json.get(at) != Some(&b'\\') {
+                            break;
+                        }
+                        (at, escaped) = (at + 2, true);
+                    }
+                    (at + 1, Kind::String, escaped)
+                }
+                true => {
+                    let digits = json.get(value..end).unwrap_or_default();
+                    let len = digits.iter().take_while(|b| b.is_ascii_digit()).count();
+                    (value + len, Kind::Number, false)
+                }
+                false => return false,
+            };
+            members.push(Member {
+                key: Span {
+                    start: (pos + 1) as u32,
+                    end: (value - 2) as u32,
+                },
+                value: Span {
+                    start: value as u32,
+                    end: value_end as u32,
+                },
+                kind,
+                key_escaped: false,
+                value_escaped,
+            });
+            places.push(place as u16);
+            pos = value_end + 1; // past the `,`
+        }
+        true
+    }
+}
+
 /// A compiled Envoy format string: literal text and fields, to be matched against log lines.
 ///
 /// Build it once (at config time) with [`TextFormat::parse`], then call [`TextFormat::to_json`]
@@ -184,6 +250,10 @@ pub struct TextFormat {
     optional_from: usize,
     /// What a line's JSON adds to the line's length at most, short of escapes: keys, quotes.
     overhead: usize,
+    /// The members [`TextFormat::to_json`] may write, in order ([`TextFormat::member_names`]):
+    /// each key as written, quoted and with its colon (`"method":`), and whether its value is
+    /// a number.
+    member_keys: Vec<(String, bool)>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -367,7 +437,19 @@ impl TextFormat {
             lenient,
             optional_from: usize::MAX,
             overhead,
+            member_keys: Vec::new(),
         };
+        let numeric = |piece: &Piece| matches!(piece, Piece::Field(field) if field.numeric);
+        let numbers = format
+            .pieces
+            .iter()
+            .filter(|p| matches!(p, Piece::Field(_)))
+            .map(numeric);
+        let prefix = format.lenient.then_some(false);
+        let keys = format
+            .member_names()
+            .zip(prefix.into_iter().chain(numbers).chain([false]));
+        format.member_keys = keys.map(|(name, n)| (format!(r#""{name}":"#), n)).collect();
         if lenient {
             format.mark_lenient_fields();
         }

@@ -10,7 +10,7 @@
 use core::fmt;
 
 use crate::envoy::{self, Role};
-use crate::keys::{self, KeyCache, Level, Meaning, Name, Seen};
+use crate::keys::{KeyCache, Level, Meaning, Name, Seen};
 use crate::layout::{self, Layouts};
 use crate::read::{self, Decode, Kind, Member, ReadError, Span};
 use crate::text::{self, TextFormat};
@@ -243,70 +243,37 @@ struct Scratch {
     text_specials: Vec<u32>,
     text_scanned: Vec<(u32, Meaning)>,
     text_keys: TextKeys,
+    /// For each member of a text log, its place among its format's member names.
+    text_places: Vec<u16>,
     dd_first: Vec<Member>,
     dd_second: Vec<Member>,
     displaced: Vec<Displaced>,
     text: Vec<u8>,
 }
 
-/// The member names of each text format ([`TextFormat::member_names`]) with their key ids,
-/// by the format's place among [`text::formats`].
+/// The key ids of each text format's member names ([`TextFormat::member_names`]), by the
+/// format's place among [`text::formats`], and the key cache epoch they belong to.
 #[derive(Default)]
 struct TextKeys {
-    formats: Vec<FormatKeys>,
-}
-
-#[derive(Default)]
-struct FormatKeys {
-    /// The names back to back, and where each ends.
-    names: Vec<u8>,
-    ends: Vec<u32>,
-    /// Their ids, and the key cache epoch they belong to.
-    ids: Vec<u32>,
-    epoch: Option<u32>,
+    formats: Vec<(Vec<u32>, Option<u32>)>,
 }
 
 impl TextKeys {
-    fn of(&mut self, format: &TextFormat, n: usize, keys: &mut KeyCache) -> &FormatKeys {
+    fn of(&mut self, format: &TextFormat, n: usize, keys: &mut KeyCache) -> &[u32] {
         if self.formats.len() <= n {
-            self.formats.resize_with(n + 1, FormatKeys::default);
+            self.formats.resize_with(n + 1, Default::default);
         }
-        let f = &mut self.formats[n];
-        if f.ends.is_empty() {
-            for name in format.member_names() {
-                f.names.extend_from_slice(name.as_bytes());
-                f.ends.push(f.names.len() as u32);
-            }
+        let (ids, epoch) = &mut self.formats[n];
+        if *epoch != Some(keys.epoch()) {
+            ids.clear();
+            ids.extend(
+                format
+                    .member_names()
+                    .map(|name| keys.lookup(name.as_bytes(), false)),
+            );
+            *epoch = Some(keys.epoch());
         }
-        if f.epoch != Some(keys.epoch()) {
-            f.ids.clear();
-            let mut start = 0;
-            for &end in &f.ends {
-                f.ids
-                    .push(keys.lookup(&f.names[start..end as usize], false));
-                start = end as usize;
-            }
-            f.epoch = Some(keys.epoch());
-        }
-        f
-    }
-}
-
-impl FormatKeys {
-    /// The id of `key`, sought among the names from the `next`th on; `next` moves past it.
-    #[inline]
-    fn find(&self, next: &mut usize, key: &[u8]) -> Option<u32> {
-        while let Some(&end) = self.ends.get(*next) {
-            let start = match *next {
-                0 => 0,
-                i => self.ends[i - 1] as usize,
-            };
-            *next += 1;
-            if keys::same(&self.names[start..end as usize], key) {
-                return Some(self.ids[*next - 1]);
-            }
-        }
-        None
+        ids
     }
 }
 
@@ -571,9 +538,22 @@ impl Transformer {
             shape = match log_at {
                 None => Shape::Bare,
                 Some(_) if text_log => match text::line_to_json(custom, log, &mut s.log_json) {
-                    Some(format) => {
-                        text::members_of(&s.log_json, &mut s.record);
-                        text_format = Some(format);
+                    Some(n) => {
+                        // The format knows its keys; the general way is kept for safety.
+                        let format = text::formats(custom).nth(n);
+                        let places = &mut s.text_places;
+                        text_format = format
+                            .filter(|f| f.members_of(&s.log_json, &mut s.record, places))
+                            .map(|f| (f, n));
+                        if text_format.is_none() {
+                            text::members_of(&s.log_json, &mut s.record);
+                        }
+                        #[cfg(test)]
+                        {
+                            let mut general = Vec::new();
+                            text::members_of(&s.log_json, &mut general);
+                            assert_eq!(s.record, general);
+                        }
                         source = LogSource::Text;
                         Shape::LogText
                     }
@@ -594,17 +574,13 @@ impl Transformer {
             if shape.merges_log() {
                 // A text log's keys are its format's member names, in order, some left out:
                 // their ids are known.
-                let text_keys = text_format.and_then(|n| {
-                    let format = text::formats(custom).nth(n)?;
-                    Some(s.text_keys.of(format, n, &mut s.keys))
-                });
-                let mut next_name = 0;
+                let text_ids = text_format.map(|(f, n)| s.text_keys.of(f, n, &mut s.keys));
                 for (i, m) in s.record.iter().enumerate() {
-                    let key = m.key.of(log);
-                    let known = text_keys.and_then(|names| names.find(&mut next_name, key));
-                    let id = match known {
-                        Some(id) => id,
-                        None => s.keys.lookup_at(Level::Log, i, key, m.key_escaped),
+                    let id = match text_ids {
+                        Some(ids) => ids[s.text_places[i] as usize],
+                        None => s
+                            .keys
+                            .lookup_at(Level::Log, i, m.key.of(log), m.key_escaped),
                     };
                     match s.keys.see(id, Level::Log, i as u32) {
                         Seen::First => {}
