@@ -631,16 +631,18 @@ impl Layout {
             record.clear();
         }
         for i in member..self.envelope_len {
-            let other_key = Stop::OtherKey { member: i, pos };
             let key_start = pos + 2;
-            pos = self.expect(input, pos, i).ok_or(other_key)?;
+            pos = self
+                .expect(input, pos, i)
+                .ok_or(Stop::OtherKey { member: i, pos })?;
             let value_start = pos;
             let (kind, value_escaped) = if i == self.log_index {
                 // A JSON object and text are told apart by the first byte (a JSON `log`
                 // layout expects `{` and a key there): a layout of the other kind, which
                 // agrees on the members before, reads the record from here.
                 if (input.get(pos + 1) == Some(&b'{')) == self.text_log {
-                    return Err(other_key);
+                    let pos = key_start - 2;
+                    return Err(Stop::OtherKey { member: i, pos });
                 }
                 let escaped;
                 (pos, escaped) = match self.text_log {
