@@ -1116,16 +1116,16 @@ mod tests {
             "{\"source\":\"stdout\",\"log\":\"{\\\"code\\\":200,\\\"path\\\":\\\"/é\\\",\\\"n\\\":null}\\n\",\"phase\":\"canary\"}".as_bytes(),
             b"{\"source\":\"stdout\",\"log\":\"{\\\"code\\\":200,\\\"path\\\":\\\"/\xe9\\\",\\\"n\\\":null}\\n\",\"phase\":\"canary\"}",
         ];
+        after_a_layout(good, near_misses);
+    }
+
+    /// Four `good` records (a layout is learned from the third and reads the fourth), then each
+    /// near miss: the output must be the general reader's.
+    fn after_a_layout(good: &[u8], near_misses: &[&[u8]]) {
         for near_miss in near_misses {
-            let sequence = [
-                good.to_vec(),
-                good.to_vec(),
-                good.to_vec(),
-                good.to_vec(),
-                near_miss.to_vec(),
-            ];
+            let mut sequence = vec![good.to_vec(); 4];
+            sequence.push(near_miss.to_vec());
             let hits = alike(&Config::default(), &sequence).unwrap_or_else(|e| panic!("{e}"));
-            // The layout was learned and read the fourth record.
             assert!(hits >= 1, "{}", String::from_utf8_lossy(near_miss));
         }
     }
@@ -1206,17 +1206,7 @@ mod tests {
             "{\"source\":\"stdout\",\"log\":\"GET /é 200\",\"phase\":\"canary\"}".as_bytes(),
             b"{\"source\":\"stdout\",\"log\":\"GET /\xe9 200\",\"phase\":\"canary\"}",
         ];
-        for near_miss in near_misses {
-            let sequence = [
-                good.to_vec(),
-                good.to_vec(),
-                good.to_vec(),
-                good.to_vec(),
-                near_miss.to_vec(),
-            ];
-            let hits = alike(&Config::default(), &sequence).unwrap_or_else(|e| panic!("{e}"));
-            assert!(hits >= 1, "{}", String::from_utf8_lossy(near_miss));
-        }
+        after_a_layout(good, near_misses);
     }
 
     /// The FireLens records of the fixture corpus whose `log` holds JSON, or those whose `log`

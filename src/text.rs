@@ -121,38 +121,56 @@ pub(crate) fn members_of(json: &[u8], members: &mut Vec<Member>) {
         let key = pos + 1;
         let key_end = key + position(json.get(key..end).unwrap_or_default(), b'"').unwrap_or(0);
         let value = key_end + 2; // after `":`
-        let (value_end, kind, value_escaped) = match json.get(value) {
-            Some(b'"') => {
-                let (mut at, mut escaped) = (value + 1, false);
-                loop {
-                    at += read::find_string_special(json, at);
-                    if json.get(at) != Some(&b'\\') {
-                        break;
-                    }
-                    (at, escaped) = (at + 2, true);
-                }
-                (at + 1, Kind::String, escaped)
-            }
-            _ => {
-                let digits = json.get(value..end).unwrap_or_default();
-                let len = digits.iter().take_while(|b| b.is_ascii_digit()).count();
-                (value + len, Kind::Number, false)
-            }
-        };
-        members.push(Member {
-            key: Span {
-                start: key as u32,
-                end: key_end as u32,
-            },
-            value: Span {
-                start: value as u32,
-                end: value_end as u32,
-            },
-            kind,
-            key_escaped: false,
-            value_escaped,
-        });
+        let (value_end, kind, value_escaped) = value_at(json, value, end);
+        members.push(member(key, key_end, value, value_end, kind, value_escaped));
         pos = value_end + 1; // past the `,`
+    }
+}
+
+/// The end, kind and escapes of the value at `value` in an object that [`line_to_json`] wrote
+/// (and that ends at `end`): a string whose only escapes are backslash pairs, or an unsigned
+/// integer.
+#[inline(always)]
+fn value_at(json: &[u8], value: usize, end: usize) -> (usize, Kind, bool) {
+    match json.get(value) {
+        Some(b'"') => {
+            let (mut at, mut escaped) = (value + 1, false);
+            loop {
+                at += read::find_string_special(json, at);
+                if json.get(at) != Some(&b'\\') {
+                    break;
+                }
+                (at, escaped) = (at + 2, true);
+            }
+            (at + 1, Kind::String, escaped)
+        }
+        _ => {
+            let digits = json.get(value..end).unwrap_or_default();
+            let len = digits.iter().take_while(|b| b.is_ascii_digit()).count();
+            (value + len, Kind::Number, false)
+        }
+    }
+}
+
+#[inline(always)]
+fn member(
+    key: usize,
+    key_end: usize,
+    value: usize,
+    value_end: usize,
+    kind: Kind,
+    value_escaped: bool,
+) -> Member {
+    let span = |start: usize, end: usize| Span {
+        start: start as u32,
+        end: end as u32,
+    };
+    Member {
+        key: span(key, key_end),
+        value: span(value, value_end),
+        kind,
+        key_escaped: false,
+        value_escaped,
     }
 }
 
@@ -182,38 +200,18 @@ impl TextFormat {
                 return false;
             };
             let value = pos + key.len();
-            let (value_end, kind, value_escaped) = match numeric {
-                false if json.get(value) == Some(&b'"') => {
-                    let (mut at, mut escaped) = (value + 1, false);
-                    loop {
-                        at += read::find_string_special(json, at);
-                        if json.get(at) != Some(&b'\\') {
-                            break;
-                        }
-                        (at, escaped) = (at + 2, true);
-                    }
-                    (at + 1, Kind::String, escaped)
-                }
-                true => {
-                    let digits = json.get(value..end).unwrap_or_default();
-                    let len = digits.iter().take_while(|b| b.is_ascii_digit()).count();
-                    (value + len, Kind::Number, false)
-                }
-                false => return false,
-            };
-            members.push(Member {
-                key: Span {
-                    start: (pos + 1) as u32,
-                    end: (value - 2) as u32,
-                },
-                value: Span {
-                    start: value as u32,
-                    end: value_end as u32,
-                },
+            let (value_end, kind, value_escaped) = value_at(json, value, end);
+            if (kind == Kind::Number) != *numeric {
+                return false;
+            }
+            members.push(member(
+                pos + 1,
+                value - 2,
+                value,
+                value_end,
                 kind,
-                key_escaped: false,
                 value_escaped,
-            });
+            ));
             places.push(place as u16);
             pos = value_end + 1; // past the `,`
         }
