@@ -4,8 +4,9 @@
 //! `%REQ(USER-AGENT)%`, ...) into a format string. [`TextFormat::parse`] reads such a string
 //! once, with nom, into literal text and fields. [`TextFormat::to_json`] then splits a line at
 //! the literals, left to right, each field ending where the next literal starts, and writes the
-//! fields as a JSON object whose keys are named after the operators. The transform reads that
-//! object as it reads a JSON `log`, so text and JSON access logs get the same treatment.
+//! fields as a JSON object whose keys are named after the operators. The transform takes that
+//! object's members (noted while they are written) as it takes a JSON `log`'s, so text and
+//! JSON access logs get the same treatment.
 //!
 //! Envoy's default format and Istio's are recognised without configuration ([`builtins`]).
 
@@ -21,7 +22,6 @@ use nom::error::{ErrorKind, ParseError};
 use nom::sequence::{pair, preceded};
 use nom::{Err, IResult, Parser};
 
-use crate::keys;
 use crate::read::{self, Kind, Member, Span};
 use crate::write;
 
@@ -88,16 +88,27 @@ pub(crate) fn builtins() -> &'static [TextFormat; 3] {
 }
 
 /// Writes `line` as a JSON object into `out` (cleared first) with the configured format, or
-/// else the first built-in one that matches. Returns the one that matched: its place among
-/// [`formats`].
+/// else the first built-in one that matches, noting where its members are in `marks`. Returns
+/// the one that matched: its place among [`formats`].
 pub(crate) fn line_to_json(
     custom: Option<&TextFormat>,
     line: &[u8],
     out: &mut Vec<u8>,
+    marks: &mut Vec<Mark>,
 ) -> Option<usize> {
     out.clear();
     let line = trim_newline(line);
-    formats(custom).position(|format| format.write_json(line, out))
+    formats(custom).position(|format| format.write_json(line, out, Some(marks)))
+}
+
+/// A member that [`TextFormat::to_json`] wrote: where it starts in the object (at its comma,
+/// or the `{` that took the first one's place), which of the format's members it is (its
+/// place among [`TextFormat::member_names`]), and whether its value is a string with escapes.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Mark {
+    at: u32,
+    place: u16,
+    escaped: bool,
 }
 
 /// The formats [`line_to_json`] tries, in order: the configured one, if any, then the
@@ -107,12 +118,12 @@ pub(crate) fn formats(custom: Option<&TextFormat>) -> impl Iterator<Item = &Text
 }
 
 /// The members of an object that [`line_to_json`] wrote, found without reading it as JSON
-/// again. [`TextFormat::members_of`] does the same knowing the keys; this is its fallback and,
-/// in the tests, its check.
+/// again: in the tests, the check of [`TextFormat::members`].
 ///
 /// Such an object is `{"key":value,...}`, compact, with plain lower-case keys, and values that
 /// are unsigned integers or strings whose only escapes are backslash pairs: nothing to check,
 /// only ends to find.
+#[cfg(test)]
 pub(crate) fn members_of(json: &[u8], members: &mut Vec<Member>) {
     members.clear();
     let end = json.len().saturating_sub(1); // the closing `}`
@@ -130,7 +141,7 @@ pub(crate) fn members_of(json: &[u8], members: &mut Vec<Member>) {
 /// The end, kind and escapes of the value at `value` in an object that [`line_to_json`] wrote
 /// (and that ends at `end`): a string whose only escapes are backslash pairs, or an unsigned
 /// integer.
-#[inline(always)]
+#[cfg(test)]
 fn value_at(json: &[u8], value: usize, end: usize) -> (usize, Kind, bool) {
     match json.get(value) {
         Some(b'"') => {
@@ -175,47 +186,28 @@ fn member(
 }
 
 impl TextFormat {
-    /// Reads the members of `json`, an object that [`TextFormat::to_json`] of this format
-    /// wrote, as [`members_of`] does, and notes for each its place among
-    /// [`TextFormat::member_names`]. The keys are known in order, so only the ends of the values
-    /// are sought. Returns false (leaving debris) if `json` is not such an object.
-    pub(crate) fn members_of(
+    /// The members of `json`, an object that this format's matching wrote, from the `marks`
+    /// it noted: each member's key is known from its place, and its value ends where the next
+    /// member starts. `places` gets the place of each.
+    pub(crate) fn members(
         &self,
         json: &[u8],
+        marks: &[Mark],
         members: &mut Vec<Member>,
         places: &mut Vec<u16>,
-    ) -> bool {
+    ) {
         members.clear();
         places.clear();
-        let end = json.len().saturating_sub(1); // the closing `}`
-        let mut pos = 1; // a key's opening quote
-        let mut keys = self.member_keys.iter().enumerate();
-        while pos < end {
-            // The first of the remaining keys that is here: those before were left out.
-            let at = |key: &str| {
-                json.get(pos..pos + key.len())
-                    .is_some_and(|k| keys::same(k, key.as_bytes()))
-            };
-            let Some((place, (key, numeric))) = keys.find(|(_, (key, _))| at(key)) else {
-                return false;
-            };
-            let value = pos + key.len();
-            let (value_end, kind, value_escaped) = value_at(json, value, end);
-            if (kind == Kind::Number) != *numeric {
-                return false;
-            }
-            members.push(member(
-                pos + 1,
-                value - 2,
-                value,
-                value_end,
-                kind,
-                value_escaped,
-            ));
-            places.push(place as u16);
-            pos = value_end + 1; // past the `,`
+        let ends = marks.iter().skip(1).map(|m| m.at as usize);
+        for (mark, end) in marks.iter().zip(ends.chain([json.len().saturating_sub(1)])) {
+            let (key, numeric) = &self.member_keys[mark.place as usize];
+            let at = mark.at as usize;
+            // `,"name":value`: the key inside the quotes, the value after the colon.
+            let value = at + 1 + key.len();
+            let kind = if *numeric { Kind::Number } else { Kind::String };
+            members.push(member(at + 2, value - 2, value, end, kind, mark.escaped));
+            places.push(mark.place);
         }
-        true
     }
 }
 
@@ -295,6 +287,8 @@ struct Field {
     max_len: Option<usize>,
     /// (Lenient formats) not between quotes, so the value contains no space.
     spaceless: bool,
+    /// Its place among the format's [`TextFormat::member_names`].
+    place: u16,
 }
 
 impl TextFormat {
@@ -376,7 +370,7 @@ impl TextFormat {
     /// Values are strings, except codes, byte counts and durations, which are numbers; a `-`
     /// (Envoy's "no value") is left out.
     pub fn to_json(&self, line: &[u8], out: &mut Vec<u8>) -> bool {
-        self.write_json(trim_newline(line), out)
+        self.write_json(trim_newline(line), out, None)
     }
 
     fn compile(format: &str, lenient: bool) -> Result<TextFormat, FormatError> {
@@ -438,6 +432,14 @@ impl TextFormat {
             overhead,
             member_keys: Vec::new(),
         };
+        let fields = format.pieces.iter_mut().filter_map(|piece| match piece {
+            Piece::Field(field) => Some(field),
+            Piece::Literal(_) => None,
+        });
+        for (n, field) in fields.enumerate() {
+            // After `prefix`, for a lenient format (fewer than MAX_FIELDS fields: fits).
+            field.place = (n + lenient as usize) as u16;
+        }
         let numeric = |piece: &Piece| matches!(piece, Piece::Field(field) if field.numeric);
         let numbers = format
             .pieces
@@ -488,8 +490,16 @@ impl TextFormat {
     /// The line is not checked for UTF-8 as a whole: each part of it is, as it is matched
     /// (literals are UTF-8, values are checked unless ASCII), and a match covers the whole
     /// line, so a line that is not UTF-8 matches nothing, without a pass of its own.
-    fn write_json(&self, line: &[u8], out: &mut Vec<u8>) -> bool {
+    fn write_json(
+        &self,
+        line: &[u8],
+        out: &mut Vec<u8>,
+        mut marks: Option<&mut Vec<Mark>>,
+    ) -> bool {
         let start = out.len();
+        if let Some(marks) = marks.as_deref_mut() {
+            marks.clear();
+        }
         let (pos, prefix) = match self.lenient {
             true => match self.prefix(line) {
                 Some(found) => found,
@@ -499,30 +509,39 @@ impl TextFormat {
         };
         out.reserve(line.len() + self.overhead);
         // Every member is written after a comma; the first comma becomes the `{` at the end.
+        let extra_place = self.member_keys.len().saturating_sub(1);
+        let mut search = Search::new(marks, start, extra_place);
         if !prefix.is_empty() {
+            let at = out.len();
             write_member(out, r#","prefix":"#, prefix);
+            search.note(
+                at,
+                0,
+                out.len() - at != r#","prefix":"#.len() + prefix.len() + 2,
+            );
         }
-        let body = out.len();
-        let pass = |extra: bool, out: &mut Vec<u8>| {
-            let mut search = Search::new(extra);
-            let matched = self.match_first(line, pos, out, &mut search) || {
-                out.truncate(body);
-                search = Search::new(extra);
-                self.match_from(line, 0, pos, out, &mut search)
+        let body = (out.len(), search.noted());
+        let pass = |extra: bool, out: &mut Vec<u8>, search: &mut Search| {
+            search.restart(extra, body.1);
+            let matched = self.match_first(line, pos, out, search) || {
+                out.truncate(body.0);
+                search.restart(extra, body.1);
+                self.match_from(line, 0, pos, out, search)
             };
             (matched, search.wanted_extra)
         };
         // First without `extra`: a quoted value may contain `" "`, and a split that pushed the
         // last field into `extra` would misname the fields before it.
-        let (mut matched, wanted_extra) = pass(false, out);
+        let (mut matched, wanted_extra) = pass(false, out, &mut search);
         // The second pass differs only where the first was turned down for text after the last
         // piece; if that never happened, it would fail the same way.
         if !matched && self.lenient && wanted_extra {
-            out.truncate(body);
-            matched = pass(true, out).0;
+            out.truncate(body.0);
+            matched = pass(true, out, &mut search).0;
         }
         if !matched {
             out.truncate(start);
+            search.forget(0);
             return false;
         }
         match out.get_mut(start) {
@@ -562,8 +581,12 @@ impl TextFormat {
                 }
                 [Piece::Literal(_), ..] => return false,
                 [Piece::Field(field)] => {
+                    let at = out.len();
                     match rest.split_at_checked(self.last_len(rest)) {
-                        Some((value, after)) if field.write(value, out) => rest = after,
+                        Some((value, after)) if field.write(value, out) => {
+                            field.note(at, value.len(), out, search);
+                            rest = after;
+                        }
                         _ => return false,
                     }
                     break;
@@ -578,6 +601,7 @@ impl TextFormat {
                     let (value, after) = rest.split_at_checked(len).unwrap_or_default();
                     // No byte before `len` starts `next`: this is its first occurrence.
                     if starts_with(after, next, field.next) && field.check_plain(value, mark, out) {
+                        field.note(mark, value.len(), out, search);
                         rest = after.get(next.len()..).unwrap_or_default();
                         pieces = tail;
                         continue;
@@ -588,7 +612,10 @@ impl TextFormat {
                         return false;
                     };
                     match rest.split_at_checked(end) {
-                        Some((value, after)) if field.write(value, out) => rest = after,
+                        Some((value, after)) if field.write(value, out) => {
+                            field.note(mark, value.len(), out, search);
+                            rest = after;
+                        }
                         _ => return false,
                     }
                     // The line stops before the optional trailing fields.
@@ -635,11 +662,15 @@ impl TextFormat {
         let rest = line.get(pos..).unwrap_or_default();
         let Some(Piece::Literal(next)) = self.pieces.get(i + 1) else {
             let len = self.last_len(rest);
-            return rest.get(..len).is_some_and(|value| field.write(value, out))
-                && finish(line.get(pos + len..).unwrap_or_default(), out, search);
+            let at = out.len();
+            let Some(value) = rest.get(..len).filter(|value| field.write(value, out)) else {
+                return false;
+            };
+            field.note(at, value.len(), out, search);
+            return finish(line.get(pos + len..).unwrap_or_default(), out, search);
         };
         let next = next.as_bytes();
-        let mark = out.len();
+        let mark = (out.len(), search.noted());
         let mut from = 0;
         loop {
             let Some(end) = self.next_end(i, field, rest, from, next) else {
@@ -649,6 +680,7 @@ impl TextFormat {
                 return false;
             };
             if field.write(value, out) {
+                field.note(mark.0, value.len(), out, search);
                 // `find` saw `next` at `end` (or the line ends there): go on after it.
                 if end == rest.len() {
                     return finish(line.get(pos + end..).unwrap_or_default(), out, search);
@@ -656,7 +688,8 @@ impl TextFormat {
                 if self.match_from(line, i + 2, pos + end + next.len(), out, search) {
                     return true;
                 }
-                out.truncate(mark);
+                out.truncate(mark.0);
+                search.forget(mark.1);
             } else if !value.is_empty() {
                 // A longer value would fail the same check (a space, a non-digit, the length,
                 // bytes that are not UTF-8).
@@ -706,21 +739,56 @@ impl TextFormat {
 }
 
 /// The state of one line's match.
-struct Search {
+struct Search<'m> {
     /// Retries left when a field's value turns out to contain the literal after it.
     retries: u32,
     /// Text after the last piece is allowed (lenient formats, second pass).
     extra: bool,
     /// A match was turned down only for text after the last piece (`extra` not allowed).
     wanted_extra: bool,
+    /// The members written so far, if the caller wants them, and where the object starts.
+    marks: Option<&'m mut Vec<Mark>>,
+    start: usize,
+    /// The place of `extra` among the format's member names.
+    extra_place: u16,
 }
 
-impl Search {
-    fn new(extra: bool) -> Search {
+impl<'m> Search<'m> {
+    fn new(marks: Option<&'m mut Vec<Mark>>, start: usize, extra_place: usize) -> Search<'m> {
         Search {
             retries: RETRIES,
-            extra,
+            extra: false,
             wanted_extra: false,
+            marks,
+            start,
+            extra_place: extra_place as u16,
+        }
+    }
+
+    /// Starts a match again, with the members noted before it starts (the `prefix`).
+    fn restart(&mut self, extra: bool, noted: usize) {
+        (self.retries, self.extra, self.wanted_extra) = (RETRIES, extra, false);
+        self.forget(noted);
+    }
+
+    /// Notes a member written at `at` in the output.
+    #[inline]
+    fn note(&mut self, at: usize, place: u16, escaped: bool) {
+        if let Some(marks) = self.marks.as_deref_mut() {
+            let at = (at - self.start) as u32;
+            marks.push(Mark { at, place, escaped });
+        }
+    }
+
+    /// How many members are noted.
+    fn noted(&self) -> usize {
+        self.marks.as_deref().map_or(0, Vec::len)
+    }
+
+    /// Forgets the members noted after the first `noted` (the output was cut back).
+    fn forget(&mut self, noted: usize) {
+        if let Some(marks) = self.marks.as_deref_mut() {
+            marks.truncate(noted);
         }
     }
 }
@@ -739,8 +807,15 @@ fn finish(rest: &[u8], out: &mut Vec<u8>, search: &mut Search) -> bool {
         let Ok(extra) = core::str::from_utf8(extra) else {
             return false;
         };
-        if !extra.trim().is_empty() {
-            write_member(out, r#","extra":"#, extra.trim());
+        let extra = extra.trim();
+        if !extra.is_empty() {
+            let (at, place) = (out.len(), search.extra_place);
+            write_member(out, r#","extra":"#, extra);
+            search.note(
+                at,
+                place,
+                out.len() - at != r#","extra":"#.len() + extra.len() + 2,
+            );
         }
     }
     true
@@ -809,7 +884,18 @@ impl Field {
             numeric: is_numeric(op),
             max_len,
             spaceless: false,
+            place: 0,
         })
+    }
+
+    /// Notes the member that was written from `at` on for a value of `raw` bytes, if one was
+    /// (not for `-`). A string value with escapes is longer than its bytes and two quotes.
+    #[inline(always)]
+    fn note(&self, at: usize, raw: usize, out: &[u8], search: &mut Search) {
+        if out.len() > at {
+            let escaped = !self.numeric && out.len() - at != self.member.len() + raw + 2;
+            search.note(at, self.place, escaped);
+        }
     }
 
     /// Writes `,"name":`, and the opening quote if the value is a string.
@@ -1517,26 +1603,34 @@ mod tests {
     proptest::proptest! {
         #![proptest_config(proptest::test_runner::Config::with_cases(2000))]
 
-        /// The members found in a matched line's JSON are the ones a JSON reader finds.
+        /// The members that a match notes, and those found in its JSON without the notes, are
+        /// the ones a JSON reader finds; the places noted name their keys.
         #[test]
         fn members_are_found_as_a_reader_finds_them(
             (format, line) in prop_oneof![
                 lines_of(&builtins()[0]),
                 lines_of(&builtins()[1]),
+                lines_of(&builtins()[2]),
                 lines_of(custom_format()),
             ]
         ) {
-            let mut json = Vec::new();
-            if line_to_json(Some(format), &line, &mut json).is_some() {
-                let (mut found, mut read, mut stack) = (Vec::new(), Vec::new(), Vec::new());
+            let (mut json, mut marks) = (Vec::new(), Vec::new());
+            if let Some(n) = line_to_json(Some(format), &line, &mut json, &mut marks) {
+                let format = formats(Some(format)).nth(n).unwrap();
+                let (mut noted, mut places, mut found) = (Vec::new(), Vec::new(), Vec::new());
+                let (mut read, mut stack) = (Vec::new(), Vec::new());
+                format.members(&json, &marks, &mut noted, &mut places);
                 members_of(&json, &mut found);
                 read::read_object(&json, &mut read, &mut stack).unwrap();
                 let fields = |m: &Member| (m.key, m.value, m.kind, m.key_escaped, m.value_escaped);
-                prop_assert_eq!(
-                    found.iter().map(fields).collect::<Vec<_>>(),
-                    read.iter().map(fields).collect::<Vec<_>>(),
-                    "{}", String::from_utf8_lossy(&json)
-                );
+                let read: Vec<_> = read.iter().map(fields).collect();
+                let text = String::from_utf8_lossy(&json);
+                prop_assert_eq!(&noted.iter().map(fields).collect::<Vec<_>>(), &read, "{}", text);
+                prop_assert_eq!(&found.iter().map(fields).collect::<Vec<_>>(), &read, "{}", text);
+                let names: Vec<_> = format.member_names().collect();
+                for (m, &place) in noted.iter().zip(&places) {
+                    prop_assert_eq!(m.key.of(&json), names[place as usize].as_bytes());
+                }
             }
         }
 
@@ -1552,8 +1646,9 @@ mod tests {
             ]
         ) {
             let (mut first, mut full) = (Vec::new(), Vec::new());
-            if format.match_first(&line, 0, &mut first, &mut Search::new(false)) {
-                let matched = format.match_from(&line, 0, 0, &mut full, &mut Search::new(false));
+            if format.match_first(&line, 0, &mut first, &mut Search::new(None, 0, 0)) {
+                let matched =
+                    format.match_from(&line, 0, 0, &mut full, &mut Search::new(None, 0, 0));
                 prop_assert!(matched, "{}", String::from_utf8_lossy(&line));
                 prop_assert_eq!(
                     String::from_utf8_lossy(&first),

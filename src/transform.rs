@@ -243,7 +243,9 @@ struct Scratch {
     text_specials: Vec<u32>,
     text_scanned: Vec<(u32, Meaning)>,
     text_keys: TextKeys,
-    /// For each member of a text log, its place among its format's member names.
+    /// Where the matching of a text log wrote each member, and for each member its place
+    /// among its format's member names.
+    text_marks: Vec<text::Mark>,
     text_places: Vec<u16>,
     dd_first: Vec<Member>,
     dd_second: Vec<Member>,
@@ -537,28 +539,27 @@ impl Transformer {
             let mut text_format = None;
             shape = match log_at {
                 None => Shape::Bare,
-                Some(_) if text_log => match text::line_to_json(custom, log, &mut s.log_json) {
-                    Some(n) => {
-                        // The format knows its keys; the general way is kept for safety.
-                        let format = text::formats(custom).nth(n);
-                        let places = &mut s.text_places;
-                        text_format = format
-                            .filter(|f| f.members_of(&s.log_json, &mut s.record, places))
-                            .map(|f| (f, n));
-                        if text_format.is_none() {
-                            text::members_of(&s.log_json, &mut s.record);
+                Some(_) if text_log => {
+                    match text::line_to_json(custom, log, &mut s.log_json, &mut s.text_marks) {
+                        Some(n) => {
+                            // The matching noted where it wrote each member, and which it is.
+                            text_format = text::formats(custom).nth(n).map(|f| (f, n));
+                            if let Some((format, _)) = text_format {
+                                let (marks, places) = (&s.text_marks, &mut s.text_places);
+                                format.members(&s.log_json, marks, &mut s.record, places);
+                            }
+                            #[cfg(test)]
+                            {
+                                let mut general = Vec::new();
+                                text::members_of(&s.log_json, &mut general);
+                                assert_eq!(s.record, general);
+                            }
+                            source = LogSource::Text;
+                            Shape::LogText
                         }
-                        #[cfg(test)]
-                        {
-                            let mut general = Vec::new();
-                            text::members_of(&s.log_json, &mut general);
-                            assert_eq!(s.record, general);
-                        }
-                        source = LogSource::Text;
-                        Shape::LogText
+                        None => Shape::LogKept(LogKept::NotJson),
                     }
-                    None => Shape::LogKept(LogKept::NotJson),
-                },
+                }
                 Some(_) => match read::read_object(log, &mut s.record, &mut s.stack) {
                     Ok(()) => Shape::LogJson,
                     Err(_) => Shape::LogKept(LogKept::InvalidJson),
