@@ -298,8 +298,8 @@ impl Layouts {
         [envelope, record]
     }
 
-    /// Called after the general path read a record with a JSON `log` and no collisions:
-    /// learns its layout when the two records before had the same keys and the fast reader
+    /// Called after the general path read a record with a JSON `log` and no collisions, or
+    /// with a text `log`: learns its layout when the two records before had the same keys and the fast reader
     /// reads this record back to the same result.
     pub fn consider(
         &mut self,
@@ -406,7 +406,7 @@ impl Layout {
 
     /// Becomes the layout of a record the general path read, if it is one the fast reader
     /// handles: compact (no white space), keys without escapes, and a `log` holding a flat
-    /// object, all within the limits above. Returns whether it did.
+    /// object or text, all within the limits above. Returns whether it did.
     fn learn(
         &mut self,
         input: &[u8],

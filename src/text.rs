@@ -432,25 +432,22 @@ impl TextFormat {
             overhead,
             member_keys: Vec::new(),
         };
-        let fields = format.pieces.iter_mut().filter_map(|piece| match piece {
-            Piece::Field(field) => Some(field),
-            Piece::Literal(_) => None,
-        });
-        for (n, field) in fields.enumerate() {
-            // After `prefix`, for a lenient format (fewer than MAX_FIELDS fields: fits).
-            field.place = (n + lenient as usize) as u16;
+        // The members a match may write, in the order of `member_names`, each field with its
+        // place among them.
+        let key = |name: &str, numeric| (format!(r#""{name}":"#), numeric);
+        format
+            .member_keys
+            .extend(lenient.then(|| key("prefix", false)));
+        for piece in &mut format.pieces {
+            if let Piece::Field(field) = piece {
+                // Fewer than MAX_FIELDS fields, and `prefix` and `extra`: the place fits.
+                field.place = format.member_keys.len() as u16;
+                format.member_keys.push(key(&field.name, field.numeric));
+            }
         }
-        let numeric = |piece: &Piece| matches!(piece, Piece::Field(field) if field.numeric);
-        let numbers = format
-            .pieces
-            .iter()
-            .filter(|p| matches!(p, Piece::Field(_)))
-            .map(numeric);
-        let prefix = format.lenient.then_some(false);
-        let keys = format
-            .member_names()
-            .zip(prefix.into_iter().chain(numbers).chain([false]));
-        format.member_keys = keys.map(|(name, n)| (format!(r#""{name}":"#), n)).collect();
+        format
+            .member_keys
+            .extend(lenient.then(|| key("extra", false)));
         if lenient {
             format.mark_lenient_fields();
         }
@@ -1601,7 +1598,11 @@ mod tests {
     }
 
     proptest::proptest! {
-        #![proptest_config(proptest::test_runner::Config::with_cases(2000))]
+        #![proptest_config(proptest::test_runner::Config {
+            cases: 2000,
+            failure_persistence: None,
+            ..proptest::test_runner::Config::default()
+        })]
 
         /// The members that a match notes, and those found in its JSON without the notes, are
         /// the ones a JSON reader finds; the places noted name their keys.
