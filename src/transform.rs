@@ -1573,58 +1573,61 @@ impl Attributes {
     ) {
         let path = found.original_path.or(found.path);
         if self.http {
+            // Each member as one constant `,"key":` or `,"key":"` and its value: `status_code`
+            // always comes first, so every other member starts with a comma.
             w.key(out, b"http");
-            let mut http = ObjectWriter::open(out);
-            http.uint(out, b"status_code", self.code);
+            out.extend_from_slice(br#"{"status_code":"#);
+            out.extend_from_slice(itoa::Buffer::new().format(self.code).as_bytes());
             if let Some(method) = found.method {
-                http.str(out, b"method", method);
+                str_member(out, br#","method":""#, method);
             }
             if path.is_some() || found.host.is_some() {
-                http.key(out, b"url_details");
-                let mut url = ObjectWriter::open(out);
+                out.extend_from_slice(br#","url_details":{"#);
                 if let Some(path) = path {
                     let (path, query) = match path.iter().position(|&b| b == b'?') {
                         Some(q) => (&path[..q], Some(&path[q + 1..])),
                         None => (path, None),
                     };
-                    url.str(out, b"path", path);
+                    str_member(out, br#""path":""#, path);
                     if let Some(query) = query.filter(|q| !q.is_empty()) {
-                        url.key(out, b"queryString");
+                        out.extend_from_slice(br#","queryString":"#);
                         write_query(out, query);
                     }
                 }
                 if let Some(host) = found.host {
-                    url.str(out, b"host", host);
+                    let mut first = path.is_none();
+                    str_member(out, member_key(&mut first, br#","host":""#), host);
                 }
-                url.close(out);
+                out.push(b'}');
             }
             if let Some(version) = found.version {
-                http.str(out, b"version", version);
+                str_member(out, br#","version":""#, version);
             }
             if let Some(id) = found.request_id {
-                http.str(out, b"request_id", id);
+                str_member(out, br#","request_id":""#, id);
             }
             if let Some(agent) = found.user_agent {
-                http.str(out, b"useragent", agent);
+                str_member(out, br#","useragent":""#, agent);
             }
-            http.close(out);
+            out.push(b'}');
         }
         if self.network {
             w.key(out, b"network");
-            let mut net = ObjectWriter::open(out);
+            out.push(b'{');
+            let mut first = true;
             if let Some(ip) = found.client_ip.or(found.remote_ip) {
-                net.key(out, b"client");
-                let mut client = ObjectWriter::open(out);
-                client.str(out, b"ip", ip);
-                client.close(out);
+                str_member(out, member_key(&mut first, br#","client":{"ip":""#), ip);
+                out.push(b'}');
             }
             if let Some(n) = found.bytes_read {
-                net.uint(out, b"bytes_read", n);
+                out.extend_from_slice(member_key(&mut first, br#","bytes_read":"#));
+                out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
             }
             if let Some(n) = found.bytes_written {
-                net.uint(out, b"bytes_written", n);
+                out.extend_from_slice(member_key(&mut first, br#","bytes_written":"#));
+                out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
             }
-            net.close(out);
+            out.push(b'}');
         }
         if let (true, Some((ns, _))) = (self.duration, found.duration) {
             w.uint(out, b"duration", ns);
@@ -1659,6 +1662,23 @@ impl Attributes {
             w.str(out, b"message", text);
         }
     }
+}
+
+/// Appends `key` (the member's start up to its value's opening quote, `,"key":"`), the escaped
+/// string content `value`, and the closing quote.
+#[inline(always)]
+fn str_member(out: &mut Vec<u8>, key: &[u8], value: &[u8]) {
+    out.extend_from_slice(key);
+    out.extend_from_slice(value);
+    out.push(b'"');
+}
+
+/// `key` (a member's start, `,"key":`) without its comma for the first member of an object.
+#[inline(always)]
+fn member_key<'k>(first: &mut bool, key: &'k [u8]) -> &'k [u8] {
+    let key = &key[*first as usize..];
+    *first = false;
+    key
 }
 
 /// The longest a path may be in the `message` line, in bytes.
