@@ -293,7 +293,7 @@ fn hash(bytes: &[u8]) -> u32 {
 
 /// Byte equality of two names, a word at a time (short names; no call to `memcmp`).
 #[inline]
-pub(crate) fn same(a: &[u8], b: &[u8]) -> bool {
+fn same(a: &[u8], b: &[u8]) -> bool {
     let len = a.len();
     if len != b.len() {
         return false;

@@ -510,12 +510,8 @@ impl TextFormat {
         let mut search = Search::new(marks, start, extra_place);
         if !prefix.is_empty() {
             let at = out.len();
-            write_member(out, r#","prefix":"#, prefix);
-            search.note(
-                at,
-                0,
-                out.len() - at != r#","prefix":"#.len() + prefix.len() + 2,
-            );
+            let escaped = write_member(out, r#","prefix":"#, prefix);
+            search.note(at, 0, escaped);
         }
         let body = (out.len(), search.noted());
         let pass = |extra: bool, out: &mut Vec<u8>, search: &mut Search| {
@@ -807,12 +803,8 @@ fn finish(rest: &[u8], out: &mut Vec<u8>, search: &mut Search) -> bool {
         let extra = extra.trim();
         if !extra.is_empty() {
             let (at, place) = (out.len(), search.extra_place);
-            write_member(out, r#","extra":"#, extra);
-            search.note(
-                at,
-                place,
-                out.len() - at != r#","extra":"#.len() + extra.len() + 2,
-            );
+            let escaped = write_member(out, r#","extra":"#, extra);
+            search.note(at, place, escaped);
         }
     }
     true
@@ -1001,16 +993,18 @@ fn snake_case(s: &str) -> String {
 }
 
 /// Writes `member` (`,"key":`) and `value` as a JSON string, copied as it is when it needs no
-/// escapes.
-fn write_member(out: &mut Vec<u8>, member: &str, value: &str) {
+/// escapes. Returns whether it needed escapes.
+fn write_member(out: &mut Vec<u8>, member: &str, value: &str) -> bool {
     out.extend_from_slice(member.as_bytes());
-    if read::find_string_special(value.as_bytes(), 0) == value.len() {
+    let plain = read::find_string_special(value.as_bytes(), 0) == value.len();
+    if plain {
         out.push(b'"');
         out.extend_from_slice(value.as_bytes());
         out.push(b'"');
     } else {
         write::string(out, value);
     }
+    !plain
 }
 
 /// The first occurrence of `needle` (not empty) in `haystack`.
