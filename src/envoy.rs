@@ -125,7 +125,9 @@ fn flag_class(code: &[u8]) -> Option<FlagClass> {
 /// The Datadog log level (`status`) of an access-log line.
 pub(crate) fn level(code: u64, flags: &[u8]) -> &'static str {
     let (mut upstream, mut downstream) = (false, false);
-    for flag in flags.split(|&b| b == b',') {
+    // `-`, no flags, is by far the most common value: no need to look it up.
+    let flags = if is_absent(flags) { &[][..] } else { flags };
+    for flag in flags.split(|&b| b == b',').filter(|flag| !flag.is_empty()) {
         match flag_class(flag.trim_ascii()) {
             Some(FlagClass::Upstream) => upstream = true,
             Some(FlagClass::Downstream) => downstream = true,

@@ -32,6 +32,7 @@
 
 use crate::keys::Meaning;
 use crate::read::{self, Kind, Member, Span};
+use crate::scan;
 use crate::transform;
 
 /// The most layouts kept at once: a sidecar's stream has one or two (access logs with and
@@ -891,12 +892,28 @@ fn copy(dst: &mut [u8], to: usize, src: &[u8], from: usize, len: usize) -> Optio
 }
 
 /// Where the first `"`, `\\` or control character at or after `pos` is (or the end of
-/// `input`), a word at a time, noting in `ascii` the bytes it passed.
+/// `input`), sixteen bytes at a time, noting in `ascii` the bytes it passed.
 #[inline(always)]
 fn scan_string_content(input: &[u8], mut pos: usize, ascii: &mut Ascii) -> usize {
     let rest = input.get(pos..).unwrap_or_default();
-    for chunk in rest.chunks_exact(8) {
-        let word = u64::from_le_bytes(chunk.try_into().unwrap());
+    let mut chunks = rest.chunks_exact(scan::CHUNK);
+    for chunk in &mut chunks {
+        let chunk = chunk.try_into().unwrap_or(&[0; scan::CHUNK]);
+        ascii.high_bits |= scan::high_bits(chunk);
+        let hits = scan::string_specials(chunk);
+        if hits != 0 {
+            return pos + scan::first(hits);
+        }
+        pos += scan::CHUNK;
+    }
+    scan_tail(input, pos, ascii)
+}
+
+/// What [`scan_string_content`] does in the last bytes of `input`: a word, then bytes.
+#[inline(always)]
+fn scan_tail(input: &[u8], mut pos: usize, ascii: &mut Ascii) -> usize {
+    if let Some(chunk) = input.get(pos..).and_then(<[u8]>::first_chunk::<8>) {
+        let word = u64::from_le_bytes(*chunk);
         ascii.high_bits |= word;
         let hits = read::special_bytes(word);
         if hits != 0 {
@@ -914,9 +931,9 @@ fn scan_string_content(input: &[u8], mut pos: usize, ascii: &mut Ascii) -> usize
     pos
 }
 
-/// Copies a string's content from `input` at `pos` to `dst` at `o` up to the first `"`, `\`
-/// or control character, a word at a time. Returns where that byte is in `input`, and the
-/// position in `dst` after the copy; `None` if `dst` is too short.
+/// Copies a string's content from `input` at `pos` to `dst` at `o` up to the first `"`, `\\`
+/// or control character, sixteen bytes at a time. Returns where that byte is in `input`, and
+/// the position in `dst` after the copy; `None` if `dst` is too short.
 #[inline(always)]
 fn copy_string_content(
     input: &[u8],
@@ -925,24 +942,26 @@ fn copy_string_content(
     mut o: usize,
     ascii: &mut Ascii,
 ) -> Option<(usize, usize)> {
-    // The whole words both buffers have, zipped: no bounds checks inside the loop.
-    let words = (input.len().saturating_sub(pos) / 8).min(dst.len().saturating_sub(o) / 8);
-    let from = input.get(pos..pos + 8 * words)?.chunks_exact(8);
-    let to = dst.get_mut(o..o + 8 * words)?.chunks_exact_mut(8);
+    // The whole chunks both buffers have, zipped: no bounds checks inside the loop.
+    let chunks = (input.len().saturating_sub(pos) / scan::CHUNK)
+        .min(dst.len().saturating_sub(o) / scan::CHUNK);
+    let whole = scan::CHUNK * chunks;
+    let from = input.get(pos..pos + whole)?.chunks_exact(scan::CHUNK);
+    let to = dst.get_mut(o..o + whole)?.chunks_exact_mut(scan::CHUNK);
     for (chunk, out) in from.zip(to) {
         out.copy_from_slice(chunk);
-        let word = u64::from_le_bytes(chunk.try_into().unwrap());
-        ascii.high_bits |= word;
-        let hits = read::special_bytes(word);
+        let chunk = chunk.try_into().unwrap_or(&[0; scan::CHUNK]);
+        ascii.high_bits |= scan::high_bits(chunk);
+        let hits = scan::string_specials(chunk);
         if hits != 0 {
-            let take = (hits.trailing_zeros() / 8) as usize;
+            let take = scan::first(hits);
             return Some((pos + take, o + take));
         }
-        pos += 8;
-        o += 8;
+        pos += scan::CHUNK;
+        o += scan::CHUNK;
     }
     // Near the end of the input: the rest found as `scan_string_content` finds it.
-    let end = scan_string_content(input, pos, ascii);
+    let end = scan_tail(input, pos, ascii);
     copy(dst, o, input, pos, end - pos)?;
     Some((end, o + (end - pos)))
 }

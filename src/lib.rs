@@ -29,6 +29,7 @@ mod fluent_bit;
 #[cfg(feature = "http")]
 pub mod http;
 mod read;
+mod scan;
 #[cfg(feature = "tracing")]
 pub mod subscriber;
 mod text;

@@ -10,6 +10,7 @@
 //! surrogate is rejected, because it cannot be turned into UTF-8). The caller checks UTF-8
 //! validity of the whole buffer beforehand.
 
+use crate::scan;
 use core::fmt;
 
 /// A byte range in the buffer that was read.
@@ -400,7 +401,7 @@ impl<'a> Reader<'a> {
     /// [`Self::string`], also decoding the content into `into` (replacing what it held).
     ///
     /// This is the loop that decodes a FireLens `log` string, where every other token is an
-    /// escaped quote, so it scans a word at a time and decodes the two-byte escapes inline.
+    /// escaped quote, so it scans sixteen bytes at a time and decodes the two-byte escapes inline.
     /// `into` is sized up front (decoding never grows a string) and written by index: no
     /// capacity checks in the loop.
     fn string_decoding(&mut self, into: &mut Vec<u8>) -> Result<bool> {
@@ -413,19 +414,21 @@ impl<'a> Reader<'a> {
         let (mut i, mut o) = (self.pos, 0);
         let mut escaped = false;
         let result = loop {
-            // The hot loop: whole words, and the two-byte escapes between them.
-            while let Some(chunk) = src.get(i..).and_then(<[u8]>::first_chunk::<8>) {
-                let word = u64::from_le_bytes(*chunk);
-                if let Some(out) = dst.get_mut(o..).and_then(<[u8]>::first_chunk_mut::<8>) {
-                    *out = word.to_le_bytes();
+            // The hot loop: whole chunks, and the two-byte escapes between them.
+            while let Some(chunk) = src
+                .get(i..)
+                .and_then(<[u8]>::first_chunk::<{ scan::CHUNK }>)
+            {
+                if let Some(out) = dst.get_mut(o..).and_then(<[u8]>::first_chunk_mut) {
+                    *out = *chunk;
                 }
-                let hits = special_bytes(word);
+                let hits = scan::string_specials(chunk);
                 if hits == 0 {
-                    i += 8;
-                    o += 8;
+                    i += scan::CHUNK;
+                    o += scan::CHUNK;
                     continue;
                 }
-                let take = (hits.trailing_zeros() / 8) as usize;
+                let take = scan::first(hits);
                 i += take;
                 o += take;
                 let short = match (src[i], src.get(i + 1)) {
@@ -467,7 +470,7 @@ impl<'a> Reader<'a> {
                     }
                 }
                 Some(&c) if c >= 0x20 => {
-                    // Fewer than eight bytes are left in the buffer: one at a time.
+                    // Fewer than sixteen bytes are left in the buffer: one at a time.
                     dst[o] = c;
                     i += 1;
                     o += 1;
@@ -619,8 +622,16 @@ pub(crate) fn special_bytes(word: u64) -> u64 {
 #[inline(always)]
 pub(crate) fn find_string_special(buf: &[u8], pos: usize) -> usize {
     let rest = buf.get(pos..).unwrap_or_default();
-    let mut words = rest.chunks_exact(8);
+    let mut chunks = rest.chunks_exact(scan::CHUNK);
     let mut skipped = 0;
+    for chunk in &mut chunks {
+        let hits = scan::string_specials(chunk.try_into().unwrap_or(&[0; scan::CHUNK]));
+        if hits != 0 {
+            return skipped + scan::first(hits);
+        }
+        skipped += scan::CHUNK;
+    }
+    let mut words = chunks.remainder().chunks_exact(8);
     for chunk in &mut words {
         let hits = special_bytes(word_of(chunk));
         if hits != 0 {

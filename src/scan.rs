@@ -1,0 +1,115 @@
+//! Finding the bytes that end the plain run of a JSON string, a chunk at a time.
+//!
+//! Most of a record's bytes are inside strings, and most strings have nothing to decode, so
+//! the readers spend their time looking for the next `"`, `\` or control character. On
+//! x86_64 that is done sixteen bytes at a time with SSE2, which every x86_64 processor has.
+//! Elsewhere, wasm32 above all (Fluent Bit's interpreter runs without SIMD), it is done eight
+//! bytes at a time with plain integer arithmetic ([`crate::read::special_bytes`]).
+
+/// How many bytes [`string_specials`] looks at.
+#[cfg(target_arch = "x86_64")]
+pub(crate) const CHUNK: usize = 16;
+/// How many bytes [`string_specials`] looks at.
+#[cfg(not(target_arch = "x86_64"))]
+pub(crate) const CHUNK: usize = 8;
+
+/// Where in `chunk` there are `"`, `\` or bytes below 0x20: zero if nowhere, else
+/// [`first`] of it is the index of the first such byte.
+#[cfg(target_arch = "x86_64")]
+#[allow(unsafe_code)]
+#[inline(always)]
+pub(crate) fn string_specials(chunk: &[u8; CHUNK]) -> u64 {
+    use core::arch::x86_64::*;
+    // SAFETY: SSE2 is part of the x86_64 baseline, so these instructions always exist; the
+    // unaligned load reads exactly the sixteen bytes of `chunk`.
+    unsafe {
+        let bytes = _mm_loadu_si128(chunk.as_ptr().cast());
+        let quote = _mm_cmpeq_epi8(bytes, _mm_set1_epi8(b'"' as i8));
+        let backslash = _mm_cmpeq_epi8(bytes, _mm_set1_epi8(b'\\' as i8));
+        // Below 0x20 exactly when the unsigned maximum with 0x1f is 0x1f.
+        let limit = _mm_set1_epi8(0x1f);
+        let control = _mm_cmpeq_epi8(_mm_max_epu8(bytes, limit), limit);
+        _mm_movemask_epi8(_mm_or_si128(_mm_or_si128(quote, backslash), control)) as u64
+    }
+}
+
+/// The index of the first special byte in a chunk, given what [`string_specials`] found
+/// there (not zero).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+pub(crate) fn first(hits: u64) -> usize {
+    hits.trailing_zeros() as usize
+}
+
+/// Where in `chunk` there are `"`, `\` or bytes below 0x20: zero if nowhere, else
+/// [`first`] of it is the index of the first such byte.
+#[cfg(not(target_arch = "x86_64"))]
+#[inline(always)]
+pub(crate) fn string_specials(chunk: &[u8; CHUNK]) -> u64 {
+    crate::read::special_bytes(u64::from_le_bytes(*chunk))
+}
+
+/// The index of the first special byte in a chunk, given what [`string_specials`] found
+/// there (not zero).
+#[cfg(not(target_arch = "x86_64"))]
+#[inline(always)]
+pub(crate) fn first(hits: u64) -> usize {
+    (hits.trailing_zeros() / 8) as usize
+}
+
+/// The bytes of `chunk` OR-ed together into a word: its high bits tell whether all are ASCII.
+#[inline(always)]
+pub(crate) fn high_bits(chunk: &[u8; CHUNK]) -> u64 {
+    chunk
+        .chunks_exact(8)
+        .map(|word| u64::from_le_bytes(word.try_into().unwrap_or_default()))
+        .fold(0, |all, word| all | word)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_special_byte_is_found() {
+        for at in 0..CHUNK {
+            for special in [b'"', b'\\', 0, 0x1f, b'\n'] {
+                let mut chunk = [b'a'; CHUNK];
+                chunk[at] = special;
+                // Bytes that are not special around it, high and low.
+                if at > 0 {
+                    chunk[at - 1] = 0xff;
+                }
+                if at + 1 < CHUNK {
+                    chunk[at + 1] = b' ';
+                }
+                assert_eq!(first(string_specials(&chunk)), at);
+                // A later special byte does not change which is first.
+                chunk[CHUNK - 1] = b'"';
+                assert_eq!(first(string_specials(&chunk)), at);
+            }
+        }
+    }
+
+    #[test]
+    fn only_quotes_backslashes_and_control_bytes_are_special() {
+        for byte in 0..=0xff {
+            let special = matches!(byte, b'"' | b'\\' | 0..=0x1f);
+            assert_eq!(
+                string_specials(&[byte; CHUNK]) != 0,
+                special,
+                "byte {byte:#x}"
+            );
+        }
+    }
+
+    #[test]
+    fn high_bits_tell_ascii_from_the_rest() {
+        for at in 0..CHUNK {
+            let mut chunk = [b'a'; CHUNK];
+            assert_eq!(high_bits(&chunk) & crate::read::ONES * 0x80, 0);
+            chunk[at] = 0xc3;
+            assert_ne!(high_bits(&chunk) & crate::read::ONES * 0x80, 0);
+        }
+    }
+}
