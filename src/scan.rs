@@ -1,7 +1,8 @@
-//! Finding the bytes that end the plain run of a JSON string, a chunk at a time.
+//! Finding the bytes that end a plain run of text, a chunk at a time.
 //!
 //! Most of a record's bytes are inside strings, and most strings have nothing to decode, so
-//! the readers spend their time looking for the next `"`, `\` or control character. On
+//! the readers spend their time looking for the next `"`, `\` or control character, and the
+//! text-format matcher for the end of each value ([`value_specials`]). On
 //! x86_64 that is done sixteen bytes at a time with SSE2, which every x86_64 processor has.
 //! Elsewhere, wasm32 above all (Fluent Bit's interpreter runs without SIMD), it is done eight
 //! bytes at a time with plain integer arithmetic ([`crate::read::special_bytes`]).
@@ -57,6 +58,49 @@ pub(crate) fn first(hits: u64) -> usize {
     (hits.trailing_zeros() / 8) as usize
 }
 
+/// Where in `chunk` a plain value of a text line ends: `stop`, `"`, `\`, bytes below `below`
+/// and bytes from 0x80 (UTF-8 to check). Zero if nowhere, else [`first`] of it is the index of
+/// the first such byte. `stop` and `below` are ASCII.
+#[cfg(target_arch = "x86_64")]
+#[allow(unsafe_code)]
+#[inline(always)]
+pub(crate) fn value_specials(chunk: &[u8; CHUNK], stop: u8, below: u8) -> u64 {
+    use core::arch::x86_64::*;
+    // SAFETY: as in `string_specials`.
+    unsafe {
+        let bytes = _mm_loadu_si128(chunk.as_ptr().cast());
+        let equal = |byte: u8| _mm_cmpeq_epi8(bytes, _mm_set1_epi8(byte as i8));
+        let limit = _mm_set1_epi8(below.wrapping_sub(1) as i8);
+        let low = _mm_cmpeq_epi8(_mm_max_epu8(bytes, limit), limit);
+        let found = _mm_or_si128(
+            _mm_or_si128(equal(stop), equal(b'"')),
+            _mm_or_si128(equal(b'\\'), low),
+        );
+        // The high bit of each byte is its own mark for bytes from 0x80.
+        (_mm_movemask_epi8(found) | _mm_movemask_epi8(bytes)) as u64
+    }
+}
+
+/// Where in `chunk` a plain value of a text line ends: `stop`, `"`, `\`, bytes below `below`
+/// and bytes from 0x80 (UTF-8 to check). Zero if nowhere, else [`first`] of it is the index of
+/// the first such byte. `stop` and `below` are ASCII.
+#[cfg(not(target_arch = "x86_64"))]
+#[inline(always)]
+pub(crate) fn value_specials(chunk: &[u8; CHUNK], stop: u8, below: u8) -> u64 {
+    value_specials_in_word(u64::from_le_bytes(*chunk), stop, below)
+}
+
+/// [`value_specials`] of eight bytes, with plain integer arithmetic (SWAR): the high bit of
+/// each byte that is one of those sought. Bits above the lowest may be spurious (borrows).
+#[inline(always)]
+pub(crate) fn value_specials_in_word(word: u64, stop: u8, below: u8) -> u64 {
+    const ONES: u64 = crate::read::ONES;
+    // A byte that wraps below zero sets its high bit; so does a byte from 0x80, sought too.
+    let equal = |b: u8| (word ^ (ONES * b as u64)).wrapping_sub(ONES);
+    let low = word.wrapping_sub(ONES * below as u64);
+    (equal(stop) | equal(b'"') | equal(b'\\') | low | word) & (ONES << 7)
+}
+
 /// The bytes of `chunk` OR-ed together into a word: its high bits tell whether all are ASCII.
 #[inline(always)]
 pub(crate) fn high_bits(chunk: &[u8; CHUNK]) -> u64 {
@@ -100,6 +144,29 @@ mod tests {
                 special,
                 "byte {byte:#x}"
             );
+        }
+    }
+
+    #[test]
+    fn values_end_where_the_matcher_needs_to_look() {
+        for (stop, below) in [(b' ', b'!'), (b'"', b' '), (b']', b' '), (b'"', b'!')] {
+            for byte in 0..=0xff {
+                let ends = byte == stop || byte < below || matches!(byte, b'"' | b'\\' | 0x80..);
+                let chunk = [byte; CHUNK];
+                assert_eq!(
+                    value_specials(&chunk, stop, below) != 0,
+                    ends,
+                    "byte {byte:#x}"
+                );
+                let word = u64::from_le_bytes([byte; 8]);
+                assert_eq!(value_specials_in_word(word, stop, below) != 0, ends);
+            }
+            for at in 0..CHUNK {
+                let mut chunk = [b'a'; CHUNK];
+                chunk[at] = stop;
+                chunk[CHUNK - 1] = 0xc3;
+                assert_eq!(first(value_specials(&chunk, stop, below)), at);
+            }
         }
     }
 

@@ -23,6 +23,7 @@ use nom::sequence::{pair, preceded};
 use nom::{Err, IResult, Parser};
 
 use crate::read::{self, Kind, Member, Span};
+use crate::scan;
 use crate::write;
 
 /// Envoy's default format (`usage.rst`, "Default Format String"), without its final newline.
@@ -1026,32 +1027,37 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 /// a space; returns how many bytes it copied. A plain value needs no checks of its bytes and
 /// is written as it is: one pass finds its end and copies it.
 ///
-/// Eight bytes at a time with plain integer arithmetic (SWAR), as in [`position`]: each word
-/// is copied whole, and the bytes from the first hit on are dropped again.
+/// A chunk at a time ([`scan::value_specials`]): each chunk is copied whole, and the bytes
+/// from the first hit on are dropped again.
 #[inline(always)]
 fn copy_plain(bytes: &[u8], stop: u8, spaceless: bool, out: &mut Vec<u8>) -> usize {
-    const ONES: u64 = 0x0101_0101_0101_0101;
     let start = out.len();
     let below = if spaceless { b'!' } else { b' ' };
     // Bytes from 0x80 are sought anyway, a non-ASCII `stop` with them.
     let stop = if stop.is_ascii() { stop } else { b'"' };
-    let mut chunks = bytes.chunks_exact(8);
+    let mut chunks = bytes.chunks_exact(scan::CHUNK);
     for chunk in chunks.by_ref() {
-        let chunk: [u8; 8] = chunk.try_into().unwrap_or_default();
-        let word = u64::from_le_bytes(chunk);
-        // The high bit of each byte that wraps below zero: the byte sought, and bytes from
-        // 0x80 (sought too); bits above the first hit may be spurious (borrows).
-        let equal = |b: u8| (word ^ (ONES * b as u64)).wrapping_sub(ONES);
-        let below = word.wrapping_sub(ONES * below as u64);
-        let hits = (equal(stop) | equal(b'"') | equal(b'\\') | below | word) & (ONES << 7);
-        out.extend_from_slice(&chunk);
+        let chunk = chunk.try_into().unwrap_or(&[0; scan::CHUNK]);
+        let hits = scan::value_specials(chunk, stop, below);
+        out.extend_from_slice(chunk);
+        if hits != 0 {
+            let len = out.len() - scan::CHUNK + scan::first(hits);
+            out.truncate(len);
+            return len - start;
+        }
+    }
+    let mut rest = chunks.remainder();
+    if let Some((word, after)) = rest.split_first_chunk::<8>() {
+        let hits = scan::value_specials_in_word(u64::from_le_bytes(*word), stop, below);
+        out.extend_from_slice(word);
         if hits != 0 {
             let len = out.len() - 8 + (hits.trailing_zeros() / 8) as usize;
             out.truncate(len);
             return len - start;
         }
+        rest = after;
     }
-    for &b in chunks.remainder() {
+    for &b in rest {
         if b == stop || b < below || matches!(b, b'"' | b'\\' | 0x80..) {
             break;
         }

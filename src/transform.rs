@@ -257,25 +257,51 @@ struct Scratch {
 /// format's place among [`text::formats`], and the key cache epoch they belong to.
 #[derive(Default)]
 struct TextKeys {
-    formats: Vec<(Vec<u32>, Option<u32>)>,
+    formats: Vec<FormatKeys>,
+}
+
+/// The keys of one text format's members, by place (see [`TextFormat::member_names`]).
+#[derive(Default)]
+struct FormatKeys {
+    keys: Vec<TextKey>,
+    /// No two members have the same key, so a line cannot have duplicate keys.
+    unique: bool,
+    /// The key cache epoch the ids belong to.
+    epoch: Option<u32>,
+}
+
+/// What the transform needs to know of a text format's member, looked up once.
+#[derive(Clone, Copy)]
+struct TextKey {
+    id: u32,
+    meaning: Meaning,
+    special: bool,
+    scanned: bool,
 }
 
 impl TextKeys {
-    fn of(&mut self, format: &TextFormat, n: usize, keys: &mut KeyCache) -> &[u32] {
+    fn of(&mut self, format: &TextFormat, n: usize, keys: &mut KeyCache) -> &FormatKeys {
         if self.formats.len() <= n {
             self.formats.resize_with(n + 1, Default::default);
         }
-        let (ids, epoch) = &mut self.formats[n];
-        if *epoch != Some(keys.epoch()) {
-            ids.clear();
-            ids.extend(
-                format
-                    .member_names()
-                    .map(|name| keys.lookup(name.as_bytes(), false)),
-            );
-            *epoch = Some(keys.epoch());
+        let of_format = &mut self.formats[n];
+        if of_format.epoch != Some(keys.epoch()) {
+            of_format.keys.clear();
+            for name in format.member_names() {
+                let id = keys.lookup(name.as_bytes(), false);
+                let meaning = keys.meaning(id);
+                of_format.keys.push(TextKey {
+                    id,
+                    meaning,
+                    special: special_in_record(meaning),
+                    scanned: scanned(meaning),
+                });
+            }
+            let ids = &of_format.keys;
+            of_format.unique = (0..ids.len()).all(|i| ids[..i].iter().all(|k| k.id != ids[i].id));
+            of_format.epoch = Some(keys.epoch());
         }
-        ids
+        of_format
     }
 }
 
@@ -574,16 +600,36 @@ impl Transformer {
             s.record_keys.clear();
             if shape.merges_log() {
                 // A text log's keys are its format's member names, in order, some left out:
-                // their ids are known.
-                let text_ids = text_format.map(|(f, n)| s.text_keys.of(f, n, &mut s.keys));
+                // what they mean is known, and so are the members that mean something.
+                let format_keys = text_format.map(|(f, n)| s.text_keys.of(f, n, &mut s.keys));
+                s.text_specials.clear();
+                s.text_scanned.clear();
                 for (i, m) in s.record.iter().enumerate() {
-                    let id = match text_ids {
-                        Some(ids) => ids[s.text_places[i] as usize],
-                        None => s
-                            .keys
-                            .lookup_at(Level::Log, i, m.key.of(log), m.key_escaped),
+                    let (id, meaning) = match format_keys {
+                        Some(format) => {
+                            let key = format.keys[s.text_places[i] as usize];
+                            if key.special {
+                                s.text_specials.push(i as u32);
+                            }
+                            if key.scanned {
+                                s.text_scanned.push((i as u32, key.meaning));
+                            }
+                            (key.id, key.meaning)
+                        }
+                        None => {
+                            let key = m.key.of(log);
+                            let id = s.keys.lookup_at(Level::Log, i, key, m.key_escaped);
+                            (id, s.keys.meaning(id))
+                        }
                     };
-                    match s.keys.see(id, Level::Log, i as u32) {
+                    // Unique keys need no check among themselves, only against the top level.
+                    let seen = match format_keys {
+                        Some(format) if format.unique => {
+                            s.keys.at_top(id).map_or(Seen::First, Seen::AlsoAtTop)
+                        }
+                        _ => s.keys.see(id, Level::Log, i as u32),
+                    };
+                    match seen {
                         Seen::First => {}
                         Seen::AlsoAtTop(top) => collisions |= Some(top as usize) != log_at,
                         Seen::Duplicate => {
@@ -591,7 +637,7 @@ impl Transformer {
                             break;
                         }
                     }
-                    uses_displaced |= s.keys.meaning(id).name == Name::Displaced;
+                    uses_displaced |= meaning.name == Name::Displaced;
                     s.record_keys.push(id);
                 }
                 if shape.merges_log() && collisions && uses_displaced {
@@ -599,19 +645,11 @@ impl Transformer {
                 }
             }
             // The members of a text log are compact and in a row, as a layout's are: the
-            // writer copies stretches of them, and `Found` looks at those that mean something.
-            s.text_specials.clear();
-            s.text_scanned.clear();
-            if shape == Shape::LogText && !collisions {
-                for (i, &id) in s.record_keys.iter().enumerate() {
-                    let meaning = s.keys.meaning(id);
-                    if special_in_record(meaning) {
-                        s.text_specials.push(i as u32);
-                    }
-                    if scanned(meaning) {
-                        s.text_scanned.push((i as u32, meaning));
-                    }
-                }
+            // writer copies stretches of them, and `Found` looks at those that mean something
+            // (listed above).
+            if shape != Shape::LogText || collisions {
+                s.text_specials.clear();
+                s.text_scanned.clear();
             }
             // A layout is learned from records the general reader read: with a JSON `log`
             // that merges without collisions, or with a text `log` (the envelope only).
