@@ -174,9 +174,9 @@ mod tests {
     fn high_bits_tell_ascii_from_the_rest() {
         for at in 0..CHUNK {
             let mut chunk = [b'a'; CHUNK];
-            assert_eq!(high_bits(&chunk) & crate::read::ONES * 0x80, 0);
+            assert_eq!(high_bits(&chunk) & (crate::read::ONES * 0x80), 0);
             chunk[at] = 0xc3;
-            assert_ne!(high_bits(&chunk) & crate::read::ONES * 0x80, 0);
+            assert_ne!(high_bits(&chunk) & (crate::read::ONES * 0x80), 0);
         }
     }
 }
