@@ -401,9 +401,9 @@ impl<'a> Reader<'a> {
     /// [`Self::string`], also decoding the content into `into` (replacing what it held).
     ///
     /// This is the loop that decodes a FireLens `log` string, where every other token is an
-    /// escaped quote, so it scans sixteen bytes at a time and decodes the two-byte escapes inline.
-    /// `into` is sized up front (decoding never grows a string) and written by index: no
-    /// capacity checks in the loop.
+    /// escaped quote, so it scans a chunk at a time ([`scan::string_specials`]) and decodes the
+    /// two-byte escapes inline. `into` is sized up front (decoding never grows a string) and
+    /// written by index: no capacity checks in the loop.
     fn string_decoding(&mut self, into: &mut Vec<u8>) -> Result<bool> {
         self.pos += 1; // opening quote
         let src = self.buf;

@@ -2,10 +2,10 @@
 //!
 //! Most of a record's bytes are inside strings, and most strings have nothing to decode, so
 //! the readers spend their time looking for the next `"`, `\` or control character, and the
-//! text-format matcher for the end of each value ([`value_specials`]). On
-//! x86_64 that is done sixteen bytes at a time with SSE2, which every x86_64 processor has.
-//! Elsewhere, wasm32 above all (Fluent Bit's interpreter runs without SIMD), it is done eight
-//! bytes at a time with plain integer arithmetic ([`crate::read::special_bytes`]).
+//! text-format matcher for the end of each value ([`value_specials`]). On x86_64 that is done
+//! sixteen bytes at a time with SSE2, which every x86_64 processor has. Elsewhere, wasm32
+//! above all (Fluent Bit's interpreter runs without SIMD), it is done eight bytes at a time
+//! with plain integer arithmetic ([`crate::read::special_bytes`]).
 
 /// How many bytes [`string_specials`] looks at.
 #[cfg(target_arch = "x86_64")]

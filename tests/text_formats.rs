@@ -264,6 +264,52 @@ fn format_strings_parse_like_envoy() {
     );
 }
 
+/// A field named twice gets a suffix; a field the envelope also has goes to `_log`, unless the
+/// envelope uses `_log` itself, and an absent (`-`) field collides with nothing.
+#[test]
+fn repeated_and_colliding_fields_keep_every_value() {
+    let format = TextFormat::parse("%REQ(X-A)% %REQ(X-A)% %RESPONSE_CODE%").unwrap();
+    let config = Config {
+        text_format: Some(format),
+        hash: None,
+        ..Config::default()
+    };
+    let added = r#""http":{"status_code":200},"status":"info","message":"200""#;
+    let cases = [
+        (
+            r#"{"log":"a b 200"}"#,
+            format!(r#"{{"x_a":"a","x_a_2":"b","response_code":200,{added}}}"#),
+        ),
+        (
+            r#"{"log":"a b 200","x_a":"top"}"#,
+            format!(
+                r#"{{"x_a":"top","x_a_2":"b","response_code":200,{added},"_log":{{"x_a":"a"}}}}"#
+            ),
+        ),
+        (
+            r#"{"log":"- b 200","_log":"x","x_a":"top"}"#,
+            format!(r#"{{"_log":"x","x_a":"top","x_a_2":"b","response_code":200,{added}}}"#),
+        ),
+        (
+            r#"{"log":"a b 200","_log":"x","x_a":"top"}"#,
+            r#"{"log":"a b 200","_log":"x","x_a":"top"}"#.to_string(),
+        ),
+    ];
+    // Each case on its own, and the stream repeated, so that layouts read the later records.
+    let mut t = Transformer::new(config);
+    for round in 0..4 {
+        for (input, want) in &cases {
+            let mut out = Vec::new();
+            t.transform(input.as_bytes(), &mut out);
+            assert_eq!(
+                String::from_utf8(out).unwrap(),
+                *want,
+                "round {round}: {input}"
+            );
+        }
+    }
+}
+
 #[test]
 fn unmatched_lines_are_kept_with_a_custom_format_too() {
     let format = TextFormat::parse("%RESPONSE_CODE% %REQ(:PATH)%").unwrap();
