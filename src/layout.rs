@@ -300,8 +300,8 @@ impl Layouts {
     }
 
     /// Called after the general path read a record with a JSON `log` and no collisions, or
-    /// with a text `log`: learns its layout when the two records before had the same keys and the fast reader
-    /// reads this record back to the same result.
+    /// with a text `log`: learns its layout when the two records before had the same keys and
+    /// the fast reader reads this record back to the same result.
     pub fn consider(
         &mut self,
         input: &[u8],

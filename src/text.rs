@@ -201,11 +201,11 @@ impl TextFormat {
         places.clear();
         let ends = marks.iter().skip(1).map(|m| m.at as usize);
         for (mark, end) in marks.iter().zip(ends.chain([json.len().saturating_sub(1)])) {
-            let (key, numeric) = &self.member_keys[mark.place as usize];
+            let (key_len, numeric) = self.member_keys[mark.place as usize];
             let at = mark.at as usize;
             // `,"name":value`: the key inside the quotes, the value after the colon.
-            let value = at + 1 + key.len();
-            let kind = if *numeric { Kind::Number } else { Kind::String };
+            let value = at + 1 + key_len;
+            let kind = if numeric { Kind::Number } else { Kind::String };
             members.push(member(at + 2, value - 2, value, end, kind, mark.escaped));
             places.push(mark.place);
         }
@@ -243,9 +243,9 @@ pub struct TextFormat {
     /// What a line's JSON adds to the line's length at most, short of escapes: keys, quotes.
     overhead: usize,
     /// The members [`TextFormat::to_json`] may write, in order ([`TextFormat::member_names`]):
-    /// each key as written, quoted and with its colon (`"method":`), and whether its value is
-    /// a number.
-    member_keys: Vec<(String, bool)>,
+    /// the length of each key as written, quoted and with its colon (`"method":`), and whether
+    /// its value is a number.
+    member_keys: Vec<(usize, bool)>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -435,7 +435,7 @@ impl TextFormat {
         };
         // The members a match may write, in the order of `member_names`, each field with its
         // place among them.
-        let key = |name: &str, numeric| (format!(r#""{name}":"#), numeric);
+        let key = |name: &str, numeric| (name.len() + r#""":"#.len(), numeric);
         format
             .member_keys
             .extend(lenient.then(|| key("prefix", false)));

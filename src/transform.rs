@@ -659,27 +659,23 @@ impl Transformer {
                 _ => None,
             };
             if let Some(log_index) = learn {
-                let learned = match text_log {
-                    true => layout::Learned {
-                        envelope: &s.envelope,
-                        envelope_ids: &s.envelope_keys,
-                        log_index,
-                        log: decoded.of(input, &s.envelope, &s.log_text, &[]),
-                        record: &[],
-                        record_ids: &[],
-                        uses_displaced: envelope_uses_displaced,
-                        text_log,
-                    },
-                    false => layout::Learned {
-                        envelope: &s.envelope,
-                        envelope_ids: &s.envelope_keys,
-                        log_index,
-                        log,
-                        record: &s.record,
-                        record_ids: &s.record_keys,
-                        uses_displaced,
-                        text_log,
-                    },
+                // A text log's layout is of the envelope alone, with `log` as it was read.
+                let (log, record, record_ids, uses_displaced) = match text_log {
+                    true => {
+                        let log = decoded.of(input, &s.envelope, &s.log_text, &[]);
+                        (log, &[][..], &[][..], envelope_uses_displaced)
+                    }
+                    false => (log, &s.record[..], &s.record_keys[..], uses_displaced),
+                };
+                let learned = layout::Learned {
+                    envelope: &s.envelope,
+                    envelope_ids: &s.envelope_keys,
+                    log_index,
+                    log,
+                    record,
+                    record_ids,
+                    uses_displaced,
+                    text_log,
                 };
                 let keys = &s.keys;
                 let meaning_of = |id| keys.meaning(id);
@@ -937,7 +933,6 @@ fn check_utf8(input: &[u8]) -> Result<(), Error> {
 }
 
 /// In the crate's tests, every record a layout reads is read again by the general reader,
-#[cfg(test)]
 /// which must find exactly the same: the envelope, the decoded `log` and, for a JSON `log`,
 /// its members.
 #[cfg(test)]
