@@ -540,7 +540,18 @@ impl Layout {
     /// The position after part `i` if `input` has it at `pos`.
     #[inline(always)]
     fn expect(&self, input: &[u8], pos: usize, i: usize) -> Option<usize> {
-        let literal = &self.literals[i];
+        self.expect_literal(input, pos, &self.literals[i], i)
+    }
+
+    /// [`Layout::expect`] with the part's literal at hand.
+    #[inline(always)]
+    fn expect_literal(
+        &self,
+        input: &[u8],
+        pos: usize,
+        literal: &Literal,
+        i: usize,
+    ) -> Option<usize> {
         let end = pos + literal.len as usize;
         let found = match input
             .get(pos..)
@@ -559,7 +570,12 @@ impl Layout {
     /// room); returns the position after it.
     #[inline(always)]
     fn put(&self, dst: &mut [u8], o: usize, i: usize) -> Option<usize> {
-        let literal = &self.literals[i];
+        self.put_literal(dst, o, &self.literals[i], i)
+    }
+
+    /// [`Layout::put`] with the part's literal at hand.
+    #[inline(always)]
+    fn put_literal(&self, dst: &mut [u8], o: usize, literal: &Literal, i: usize) -> Option<usize> {
         let len = literal.len as usize;
         match dst
             .get_mut(o..)
@@ -627,11 +643,12 @@ impl Layout {
         if input.len() > u32::MAX as usize {
             return Err(Stop::Failed);
         }
-        envelope.truncate(member);
-        if member <= self.log_index {
+        // Sized once and written by index: the members before `member` were read already.
+        envelope.resize(self.envelope_len, EMPTY_MEMBER);
+        if member <= self.log_index && self.text_log {
             record.clear();
         }
-        for i in member..self.envelope_len {
+        for (i, slot) in envelope.iter_mut().enumerate().skip(member) {
             let key_start = pos + 2;
             pos = self
                 .expect(input, pos, i)
@@ -675,13 +692,13 @@ impl Layout {
                 pos = end;
                 (kind, escaped)
             };
-            envelope.push(Member {
+            *slot = Member {
                 key: span(key_start, value_start - 2),
                 value: span(value_start, pos),
                 kind,
                 key_escaped: false,
                 value_escaped,
-            });
+            };
         }
         match pos + 1 == input.len() && input[pos] == b'}' {
             true => Ok(()),
@@ -715,10 +732,20 @@ impl Layout {
         let dst = log.as_mut_slice();
         let mut o = 0;
         let (escaped_keys, decoded_keys) = (self.envelope_len, self.envelope_len + self.record_len);
-        for i in 0..self.record_len {
-            pos = self.expect(input, pos, escaped_keys + i)?;
+        // Sized once and written by index (the previous record's are overwritten).
+        record.resize(self.record_len, EMPTY_MEMBER);
+        let escaped = self.literals.get(escaped_keys..decoded_keys)?;
+        let decoded = self
+            .literals
+            .get(decoded_keys..decoded_keys + self.record_len)?;
+        for (i, (slot, (escaped, decoded))) in record
+            .iter_mut()
+            .zip(escaped.iter().zip(decoded))
+            .enumerate()
+        {
+            pos = self.expect_literal(input, pos, escaped, escaped_keys + i)?;
             let key_start = o + 2;
-            o = self.put(dst, o, decoded_keys + i)?;
+            o = self.put_literal(dst, o, decoded, decoded_keys + i)?;
             let value_start = o;
             let kind = match input.get(pos) {
                 Some(b'\\') if input.get(pos + 1) == Some(&b'"') => {
@@ -743,13 +770,13 @@ impl Layout {
                     kind
                 }
             };
-            record.push(Member {
+            *slot = Member {
                 key: span(key_start, value_start - 2),
                 value: span(value_start, o),
                 kind,
                 key_escaped: false,
                 value_escaped: false,
-            });
+            };
         }
         let end_escaped = decoded_keys + self.record_len;
         pos = self.expect(input, pos, end_escaped)?;
@@ -801,54 +828,42 @@ fn read_text_log(
 }
 
 /// How long a key may be to be compared and written as words; longer ones take a slower path.
-const LITERAL_BYTES: usize = 32;
-const LITERAL_WORDS: usize = LITERAL_BYTES / 8;
+const LITERAL_BYTES: usize = scan::LITERAL_BYTES;
 // A literal is written whole into the spare bytes of `log`.
 const _: () = assert!(LITERAL_BYTES <= read::DECODE_SPARE);
 
-/// A short byte string as little-endian words, with masks for the bytes past its end.
+/// A short byte string, zero-padded, with a mask that is 0xff over its bytes.
 #[derive(Clone, Copy)]
 struct Literal {
-    words: [u64; LITERAL_WORDS],
-    masks: [u64; LITERAL_WORDS],
+    bytes: [u8; LITERAL_BYTES],
+    mask: [u8; LITERAL_BYTES],
     len: u32,
 }
 
 impl Literal {
     fn new(bytes: &[u8]) -> Literal {
-        let mut padded = [0u8; LITERAL_BYTES];
-        let mut mask = [0u8; LITERAL_BYTES];
-        let n = bytes.len().min(LITERAL_BYTES);
-        padded[..n].copy_from_slice(&bytes[..n]);
-        mask[..n].fill(0xff);
-        let word = |b: &[u8; LITERAL_BYTES], i: usize| {
-            u64::from_le_bytes(b[8 * i..8 * i + 8].try_into().unwrap())
-        };
-        Literal {
-            words: core::array::from_fn(|i| word(&padded, i)),
-            masks: core::array::from_fn(|i| word(&mask, i)),
+        let mut literal = Literal {
+            bytes: [0; LITERAL_BYTES],
+            mask: [0; LITERAL_BYTES],
             len: bytes.len() as u32,
-        }
+        };
+        let n = bytes.len().min(LITERAL_BYTES);
+        literal.bytes[..n].copy_from_slice(&bytes[..n]);
+        literal.mask[..n].fill(0xff);
+        literal
     }
 
     /// Whether `chunk` starts with this string (no longer than [`LITERAL_BYTES`]).
     #[inline(always)]
     fn is_at(&self, chunk: &[u8; LITERAL_BYTES]) -> bool {
-        let mut diff = 0;
-        for i in 0..LITERAL_WORDS {
-            let word = u64::from_le_bytes(chunk[8 * i..8 * i + 8].try_into().unwrap());
-            diff |= (word ^ self.words[i]) & self.masks[i];
-        }
-        diff == 0
+        scan::starts_with(chunk, &self.bytes, &self.mask)
     }
 
     /// Writes this string (no longer than [`LITERAL_BYTES`]) at the start of `room`, and
     /// zeros after it.
     #[inline(always)]
     fn write(&self, room: &mut [u8; LITERAL_BYTES]) {
-        for i in 0..LITERAL_WORDS {
-            room[8 * i..8 * i + 8].copy_from_slice(&self.words[i].to_le_bytes());
-        }
+        *room = self.bytes;
     }
 }
 
@@ -877,6 +892,16 @@ fn scalar(input: &[u8], pos: usize) -> Option<(Kind, usize)> {
 /// `None` if either is too short.
 #[inline(always)]
 fn copy(dst: &mut [u8], to: usize, src: &[u8], from: usize, len: usize) -> Option<()> {
+    // Short values (numbers, most of all) in one move.
+    if len <= 16 {
+        if let (Some(dst), Some(src)) = (
+            dst.get_mut(to..).and_then(<[u8]>::first_chunk_mut::<16>),
+            src.get(from..).and_then(<[u8]>::first_chunk::<16>),
+        ) {
+            *dst = *src;
+            return Some(());
+        }
+    }
     let whole = len.div_ceil(8) * 8;
     match (dst.get_mut(to..to + whole), src.get(from..from + whole)) {
         (Some(dst), Some(src)) => {
@@ -942,15 +967,15 @@ fn copy_string_content(
     mut o: usize,
     ascii: &mut Ascii,
 ) -> Option<(usize, usize)> {
-    // The whole chunks both buffers have, zipped: no bounds checks inside the loop.
-    let chunks = (input.len().saturating_sub(pos) / scan::CHUNK)
-        .min(dst.len().saturating_sub(o) / scan::CHUNK);
-    let whole = scan::CHUNK * chunks;
-    let from = input.get(pos..pos + whole)?.chunks_exact(scan::CHUNK);
-    let to = dst.get_mut(o..o + whole)?.chunks_exact_mut(scan::CHUNK);
-    for (chunk, out) in from.zip(to) {
-        out.copy_from_slice(chunk);
-        let chunk = chunk.try_into().unwrap_or(&[0; scan::CHUNK]);
+    // Most strings are short: a loop without set-up.
+    while let (Some(chunk), Some(out)) = (
+        input
+            .get(pos..)
+            .and_then(<[u8]>::first_chunk::<{ scan::CHUNK }>),
+        dst.get_mut(o..)
+            .and_then(<[u8]>::first_chunk_mut::<{ scan::CHUNK }>),
+    ) {
+        *out = *chunk;
         ascii.high_bits |= scan::high_bits(chunk);
         let hits = scan::string_specials(chunk);
         if hits != 0 {
@@ -965,6 +990,15 @@ fn copy_string_content(
     copy(dst, o, input, pos, end - pos)?;
     Some((end, o + (end - pos)))
 }
+
+/// What member buffers are filled with before they are written by index.
+const EMPTY_MEMBER: Member = Member {
+    key: Span { start: 0, end: 0 },
+    value: Span { start: 0, end: 0 },
+    kind: Kind::Null,
+    key_escaped: false,
+    value_escaped: false,
+};
 
 #[inline(always)]
 fn span(start: usize, end: usize) -> Span {
