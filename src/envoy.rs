@@ -152,6 +152,10 @@ pub(crate) fn is_absent(content: &[u8]) -> bool {
 
 /// An unsigned integer from `200`, `200.0` or `"200"`; `None` for `-`, fractions, negatives.
 pub(crate) fn integer(text: &[u8]) -> Option<u64> {
+    // Plain digits, the common case, need no looking for a dot.
+    if let (false, Some(n)) = (text.is_empty(), decimal_digits(text)) {
+        return Some(n);
+    }
     let (ms, frac) = decimal_parts(text)?;
     if frac.iter().any(|&d| d != b'0') {
         return None;
