@@ -1071,7 +1071,7 @@ fn copy_plain(bytes: &[u8], stop: u8, spaceless: bool, out: &mut Vec<u8>) -> usi
 /// rest with memchr's SIMD. On wasm32 (no SIMD in Fluent Bit) memchr falls back to four bytes
 /// at a time, so there the whole haystack is searched eight at a time.
 #[inline]
-fn position(haystack: &[u8], byte: u8) -> Option<usize> {
+pub(crate) fn position(haystack: &[u8], byte: u8) -> Option<usize> {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const SHORT: usize = 64;
     let short = match cfg!(target_arch = "wasm32") {

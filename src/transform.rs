@@ -250,7 +250,6 @@ struct Scratch {
     dd_first: Vec<Member>,
     dd_second: Vec<Member>,
     displaced: Vec<Displaced>,
-    text: Vec<u8>,
 }
 
 /// The key ids of each text format's member names ([`TextFormat::member_names`]), by the
@@ -910,7 +909,7 @@ impl Transformer {
             }
         }
         if let Some(access) = &access.attributes {
-            access.write(&mut w, out, &found, &mut s.text);
+            access.write(&mut w, out, &found);
         }
         write_displaced(&mut w, out, &bufs, &s.displaced);
         w.close(out);
@@ -1597,13 +1596,7 @@ impl Access {
 }
 
 impl Attributes {
-    fn write(
-        &self,
-        w: &mut ObjectWriter,
-        out: &mut Vec<u8>,
-        found: &Found<'_>,
-        text: &mut Vec<u8>,
-    ) {
+    fn write(&self, w: &mut ObjectWriter, out: &mut Vec<u8>, found: &Found<'_>) {
         let path = found.original_path.or(found.path);
         if self.http {
             // Each member as one constant `,"key":` or `,"key":"` and its value: `status_code`
@@ -1617,7 +1610,7 @@ impl Attributes {
             if path.is_some() || found.host.is_some() {
                 out.extend_from_slice(br#","url_details":{"#);
                 if let Some(path) = path {
-                    let (path, query) = match path.iter().position(|&b| b == b'?') {
+                    let (path, query) = match text::position(path, b'?') {
                         Some(q) => (&path[..q], Some(&path[q + 1..])),
                         None => (path, None),
                     };
@@ -1670,29 +1663,34 @@ impl Attributes {
             w.str(out, b"status", envoy::level(self.code, flags).as_bytes());
         }
         if self.message {
-            // `GET /users/42 200 12ms UH`: what a person scanning the log wants to see.
-            text.clear();
+            // `GET /users/42 200 12ms UH`: what a person scanning the log wants to see. Its
+            // words are escaped string content already.
+            w.key(out, b"message");
+            out.push(b'"');
             if let Some(method) = found.method {
-                word(text, method);
+                out.extend_from_slice(method);
+                out.push(b' ');
             }
             if let Some(path) = path {
                 // A short line: a huge path is cut (it is kept whole in its own field).
                 let cut = escaped_prefix(path, MESSAGE_PATH_MAX);
-                word(text, cut);
+                out.extend_from_slice(cut);
                 if cut.len() < path.len() {
-                    text.extend_from_slice("…".as_bytes());
+                    out.extend_from_slice("…".as_bytes());
                 }
+                out.push(b' ');
             }
-            word(text, itoa::Buffer::new().format(self.code).as_bytes());
+            out.extend_from_slice(itoa::Buffer::new().format(self.code).as_bytes());
             if let Some((ns, _)) = found.duration {
-                word(text, b"");
-                envoy::write_millis(ns, text);
-                text.extend_from_slice(b"ms");
+                out.push(b' ');
+                envoy::write_millis(ns, out);
+                out.extend_from_slice(b"ms");
             }
             if let Some(flags) = found.flags.filter(|f| !envoy::is_absent(f)) {
-                word(text, flags);
+                out.push(b' ');
+                out.extend_from_slice(flags);
             }
-            w.str(out, b"message", text);
+            out.push(b'"');
         }
     }
 }
@@ -1749,14 +1747,6 @@ fn escaped_prefix(s: &[u8], max: usize) -> &[u8] {
         end += unit;
     }
     &s[..end.min(s.len())]
-}
-
-/// Appends `bytes` to a space-separated line.
-fn word(text: &mut Vec<u8>, bytes: &[u8]) {
-    if !text.is_empty() {
-        text.push(b' ');
-    }
-    text.extend_from_slice(bytes);
 }
 
 /// `a=1&b=&c` → `{"a":"1","b":"","c":""}`. Values stay as Envoy logged them (still
