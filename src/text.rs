@@ -1035,9 +1035,9 @@ fn copy_plain(bytes: &[u8], stop: u8, spaceless: bool, out: &mut Vec<u8>) -> usi
     let below = if spaceless { b'!' } else { b' ' };
     // Bytes from 0x80 are sought anyway, a non-ASCII `stop` with them.
     let stop = if stop.is_ascii() { stop } else { b'"' };
-    let mut chunks = bytes.chunks_exact(scan::CHUNK);
-    for chunk in chunks.by_ref() {
-        let chunk = chunk.try_into().unwrap_or(&[0; scan::CHUNK]);
+    // Values are short: a loop without set-up.
+    let mut rest = bytes;
+    while let Some((chunk, after)) = rest.split_first_chunk::<{ scan::CHUNK }>() {
         let hits = scan::value_specials(chunk, stop, below);
         out.extend_from_slice(chunk);
         if hits != 0 {
@@ -1045,8 +1045,8 @@ fn copy_plain(bytes: &[u8], stop: u8, spaceless: bool, out: &mut Vec<u8>) -> usi
             out.truncate(len);
             return len - start;
         }
+        rest = after;
     }
-    let mut rest = chunks.remainder();
     if let Some((word, after)) = rest.split_first_chunk::<8>() {
         let hits = scan::value_specials_in_word(u64::from_le_bytes(*word), stop, below);
         out.extend_from_slice(word);

@@ -255,7 +255,7 @@ pub fn parse_decimal_id(value: &[u8]) -> Option<u64> {
 /// becomes a 128-bit library call on wasm32, which Fluent Bit interprets).
 pub(crate) fn decimal_digits(digits: &[u8]) -> Option<u64> {
     const LIMIT: u64 = u64::MAX / 10; // and u64::MAX % 10 == 5
-    // Status codes, sizes and durations are short: a digit at a time is quickest for them.
+                                      // Status codes, sizes and durations are short: a digit at a time is quickest for them.
     if digits.len() <= 8 {
         let mut n: u64 = 0;
         for &b in digits {
