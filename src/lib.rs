@@ -29,8 +29,8 @@ mod fluent_bit;
 #[cfg(feature = "http")]
 pub mod http;
 mod read;
-// SSE2 on x86_64 for the readers' hottest loop: the other place with `unsafe`, one load and
-// a few compares, each justified where it is.
+// SSE2 on x86_64 for the readers' hottest loops (string ends, learned keys): the other place
+// with `unsafe`, loads and a few compares, each justified where it is.
 mod scan;
 #[cfg(feature = "tracing")]
 pub mod subscriber;
