@@ -153,7 +153,7 @@ pub(crate) fn is_absent(content: &[u8]) -> bool {
 /// An unsigned integer from `200`, `200.0` or `"200"`; `None` for `-`, fractions, negatives.
 pub(crate) fn integer(text: &[u8]) -> Option<u64> {
     // Plain digits, the common case, need no looking for a dot.
-    if let (false, Some(n)) = (text.is_empty(), decimal_digits(text)) {
+    if let Some(n) = decimal_digits(text).filter(|_| !text.is_empty()) {
         return Some(n);
     }
     let (ms, frac) = decimal_parts(text)?;
@@ -312,6 +312,15 @@ mod tests {
         assert_eq!(integer(b"1."), None);
         assert_eq!(integer(b".5"), None);
         assert_eq!(integer(b"99999999999999999999"), None);
+        // Plain digits on either side of the short path's eight, and what it must refuse.
+        assert_eq!(integer(b""), None);
+        assert_eq!(integer(b"0"), Some(0));
+        assert_eq!(integer(b"007"), Some(7));
+        assert_eq!(integer(b"12345678"), Some(12_345_678));
+        assert_eq!(integer(b"123456789"), Some(123_456_789));
+        assert_eq!(integer(b"18446744073709551615"), Some(u64::MAX));
+        assert_eq!(integer(b"12a"), None);
+        assert_eq!(integer(b"1 2"), None);
         assert_eq!(millis_to_nanos(b"12"), Some(12_000_000));
         assert_eq!(millis_to_nanos(b"6.0"), Some(6_000_000));
         assert_eq!(millis_to_nanos(b"0.25"), Some(250_000));

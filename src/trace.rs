@@ -250,12 +250,12 @@ pub fn parse_decimal_id(value: &[u8]) -> Option<u64> {
 
 /// The value of a string of ASCII digits (`None` for anything else, or above `u64::MAX`).
 ///
-/// Ids have 19 or 20 digits, so eight are taken at a time (SWAR). Up to 19 digits cannot
-/// overflow; only a 20th is checked, by comparing before multiplying (`checked_mul` on `u64`
-/// becomes a 128-bit library call on wasm32, which Fluent Bit interprets).
+/// Status codes, sizes and durations are short, and taken a digit at a time. Ids have 19 or 20
+/// digits, so eight are taken at a time (SWAR). Up to 19 digits cannot overflow; only a 20th
+/// is checked, by comparing before multiplying (`checked_mul` on `u64` becomes a 128-bit
+/// library call on wasm32, which Fluent Bit interprets).
 pub(crate) fn decimal_digits(digits: &[u8]) -> Option<u64> {
     const LIMIT: u64 = u64::MAX / 10; // and u64::MAX % 10 == 5
-                                      // Status codes, sizes and durations are short: a digit at a time is quickest for them.
     if digits.len() <= 8 {
         let mut n: u64 = 0;
         for &b in digits {

@@ -991,6 +991,18 @@ fn s5_message_format() {
         r#"{"response_code":503,"method":"POST","path":"/a","duration":0,"response_flags":"UF,URX"}"#,
     );
     assert_eq!(out["message"], "POST /a 503 0ms UF,URX");
+    // Missing words leave no stray spaces; Envoy's `-` and `""` count as missing.
+    for (record, message) in [
+        (r#"{"response_code":200,"path":"/a"}"#, "/a 200"),
+        (r#"{"response_code":200,"method":"GET"}"#, "GET 200"),
+        (r#"{"response_code":200,"method":"-","path":""}"#, "200"),
+        (
+            r#"{"response_code":200,"duration":"0.25","response_flags":"-"}"#,
+            "200 0.25ms",
+        ),
+    ] {
+        assert_eq!(enrich(record)["message"], message, "{record}");
+    }
 }
 
 #[test]
