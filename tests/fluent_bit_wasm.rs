@@ -7,7 +7,8 @@
 //! at a NUL-terminated string inside memory and copy it out (`strdup`); `free` both copies.
 //!
 //! The last tests check that the files in `fluent-bit/` agree with the module and with each
-//! other. Run `cargo test --test fluent_bit_wasm -- --nocapture` to see the interpreter cost.
+//! other. Run `cargo test --test fluent_bit_wasm -- --nocapture` to see the interpreter cost,
+//! and where it goes per function of the module.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -16,7 +17,11 @@ use std::sync::OnceLock;
 
 use envoy_dd::{Config, Outcome, Shape, TextFormat, TraceIdFormat, Transformer};
 use wasmi::{CompilationMode, Engine, Linker, Memory, Module, Store, TypedFunc};
-use wasmparser::{Operator, Parser, Payload, Validator, WasmFeatures};
+use wasmparser::{KnownCustom, Name, Operator, Parser, Payload, Validator, WasmFeatures};
+
+/// The generated text-log stream of `benches/text.rs`.
+#[path = "../benches/common/text_stream.rs"]
+mod text_stream;
 
 /// The largest module the project ships.
 const SIZE_BUDGET: usize = 300 * 1024;
@@ -198,6 +203,18 @@ impl Host {
     fn executed(&self) -> u64 {
         let counter = self.instance.get_global(&self.store, COUNTER);
         counter.map_or(0, |global| global.get(&self.store).i64().unwrap() as u64)
+    }
+
+    /// The counters of a module made by [`count_instructions`] with a counter per function,
+    /// by defined function.
+    fn executed_per_function(&self) -> Vec<u64> {
+        (0..)
+            .map_while(|i| {
+                self.instance
+                    .get_global(&self.store, &format!("{COUNTER}_{i}"))
+            })
+            .map(|global| global.get(&self.store).i64().unwrap() as u64)
+            .collect()
     }
 }
 
@@ -517,7 +534,11 @@ const COUNTER: &str = "executed_instructions";
 /// instructions that do no work (`block`, `loop`, `else`, `end`, `nop`, `drop`, `return`,
 /// `unreachable`) count nothing. wasmi's own fuel is charged per block on entry, so it also
 /// counts instructions that an early branch out of the block skips; this counter does not.
-fn count_instructions(module: &[u8]) -> Vec<u8> {
+///
+/// With `per_function`, each defined function counts in a global of its own, exported as
+/// `executed_instructions_N` for the Nth defined function (a profile, with inlined functions
+/// counted in their caller).
+fn count_instructions(module: &[u8], per_function: bool) -> Vec<u8> {
     fn leb(out: &mut Vec<u8>, mut value: u64) {
         loop {
             let byte = (value & 0x7f) as u8;
@@ -538,28 +559,41 @@ fn count_instructions(module: &[u8]) -> Vec<u8> {
     }
 
     let mut out = module[..8].to_vec(); // magic and version
-    let mut counter = None;
+    let (mut counter, mut counters) = (None, 1);
     let (mut bodies, mut total, mut remaining) = (Vec::new(), 0, 0);
     for payload in Parser::new(0).parse_all(module) {
         match payload.unwrap() {
             Payload::GlobalSection(globals) => {
-                // The new global goes last, so no existing global index changes.
+                // The new globals go last, so no existing global index changes.
                 let mut items = module[globals.original_position()..globals.range().end].to_vec();
-                items.extend_from_slice(&[0x7e, 0x01, 0x42, 0x00, 0x0b]); // mut i64 = i64.const 0
+                for _ in 0..counters {
+                    items.extend_from_slice(&[0x7e, 0x01, 0x42, 0x00, 0x0b]); // mut i64 = 0
+                }
                 counter = Some(globals.count());
-                section(&mut out, 6, globals.count() + 1, &items);
+                section(&mut out, 6, globals.count() + counters, &items);
             }
             Payload::ExportSection(exports) => {
                 let mut items = module[exports.original_position()..exports.range().end].to_vec();
-                leb(&mut items, COUNTER.len() as u64);
-                items.extend_from_slice(COUNTER.as_bytes());
-                items.push(0x03); // a global
-                leb(&mut items, counter.expect("a global section").into());
-                section(&mut out, 7, exports.count() + 1, &items);
+                let first = counter.expect("a global section");
+                for i in 0..counters {
+                    let name = match per_function {
+                        true => format!("{COUNTER}_{i}"),
+                        false => COUNTER.to_string(),
+                    };
+                    leb(&mut items, name.len() as u64);
+                    items.extend_from_slice(name.as_bytes());
+                    items.push(0x03); // a global
+                    leb(&mut items, (first + i).into());
+                }
+                section(&mut out, 7, exports.count() + counters, &items);
             }
             Payload::CodeSectionStart { count, .. } => (total, remaining) = (count, count),
             Payload::CodeSectionEntry(body) => {
-                let global = counter.expect("a global section").into();
+                let function = match per_function {
+                    true => total - remaining,
+                    false => 0,
+                };
+                let global = (counter.expect("a global section") + function).into();
                 let mut ops = body.get_operators_reader().unwrap();
                 let mut code = module[body.range().start..ops.original_position()].to_vec(); // locals
                 while !ops.eof() {
@@ -592,6 +626,9 @@ fn count_instructions(module: &[u8]) -> Vec<u8> {
                 }
             }
             other => {
+                if let (Payload::FunctionSection(functions), true) = (&other, per_function) {
+                    counters = functions.count();
+                }
                 if let Some((id, range)) = other.as_section() {
                     out.push(id);
                     leb(&mut out, range.len() as u64);
@@ -601,6 +638,83 @@ fn count_instructions(module: &[u8]) -> Vec<u8> {
         }
     }
     out
+}
+
+/// The names of the module's defined functions, in order, from its `name` section (the
+/// module imports no functions, so function indices start with the defined ones).
+fn function_names(module: &[u8]) -> Vec<&str> {
+    let mut names = Vec::new();
+    for payload in Parser::new(0).parse_all(module) {
+        let Payload::CustomSection(custom) = payload.unwrap() else {
+            continue;
+        };
+        let KnownCustom::Name(reader) = custom.as_known() else {
+            continue;
+        };
+        for part in reader {
+            if let Name::Function(map) = part.unwrap() {
+                for naming in map {
+                    let naming = naming.unwrap();
+                    let index = naming.index as usize;
+                    if names.len() <= index {
+                        names.resize(index + 1, "?");
+                    }
+                    names[index] = naming.name;
+                }
+            }
+        }
+    }
+    names
+}
+
+/// `_ZN8envoy_dd6layout6Layout9read_from17h0123456789abcdefE` → `envoy_dd::layout::Layout::read_from`
+/// (Rust's legacy symbol mangling). A symbol in Rust's v0 mangling (the standard library's
+/// allocator, `dlmalloc`, has them) becomes its crate, `dlmalloc::…`; other names stay as
+/// they are.
+fn demangle(symbol: &str) -> String {
+    if let Some(v0) = symbol.strip_prefix("_R") {
+        // The first identifier is the crate's: `Cs<disambiguator>_<length><name>`.
+        let krate = v0.split_once("Cs").and_then(|(_, rest)| {
+            let rest = &rest[rest.find('_')? + 1..];
+            let digits = rest.find(|c: char| !c.is_ascii_digit())?;
+            rest.get(digits..digits + rest[..digits].parse::<usize>().ok()?)
+        });
+        return format!("{}::…", krate.unwrap_or(symbol));
+    }
+    let Some(mut rest) = symbol.strip_prefix("_ZN") else {
+        return symbol.to_string();
+    };
+    let mut parts = Vec::new();
+    while let Some(len_end) = rest.find(|c: char| !c.is_ascii_digit()).filter(|&i| i > 0) {
+        let len: usize = rest[..len_end].parse().unwrap();
+        let Some(part) = rest.get(len_end..len_end + len) else {
+            return symbol.to_string();
+        };
+        // `_$LT$T$u20$as$u20$Trait$GT$`: the `_` only keeps the identifier from starting with `$`.
+        parts.push(part.strip_prefix("_$").map_or(part, |_| &part[1..]));
+        rest = &rest[len_end + len..];
+    }
+    if parts
+        .last()
+        .is_some_and(|hash| hash.starts_with('h') && hash.len() == 17)
+    {
+        parts.pop();
+    }
+    let path = parts.join("::");
+    [
+        ("$LT$", "<"),
+        ("$GT$", ">"),
+        ("$RF$", "&"),
+        ("$BP$", "*"),
+        ("$C$", ","),
+        ("$u20$", " "),
+        ("$u27$", "'"),
+        ("$u7b$", "{"),
+        ("$u7d$", "}"),
+        ("..", "::"),
+    ]
+    .iter()
+    .fold(path, |path, (from, to)| path.replace(from, to))
 }
 
 /// What a set of records cost the filter.
@@ -643,7 +757,7 @@ impl Cost {
 #[test]
 fn interpreter_cost() {
     let corpus = corpus();
-    let counting = count_instructions(module_bytes());
+    let counting = count_instructions(module_bytes(), false);
     let measure = |records: &[&Vec<u8>], name: &str| {
         let mut counted = Host::load(&counting, false);
         let mut metered = Host::load(module_bytes(), true);
@@ -680,6 +794,61 @@ fn interpreter_cost() {
     println!("{}", all.row("all, each file alone"));
     let stream: Vec<_> = corpus.iter().flat_map(|(_, records)| records).collect();
     println!("{}", measure(&stream, "all").row("all, one stream"));
+    // The stream of default-format text logs that `benches/text.rs` measures natively.
+    let generated: Vec<Vec<u8>> = text_stream::default_lines()
+        .iter()
+        .map(|line| text_stream::firelens(line))
+        .collect();
+    let name = "generated text stream (benches/text.rs)";
+    println!(
+        "{}",
+        measure(&generated.iter().collect::<Vec<_>>(), name).row(name)
+    );
+
+    // Where the instructions go on the App Mesh records: a counter per function, counted on
+    // a second pass over the file (the first one warms the instance up).
+    let (file, records) = corpus
+        .iter()
+        .find(|(file, _)| file.ends_with("firelens-appmesh.jsonl"))
+        .expect("the App Mesh records");
+    let mut profiled = Host::load(&count_instructions(module_bytes(), true), false);
+    records
+        .iter()
+        .for_each(|record| drop(profiled.filter(record)));
+    let before = profiled.executed_per_function();
+    records
+        .iter()
+        .for_each(|record| drop(profiled.filter(record)));
+    let after = profiled.executed_per_function();
+    let mut by_name = std::collections::HashMap::<String, u64>::new();
+    for ((after, before), name) in after
+        .iter()
+        .zip(&before)
+        .zip(function_names(module_bytes()))
+    {
+        *by_name.entry(demangle(name)).or_default() += after - before;
+    }
+    let mut profile: Vec<(u64, String)> = by_name
+        .into_iter()
+        .filter(|&(_, executed)| executed > 0)
+        .map(|(name, executed)| (executed, name))
+        .collect();
+    profile.sort_by(|a, b| b.cmp(a));
+    let (bytes, executed): (usize, u64) = (
+        records.iter().map(|record| record.len()).sum(),
+        profile.iter().map(|(executed, _)| executed).sum(),
+    );
+    println!("\n{file}, per function (with what it inlined), malloc and free included:\n");
+    println!("| function | instructions per input byte | share |");
+    println!("|---|---:|---:|");
+    for (executed_here, name) in &profile[..profile.len().min(12)] {
+        println!(
+            "| `{name}` | {:.2} | {:.1} % |",
+            *executed_here as f64 / bytes as f64,
+            100.0 * *executed_here as f64 / executed as f64
+        );
+    }
+    println!("| all | {:.2} | 100 % |", executed as f64 / bytes as f64);
 
     // What the host adds per record: two `malloc`s and two `free`s.
     let mut counted = Host::load(&counting, false);
