@@ -967,15 +967,13 @@ fn copy_string_content(
     mut o: usize,
     ascii: &mut Ascii,
 ) -> Option<(usize, usize)> {
-    // Most strings are short: a loop without set-up.
-    while let (Some(chunk), Some(out)) = (
-        input
-            .get(pos..)
-            .and_then(<[u8]>::first_chunk::<{ scan::CHUNK }>),
-        dst.get_mut(o..)
-            .and_then(<[u8]>::first_chunk_mut::<{ scan::CHUNK }>),
-    ) {
-        *out = *chunk;
+    let (src, out) = (input.get(pos..)?, dst.get_mut(o..)?);
+    for (chunk, out) in src
+        .chunks_exact(scan::CHUNK)
+        .zip(out.chunks_exact_mut(scan::CHUNK))
+    {
+        let chunk: &[u8; scan::CHUNK] = chunk.try_into().ok()?;
+        out.copy_from_slice(chunk);
         ascii.high_bits |= scan::high_bits(chunk);
         let hits = scan::string_specials(chunk);
         if hits != 0 {
