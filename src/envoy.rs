@@ -52,7 +52,8 @@ pub(crate) fn role(normalized: &[u8]) -> Option<Role> {
         b"bytesreceived" => Role::BytesReceived,
         b"bytessent" => Role::BytesSent,
         b"duration" => Role::Duration,
-        b"responseflags" => Role::ResponseFlags,
+        // `%RESPONSE_FLAGS_LONG%` logs the long names, which the flag table knows too.
+        b"responseflags" | b"responseflagslong" => Role::ResponseFlags,
         b"status" | b"level" | b"severity" => Role::Level,
         b"message" | b"msg" | b"log" => Role::Message,
         b"ecstaskdefinition" => Role::TaskDefinition,
@@ -267,6 +268,7 @@ mod tests {
         );
         assert_eq!(role(b"severity"), Some(Role::Level));
         assert_eq!(role(b"msg"), Some(Role::Message));
+        assert_eq!(role(b"responseflagslong"), Some(Role::ResponseFlags));
         assert_eq!(role(b"upstreamhost"), None);
     }
 

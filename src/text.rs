@@ -871,7 +871,7 @@ impl Field {
             next: None,
             member,
             name,
-            numeric: is_numeric(op),
+            numeric: is_numeric(op, arg),
             max_len,
             spaceless: false,
             place: 0,
@@ -960,8 +960,10 @@ impl Field {
 
 /// Operators whose value is a number: codes, byte counts and durations in milliseconds (the
 /// ones Envoy renders as numbers in typed JSON logs).
-fn is_numeric(op: &str) -> bool {
+fn is_numeric(op: &str, arg: Option<&str>) -> bool {
     match op {
+        // `%GRPC_STATUS(NUMBER)%` is `%GRPC_STATUS_NUMBER%`; the other forms are names.
+        "GRPC_STATUS" => arg == Some("NUMBER"),
         "RESPONSE_CODE"
         | "GRPC_STATUS_NUMBER"
         | "UPSTREAM_REQUEST_ATTEMPT_COUNT"

@@ -973,6 +973,14 @@ fn s5_status_levels() {
     for flag in ["DC", "DR", "DPE", "SI", "IH", "NR", "RL", "UAEX"] {
         assert_eq!(level(json!(200), flag), "warn", "{flag}");
     }
+    // The long names of `%RESPONSE_FLAGS_LONG%`, under the key Envoy's operator gives them.
+    let long = |flags: &str| {
+        enrich(&json!({"response_code": 200, "response_flags_long": flags}).to_string())
+    };
+    assert_eq!(long("UpstreamRetryLimitExceeded")["status"], "error");
+    assert_eq!(long("DownstreamConnectionTermination")["status"], "warn");
+    assert_eq!(long("-")["status"], "info");
+    assert_eq!(long("NoRouteFound")["message"], "200 NoRouteFound");
 }
 
 #[test]

@@ -196,6 +196,30 @@ fn custom_format_correlates_traces() {
 }
 
 #[test]
+fn long_flag_names_and_numeric_grpc_status() {
+    // `%RESPONSE_FLAGS_LONG%` logs `NoHealthyUpstream` for `UH`: it decides `status` and
+    // ends `message` as the short names do. `%GRPC_STATUS(NUMBER)%` is a number, as
+    // `%GRPC_STATUS_NUMBER%` is; the named forms are strings.
+    let format = TextFormat::parse(
+        "%RESPONSE_CODE% %RESPONSE_FLAGS_LONG% %DURATION% %GRPC_STATUS(NUMBER)% %GRPC_STATUS(CAMEL_STRING)%\n",
+    )
+    .unwrap();
+    let config = Config {
+        text_format: Some(format),
+        ..default_config()
+    };
+    let input = json!({"log": "200 NoHealthyUpstream 5 14 Unavailable\n"}).to_string();
+    let (out, outcome) = common::run(&config, input.as_bytes());
+    assert_eq!(shape(&outcome), Some(Shape::LogText));
+    let out: Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(out["response_flags_long"], "NoHealthyUpstream");
+    assert_eq!(out["status"], "error");
+    assert_eq!(out["message"], "200 5ms NoHealthyUpstream");
+    assert_eq!(out["grpc_status"], 14);
+    assert_eq!(out["grpc_status_2"], "Unavailable");
+}
+
+#[test]
 fn format_errors_say_where_and_why() {
     let cases = [
         ("[%START_TIME%] %REQ(:METHOD) %PROTOCOL%", 19, "not closed"),

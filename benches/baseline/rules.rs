@@ -748,7 +748,7 @@ fn role(normalized: &[u8]) -> Option<Role> {
         b"bytesreceived" => Role::BytesReceived,
         b"bytessent" => Role::BytesSent,
         b"duration" => Role::Duration,
-        b"responseflags" => Role::ResponseFlags,
+        b"responseflags" | b"responseflagslong" => Role::ResponseFlags,
         b"status" | b"level" | b"severity" => Role::Level,
         b"message" | b"msg" | b"log" => Role::Message,
         b"ecstaskdefinition" => Role::TaskDefinition,
