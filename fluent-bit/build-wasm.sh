@@ -20,8 +20,9 @@
 # users ship. It builds in its own target directories under target/, so that it can run while
 # an outer `cargo test` holds the lock on target/.
 set -euo pipefail
-cd "$(dirname "$0")/.."
 
+# Paths given as options are relative to where the script is run from; the build itself runs
+# in the repository.
 text_format=""
 trace_id_128=""
 out="dist/envoy_dd.wasm"
@@ -31,11 +32,15 @@ while [ $# -gt 0 ]; do
     --text-format-file)
       text_format="$(cat "${2?--text-format-file needs a path}")"; shift 2 ;;
     --trace-id-128) trace_id_128="${2?--trace-id-128 needs a value}"; shift 2 ;;
-    --out) out="${2?--out needs a path}"; shift 2 ;;
+    --out)
+      out="${2?--out needs a path}"
+      case "$out" in /*) ;; *) out="$PWD/$out" ;; esac
+      shift 2 ;;
     -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "build-wasm.sh: unknown option '$1' (try --help)" >&2; exit 2 ;;
   esac
 done
+cd "$(dirname "$0")/.."
 
 rustup target add wasm32-unknown-unknown >/dev/null 2>&1 || true
 
