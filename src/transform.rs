@@ -1347,6 +1347,8 @@ struct DdPlan<'s> {
     second: (&'s [Member], Side),
     /// An existing `dd.trace_id` is valid, so it wins over everything.
     existing_valid: bool,
+    /// Only the second `dd` has a valid `trace_id`: the ids are that object's.
+    ids_in_second: bool,
 }
 
 impl<'s> DdPlan<'s> {
@@ -1378,6 +1380,7 @@ impl<'s> DdPlan<'s> {
             first: (&[], Side::Record),
             second: (&[], Side::Record),
             existing_valid: false,
+            ids_in_second: false,
         };
         if !managed {
             return plan;
@@ -1408,7 +1411,9 @@ impl<'s> DdPlan<'s> {
                         .is_some()
             })
         };
-        plan.existing_valid = valid(first, first_side) || valid(second, second_side);
+        let (first_valid, second_valid) = (valid(first, first_side), valid(second, second_side));
+        plan.existing_valid = first_valid || second_valid;
+        plan.ids_in_second = !first_valid && second_valid;
         plan.first = (first, first_side);
         plan.second = (second, second_side);
         plan
@@ -1449,10 +1454,53 @@ impl<'s> DdPlan<'s> {
         let (mut wrote_trace, mut wrote_span) = (false, false);
         let (first, first_side) = self.first;
         let (second, second_side) = self.second;
-        for (members, side) in [(first, first_side), (second, second_side)] {
+        // With valid ids, both come from one `dd`: the first whose `trace_id` is valid.
+        let (source, source_side) = match self.ids_in_second {
+            true => self.second,
+            false => self.first,
+        };
+        let source_value = |key: &[u8]| {
+            let buf = bufs.of(source_side);
+            (source.iter().find(|s| s.key.of(buf) == key)).map(|s| s.value.of(buf))
+        };
+        for (which, (members, side)) in [(first, first_side), (second, second_side)]
+            .into_iter()
+            .enumerate()
+        {
             let buf = bufs.of(side);
             for m in members {
                 let key = m.key.of(buf);
+                let (is_trace, is_span) = (key == b"trace_id", key == b"span_id");
+                if self.existing_valid && (is_trace || is_span) {
+                    let from_source = (which == 1) == self.ids_in_second;
+                    // A span id of the same trace completes a source that has none.
+                    let completes = is_span
+                        && source_value(b"span_id").is_none()
+                        && source_value(b"trace_id")
+                            == members
+                                .iter()
+                                .find(|o| o.key.of(buf) == b"trace_id")
+                                .map(|o| o.value.of(buf));
+                    if !from_source && !completes {
+                        // The other ids are kept under `_log.dd`: invalid ones that the
+                        // source replaces (placeholders are dropped), and different ones.
+                        let keep = match self.ids_in_second {
+                            true => !is_placeholder_id(m, buf),
+                            false => source_value(key) != Some(m.value.of(buf)),
+                        };
+                        if keep {
+                            displaced.push(Displaced {
+                                side,
+                                key: m.key,
+                                value: m.value,
+                                in_dd: true,
+                            });
+                        }
+                        continue;
+                    }
+                    write_existing_id(&mut dd, out, key, m, buf);
+                    continue;
+                }
                 if side == second_side && !second.is_empty() && members.as_ptr() == second.as_ptr()
                 {
                     // Merging the log's `dd` into the envelope's: the envelope keeps its keys.
@@ -1470,8 +1518,6 @@ impl<'s> DdPlan<'s> {
                         continue;
                     }
                 }
-                let is_trace = key == b"trace_id";
-                let is_span = key == b"span_id";
                 if let (Some(ctx), true) = (resolved, is_trace || is_span) {
                     // Replace the invalid ids; keep anything that was more than a placeholder.
                     if is_trace {
@@ -1491,14 +1537,9 @@ impl<'s> DdPlan<'s> {
                     }
                     continue;
                 }
-                // A valid id given as a JSON number becomes a string.
-                if (is_trace || is_span)
-                    && m.kind == Kind::Number
-                    && trace::parse_decimal_id(m.value.of(buf)).is_some()
-                {
-                    dd.str(out, key, m.value.of(buf));
-                } else {
-                    dd.raw(out, key, m.value.of(buf));
+                match is_trace || is_span {
+                    true => write_existing_id(&mut dd, out, key, m, buf),
+                    false => dd.raw(out, key, m.value.of(buf)),
                 }
             }
         }
@@ -1511,6 +1552,16 @@ impl<'s> DdPlan<'s> {
             }
         }
         dd.close(out);
+    }
+}
+
+/// Writes an existing `trace_id` or `span_id`; a valid id given as a JSON number becomes a
+/// string.
+fn write_existing_id(dd: &mut ObjectWriter, out: &mut Vec<u8>, key: &[u8], m: &Member, buf: &[u8]) {
+    let value = m.value.of(buf);
+    match m.kind == Kind::Number && trace::parse_decimal_id(value).is_some() {
+        true => dd.str(out, key, value),
+        false => dd.raw(out, key, value),
     }
 }
 

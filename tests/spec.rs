@@ -1104,6 +1104,47 @@ fn s6_dd_objects_are_merged_existing_ids_win() {
 }
 
 #[test]
+fn s6_merged_dd_takes_both_ids_from_the_object_with_a_valid_trace_id() {
+    let with = |envelope: Value, log: Value| {
+        let log = json!({"dd": log, "msg": "x"}).to_string();
+        enrich(&json!({"dd": envelope, "log": log}).to_string())
+    };
+    let log_ids = json!({"trace_id": "1", "span_id": "2"});
+    // The envelope's ids are placeholders: the log's valid ones replace them.
+    for placeholder in [
+        json!({"trace_id": "-"}),
+        json!({"trace_id": null, "span_id": null}),
+    ] {
+        let out = with(placeholder.clone(), log_ids.clone());
+        assert_eq!(out["dd"], log_ids, "{placeholder}");
+        assert!(out.get("_log").is_none(), "{placeholder}: {out}");
+    }
+    // Invalid ids that are more than placeholders are kept under `_log.dd`, and a span id
+    // without a trace id does not pair with the log's trace id.
+    let out = with(
+        json!({"trace_id": "abc", "span_id": "9", "env": "prod"}),
+        log_ids.clone(),
+    );
+    assert_eq!(
+        out["dd"],
+        json!({"env": "prod", "trace_id": "1", "span_id": "2"})
+    );
+    assert_eq!(
+        out["_log"]["dd"],
+        json!({"trace_id": "abc", "span_id": "9"})
+    );
+    // A valid envelope trace id wins; the log's span id joins it only for the same trace.
+    let out = with(
+        json!({"trace_id": "5"}),
+        json!({"trace_id": "5", "span_id": "2"}),
+    );
+    assert_eq!(out["dd"], json!({"trace_id": "5", "span_id": "2"}));
+    let out = with(json!({"trace_id": "5"}), log_ids.clone());
+    assert_eq!(out["dd"], json!({"trace_id": "5"}));
+    assert_eq!(out["_log"]["dd"], log_ids);
+}
+
+#[test]
 fn s6_duration_attribute_takes_the_key_and_ms_moves_under__log() {
     let out = enrich(SEED);
     assert_eq!(out["duration"], 12_000_000);
