@@ -783,14 +783,14 @@ impl Transformer {
         } else {
             resolved.map(|c| c.source)
         };
-        let hash = ValuePlan::new(b"hash", &found.hash, self.hash_json.as_deref());
+        let hash = ValuePlan::new(br#","hash":"#, &found.hash, self.hash_json.as_deref());
         let derived = if config.derive_phase {
             derived_phase(&found, &bufs)
         } else {
             None
         };
         let phase = ValuePlan::new(
-            b"phase",
+            br#","phase":"#,
             &found.phase,
             self.phase_json.as_deref().or(derived),
         );
@@ -850,7 +850,9 @@ impl Transformer {
                     }
                     _ if side == Side::Record && access.duration_in_place == Some(i) => {
                         run.flush(&mut w, out, buf);
-                        w.uint(out, b"duration", found.duration.map_or(0, |(ns, _)| ns));
+                        w.start(out, br#","duration":"#);
+                        let ns = found.duration.map_or(0, |(ns, _)| ns);
+                        out.extend_from_slice(itoa::Buffer::new().format(ns).as_bytes());
                         s.displaced.push(Displaced {
                             side,
                             key: m.key,
@@ -1269,7 +1271,8 @@ pub fn is_placeholder(value: &[u8]) -> bool {
 /// envelope's, then the configured (or derived) one. When both sides have one, the key stays
 /// at the envelope's place with the record's value, and the envelope's moves to `_log`.
 struct ValuePlan<'c> {
-    key: &'static [u8],
+    /// The member's start, `,"hash":` (see [`ObjectWriter::start`]).
+    start: &'static [u8],
     position: Option<(Side, usize)>,
     winner: Option<At>,
     loser: Option<At>,
@@ -1277,10 +1280,10 @@ struct ValuePlan<'c> {
 }
 
 impl<'c> ValuePlan<'c> {
-    fn new(key: &'static [u8], found: &[Option<At>; 2], fallback: Option<&'c [u8]>) -> Self {
+    fn new(start: &'static [u8], found: &[Option<At>; 2], fallback: Option<&'c [u8]>) -> Self {
         let (record, envelope) = (found[Side::Record as usize], found[Side::Envelope as usize]);
         ValuePlan {
-            key,
+            start,
             position: envelope.or(record).map(|a| (a.side, a.index)),
             winner: record.or(envelope),
             loser: record.and(envelope),
@@ -1302,7 +1305,8 @@ impl<'c> ValuePlan<'c> {
                 None => return,
             },
         };
-        w.raw(out, self.key, value);
+        w.start(out, self.start);
+        out.extend_from_slice(value);
         if let Some(loser) = self.loser {
             if loser.raw(bufs) != value {
                 let m = loser.member;
@@ -1449,8 +1453,8 @@ impl<'s> DdPlan<'s> {
             w.raw(out, b"dd", at.raw(bufs));
             return;
         }
-        w.key(out, b"dd");
-        let mut dd = ObjectWriter::open(out);
+        w.start(out, br#","dd":{"#);
+        let mut dd = ObjectWriter::opened();
         let (mut wrote_trace, mut wrote_span) = (false, false);
         let (first, first_side) = self.first;
         let (second, second_side) = self.second;
@@ -1581,15 +1585,13 @@ fn write_trace_id(
     ctx: &TraceContext,
     format: TraceIdFormat,
 ) {
-    dd.key(out, b"trace_id");
-    out.push(b'"');
+    dd.start(out, br#","trace_id":""#);
     ctx.write_trace_id(format, out);
     out.push(b'"');
 }
 
 fn write_span_id(dd: &mut ObjectWriter, out: &mut Vec<u8>, ctx: &TraceContext) {
-    dd.key(out, b"span_id");
-    out.push(b'"');
+    dd.start(out, br#","span_id":""#);
     ctx.write_span_id(out);
     out.push(b'"');
 }
@@ -1649,11 +1651,10 @@ impl Access {
 impl Attributes {
     fn write(&self, w: &mut ObjectWriter, out: &mut Vec<u8>, found: &Found<'_>) {
         let path = found.original_path.or(found.path);
+        // Each member starts with one constant (`,"key":`, `,"key":"`, or more): the added
+        // members follow the record's own, and `status_code` always comes first in `http`.
         if self.http {
-            // Each member as one constant `,"key":` or `,"key":"` and its value: `status_code`
-            // always comes first, so every other member starts with a comma.
-            w.key(out, b"http");
-            out.extend_from_slice(br#"{"status_code":"#);
+            w.start(out, br#","http":{"status_code":"#);
             out.extend_from_slice(itoa::Buffer::new().format(self.code).as_bytes());
             if let Some(method) = found.method {
                 str_member(out, br#","method":""#, method);
@@ -1672,8 +1673,11 @@ impl Attributes {
                     }
                 }
                 if let Some(host) = found.host {
-                    let mut first = path.is_none();
-                    str_member(out, member_key(&mut first, br#","host":""#), host);
+                    let key: &[u8] = match path {
+                        Some(_) => br#","host":""#,
+                        None => br#""host":""#,
+                    };
+                    str_member(out, key, host);
                 }
                 out.push(b'}');
             }
@@ -1689,35 +1693,37 @@ impl Attributes {
             out.push(b'}');
         }
         if self.network {
-            w.key(out, b"network");
-            out.push(b'{');
-            let mut first = true;
+            w.start(out, br#","network":{"#);
+            let mut network = ObjectWriter::opened();
             if let Some(ip) = found.client_ip.or(found.remote_ip) {
-                str_member(out, member_key(&mut first, br#","client":{"ip":""#), ip);
-                out.push(b'}');
+                network.start(out, br#","client":{"ip":""#);
+                out.extend_from_slice(ip);
+                out.extend_from_slice(br#""}"#);
             }
             if let Some(n) = found.bytes_read {
-                out.extend_from_slice(member_key(&mut first, br#","bytes_read":"#));
+                network.start(out, br#","bytes_read":"#);
                 out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
             }
             if let Some(n) = found.bytes_written {
-                out.extend_from_slice(member_key(&mut first, br#","bytes_written":"#));
+                network.start(out, br#","bytes_written":"#);
                 out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
             }
-            out.push(b'}');
+            network.close(out);
         }
         if let (true, Some((ns, _))) = (self.duration, found.duration) {
-            w.uint(out, b"duration", ns);
+            w.start(out, br#","duration":"#);
+            out.extend_from_slice(itoa::Buffer::new().format(ns).as_bytes());
         }
         if self.status {
             let flags = found.flags.unwrap_or_default();
-            w.str(out, b"status", envoy::level(self.code, flags).as_bytes());
+            w.start(out, br#","status":""#);
+            out.extend_from_slice(envoy::level(self.code, flags).as_bytes());
+            out.push(b'"');
         }
         if self.message {
             // `GET /users/42 200 12ms UH`: what a person scanning the log wants to see. Its
             // words are escaped string content already.
-            w.key(out, b"message");
-            out.push(b'"');
+            w.start(out, br#","message":""#);
             if let Some(method) = found.method {
                 out.extend_from_slice(method);
                 out.push(b' ');
@@ -1753,14 +1759,6 @@ fn str_member(out: &mut Vec<u8>, key: &[u8], value: &[u8]) {
     out.extend_from_slice(key);
     out.extend_from_slice(value);
     out.push(b'"');
-}
-
-/// `key` (a member's start, `,"key":`) without its comma for the first member of an object.
-#[inline(always)]
-fn member_key<'k>(first: &mut bool, key: &'k [u8]) -> &'k [u8] {
-    let key = &key[*first as usize..];
-    *first = false;
-    key
 }
 
 /// The longest a path may be in the `message` line, in bytes.
@@ -1836,14 +1834,14 @@ fn write_displaced(
     if displaced.is_empty() {
         return;
     }
-    w.key(out, b"_log");
-    let mut log = ObjectWriter::open(out);
+    w.start(out, br#","_log":{"#);
+    let mut log = ObjectWriter::opened();
     for d in displaced.iter().filter(|d| !d.in_dd) {
         log.raw(out, d.key.of(bufs.of(d.side)), d.value.of(bufs.of(d.side)));
     }
     if displaced.iter().any(|d| d.in_dd) {
-        log.key(out, b"dd");
-        let mut dd = ObjectWriter::open(out);
+        log.start(out, br#","dd":{"#);
+        let mut dd = ObjectWriter::opened();
         let key = |d: &Displaced| d.key.of(bufs.of(d.side));
         let value = |d: &Displaced| d.value.of(bufs.of(d.side));
         for (i, d) in displaced.iter().enumerate().filter(|(_, d)| d.in_dd) {
