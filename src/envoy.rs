@@ -123,8 +123,27 @@ fn flag_class(code: &[u8]) -> Option<FlagClass> {
         .map(|&(_, _, class)| class)
 }
 
-/// The Datadog log level (`status`) of an access-log line.
-pub(crate) fn level(code: u64, flags: &[u8]) -> &'static str {
+/// A Datadog log level (`status`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Level {
+    Error,
+    Warn,
+    Info,
+}
+
+impl Level {
+    #[cfg(test)]
+    fn as_str(self) -> &'static str {
+        match self {
+            Level::Error => "error",
+            Level::Warn => "warn",
+            Level::Info => "info",
+        }
+    }
+}
+
+/// The Datadog log level of an access-log line with response `code` and response `flags`.
+pub(crate) fn level(code: u64, flags: &[u8]) -> Level {
     let (mut upstream, mut downstream) = (false, false);
     // `-`, no flags, is by far the most common value: no need to look it up.
     let flags = if is_absent(flags) { &[][..] } else { flags };
@@ -136,12 +155,12 @@ pub(crate) fn level(code: u64, flags: &[u8]) -> &'static str {
         }
     }
     if upstream || (500..600).contains(&code) {
-        "error"
+        Level::Error
     } else if downstream || (400..500).contains(&code) || code == 0 {
         // Envoy logs response code 0 when the client went away before a response.
-        "warn"
+        Level::Warn
     } else {
-        "info"
+        Level::Info
     }
 }
 
@@ -289,9 +308,13 @@ mod tests {
             (200, "XYZ,FI", "info"),
         ];
         for (code, flags, want) in cases {
-            assert_eq!(level(code, flags.as_bytes()), want, "{code} {flags}");
+            assert_eq!(
+                level(code, flags.as_bytes()).as_str(),
+                want,
+                "{code} {flags}"
+            );
         }
-        assert_eq!(level(200, b"DC,UH"), "error");
+        assert_eq!(level(200, b"DC,UH"), Level::Error);
     }
 
     #[test]

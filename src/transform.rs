@@ -1716,9 +1716,11 @@ impl Attributes {
         }
         if self.status {
             let flags = found.flags.unwrap_or_default();
-            w.start(out, br#","status":""#);
-            out.extend_from_slice(envoy::level(self.code, flags).as_bytes());
-            out.push(b'"');
+            match envoy::level(self.code, flags) {
+                envoy::Level::Error => w.start(out, br#","status":"error""#),
+                envoy::Level::Warn => w.start(out, br#","status":"warn""#),
+                envoy::Level::Info => w.start(out, br#","status":"info""#),
+            }
         }
         if self.message {
             // `GET /users/42 200 12ms UH`: what a person scanning the log wants to see. Its
