@@ -219,6 +219,10 @@ fn decimal_parts(text: &[u8]) -> Option<(&[u8], &[u8])> {
 
 /// `HTTP/1.1` → `1.1`; `None` for anything that is not an HTTP version.
 pub(crate) fn http_version(protocol: &[u8]) -> Option<&[u8]> {
+    // What Envoy writes, almost always.
+    if let b"HTTP/1.1" | b"HTTP/2" | b"HTTP/1.0" | b"HTTP/3" = protocol {
+        return protocol.get(5..);
+    }
     let prefix = protocol.get(..5)?;
     let version = &protocol[5..];
     let ok = prefix.eq_ignore_ascii_case(b"HTTP/")
@@ -373,6 +377,10 @@ mod tests {
         assert_eq!(http_version(b"HTTP/2"), Some(&b"2"[..]));
         assert_eq!(http_version(b"-"), None);
         assert_eq!(http_version(b"HTTP/"), None);
+        assert_eq!(http_version(b"HTTP/1.0"), Some(&b"1.0"[..]));
+        assert_eq!(http_version(b"HTTP/3"), Some(&b"3"[..]));
+        assert_eq!(http_version(b"http/1.1"), Some(&b"1.1"[..]));
+        assert_eq!(http_version(b"HTTP/1.1 "), None);
         assert_eq!(
             first_forwarded(b"173.252.99.154, 23.235.39.44"),
             Some(&b"173.252.99.154"[..])
