@@ -1807,20 +1807,26 @@ fn escaped_prefix(s: &[u8], max: usize) -> &[u8] {
 fn write_query(out: &mut Vec<u8>, query: &[u8]) {
     const MAX_PARAMS: usize = 64;
     let mut params = ObjectWriter::open(out);
-    let mut seen: [&[u8]; MAX_PARAMS] = [&[]; MAX_PARAMS];
+    // The names written, as where they are in `query` (half the size of slices, and so half
+    // the zeros to start with).
+    let mut seen = [(0u32, 0u32); MAX_PARAMS];
     let mut count = 0;
+    let mut start = 0;
     for pair in query.split(|&b| b == b'&') {
+        let pair_start = start;
+        start += pair.len() + 1;
         let (name, value) = match pair.iter().position(|&b| b == b'=') {
             Some(eq) => (&pair[..eq], &pair[eq + 1..]),
             None => (pair, &pair[pair.len()..]),
         };
-        if name.is_empty() || seen[..count].contains(&name) {
+        let name_of = |&(at, len): &(u32, u32)| &query[at as usize..(at + len) as usize];
+        if name.is_empty() || seen[..count].iter().any(|seen| name_of(seen) == name) {
             continue;
         }
         if count == MAX_PARAMS {
             break;
         }
-        seen[count] = name;
+        seen[count] = (pair_start as u32, name.len() as u32);
         count += 1;
         params.str(out, name, value);
     }
