@@ -841,6 +841,26 @@ fn s5_method_path_query_and_request_id() {
 }
 
 #[test]
+fn s5_query_string_keeps_the_first_of_a_name_and_at_most_64_names() {
+    let query = |path: &str| {
+        let out = enrich(&json!({"response_code": 200, "path": path}).to_string());
+        out["http"]["url_details"]["queryString"].clone()
+    };
+    assert_eq!(
+        query("/p?a=1&b=&a=2&&=x&c&b=3"),
+        json!({"a": "1", "b": "", "c": ""})
+    );
+    let many: Vec<String> = (0..70).map(|i| format!("k{i}={i}")).collect();
+    let params = query(&format!("/p?k0=again&{}&k1=again", many.join("&")));
+    let params = params.as_object().unwrap();
+    assert_eq!(params.len(), 64);
+    assert_eq!(params["k0"], "again");
+    assert_eq!(params["k1"], "1");
+    assert_eq!(params["k63"], "63");
+    assert!(!params.contains_key("k64"));
+}
+
+#[test]
 fn s5_original_path_is_preferred() {
     let out = enrich(
         r#"{"response_code":200,"path":"/rewritten","x_envoy_original_path":"/original?q=1"}"#,
