@@ -345,6 +345,18 @@ struct Displaced {
     in_dd: bool,
 }
 
+impl Displaced {
+    /// A member of a `dd` object, kept under `_log.dd`.
+    fn in_dd(side: Side, m: &Member) -> Self {
+        Displaced {
+            side,
+            key: m.key,
+            value: m.value,
+            in_dd: true,
+        }
+    }
+}
+
 impl Transformer {
     /// A transformer with the given config.
     pub fn new(config: Config) -> Self {
@@ -1493,12 +1505,7 @@ impl<'s> DdPlan<'s> {
                             false => source_value(key) != Some(m.value.of(buf)),
                         };
                         if keep {
-                            displaced.push(Displaced {
-                                side,
-                                key: m.key,
-                                value: m.value,
-                                in_dd: true,
-                            });
+                            displaced.push(Displaced::in_dd(side, m));
                         }
                         continue;
                     }
@@ -1512,12 +1519,7 @@ impl<'s> DdPlan<'s> {
                         first.iter().find(|f| f.key.of(bufs.of(first_side)) == key)
                     {
                         if theirs.value.of(bufs.of(first_side)) != m.value.of(buf) {
-                            displaced.push(Displaced {
-                                side,
-                                key: m.key,
-                                value: m.value,
-                                in_dd: true,
-                            });
+                            displaced.push(Displaced::in_dd(side, m));
                         }
                         continue;
                     }
@@ -1532,12 +1534,7 @@ impl<'s> DdPlan<'s> {
                         wrote_span = true;
                     }
                     if !is_placeholder_id(m, buf) {
-                        displaced.push(Displaced {
-                            side,
-                            key: m.key,
-                            value: m.value,
-                            in_dd: true,
-                        });
+                        displaced.push(Displaced::in_dd(side, m));
                     }
                     continue;
                 }
