@@ -1490,14 +1490,13 @@ impl<'s> DdPlan<'s> {
                 if self.existing_valid && (is_trace || is_span) {
                     let from_source = (which == 1) == self.ids_in_second;
                     // A span id of the same trace completes a source that has none.
-                    let completes = is_span
-                        && source_value(b"span_id").is_none()
-                        && source_value(b"trace_id")
-                            == members
-                                .iter()
-                                .find(|o| o.key.of(buf) == b"trace_id")
-                                .map(|o| o.value.of(buf));
-                    if !from_source && !completes {
+                    let completes = || {
+                        let own_trace = members.iter().find(|o| o.key.of(buf) == b"trace_id");
+                        is_span
+                            && source_value(b"span_id").is_none()
+                            && source_value(b"trace_id") == own_trace.map(|o| o.value.of(buf))
+                    };
+                    if !from_source && !completes() {
                         // The other ids are kept under `_log.dd`: invalid ones that the
                         // source replaces (placeholders are dropped), and different ones.
                         let keep = match self.ids_in_second {
