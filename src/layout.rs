@@ -155,17 +155,17 @@ pub(crate) struct Hit {
     pub ascii: bool,
 }
 
-/// Whether every byte read so far is ASCII: the bytes of the strings (and a few past them),
-/// OR-ed together, and whether anything was read without looking at its bytes.
+/// Whether every byte read so far is sure to be ASCII. Keys are the learned bytes, and numbers
+/// and literals are ASCII when valid; string values are scanned to their first non-ASCII
+/// byte, and anything read by the general reader makes it unsure.
 #[derive(Default)]
 struct Ascii {
-    high_bits: u64,
-    unseen: bool,
+    unsure: bool,
 }
 
 impl Ascii {
     fn sure(&self) -> bool {
-        !self.unseen && self.high_bits & (read::ONES * 0x80) == 0
+        !self.unsure
     }
 }
 
@@ -681,14 +681,14 @@ impl Layout {
                 } else {
                     let (kind, escaped, end) =
                         read::value_at(input, pos, stack).ok_or(Stop::Failed)?;
-                    ascii.unseen = true;
+                    ascii.unsure = true;
                     pos = end;
                     (kind, escaped)
                 }
             } else {
                 let (kind, escaped, end) = read::value_at(input, pos, stack).ok_or(Stop::Failed)?;
                 // Numbers and literals are ASCII, or they would not be valid.
-                ascii.unseen |= matches!(kind, Kind::Object | Kind::Array);
+                ascii.unsure |= matches!(kind, Kind::Object | Kind::Array);
                 pos = end;
                 (kind, escaped)
             };
@@ -917,17 +917,15 @@ fn copy(dst: &mut [u8], to: usize, src: &[u8], from: usize, len: usize) -> Optio
 }
 
 /// Where the first `"`, `\\` or control character at or after `pos` is (or the end of
-/// `input`), sixteen bytes at a time, noting in `ascii` the bytes it passed.
+/// `input`), a chunk at a time, noting in `ascii` whether the bytes it passed are ASCII.
 #[inline(always)]
 fn scan_string_content(input: &[u8], mut pos: usize, ascii: &mut Ascii) -> usize {
     let rest = input.get(pos..).unwrap_or_default();
     let mut chunks = rest.chunks_exact(scan::CHUNK);
     for chunk in &mut chunks {
-        let chunk = chunk.try_into().unwrap_or(&[0; scan::CHUNK]);
-        ascii.high_bits |= scan::high_bits(chunk);
-        let hits = scan::string_specials(chunk);
+        let hits = scan::string_stops(chunk.try_into().unwrap_or(&[0; scan::CHUNK]));
         if hits != 0 {
-            return pos + scan::first(hits);
+            return past_non_ascii(input, pos + scan::first(hits), ascii);
         }
         pos += scan::CHUNK;
     }
@@ -938,11 +936,9 @@ fn scan_string_content(input: &[u8], mut pos: usize, ascii: &mut Ascii) -> usize
 #[inline(always)]
 fn scan_tail(input: &[u8], mut pos: usize, ascii: &mut Ascii) -> usize {
     if let Some(chunk) = input.get(pos..).and_then(<[u8]>::first_chunk::<8>) {
-        let word = u64::from_le_bytes(*chunk);
-        ascii.high_bits |= word;
-        let hits = read::special_bytes(word);
+        let hits = scan::string_stops_in_word(u64::from_le_bytes(*chunk));
         if hits != 0 {
-            return pos + (hits.trailing_zeros() / 8) as usize;
+            return past_non_ascii(input, pos + (hits.trailing_zeros() / 8) as usize, ascii);
         }
         pos += 8;
     }
@@ -950,15 +946,34 @@ fn scan_tail(input: &[u8], mut pos: usize, ascii: &mut Ascii) -> usize {
         if matches!(b, b'"' | b'\\' | 0..=0x1f) {
             break;
         }
-        ascii.high_bits |= b as u64;
+        ascii.unsure |= b >= 0x80;
         pos += 1;
     }
     pos
 }
 
+/// `pos` is where a string's run of plain ASCII ends: at a `"`, `\\` or control character,
+/// `pos` itself; at a byte from 0x80, which is noted, where the next of those is.
+#[inline(always)]
+fn past_non_ascii(input: &[u8], pos: usize, ascii: &mut Ascii) -> usize {
+    match input.get(pos) {
+        Some(0x80..) => after_non_ascii(input, pos, ascii),
+        _ => pos,
+    }
+}
+
+/// What [`past_non_ascii`] does at a byte from 0x80, apart so that the loops it ends stay small.
+#[cold]
+#[inline(never)]
+fn after_non_ascii(input: &[u8], pos: usize, ascii: &mut Ascii) -> usize {
+    ascii.unsure = true;
+    pos + read::find_string_special(input, pos)
+}
+
 /// Copies a string's content from `input` at `pos` to `dst` at `o` up to the first `"`, `\\`
-/// or control character, sixteen bytes at a time. Returns where that byte is in `input`, and
-/// the position in `dst` after the copy; `None` if `dst` is too short.
+/// or control character, a chunk at a time, noting in `ascii` whether the bytes it passed are
+/// ASCII. Returns where that byte is in `input`, and the position in `dst` after the copy;
+/// `None` if `dst` is too short.
 #[inline(always)]
 fn copy_string_content(
     input: &[u8],
@@ -974,16 +989,32 @@ fn copy_string_content(
     {
         let chunk: &[u8; scan::CHUNK] = chunk.try_into().ok()?;
         out.copy_from_slice(chunk);
-        ascii.high_bits |= scan::high_bits(chunk);
-        let hits = scan::string_specials(chunk);
+        let hits = scan::string_stops(chunk);
         if hits != 0 {
             let take = scan::first(hits);
-            return Some((pos + take, o + take));
+            (pos, o) = (pos + take, o + take);
+            return match input.get(pos) {
+                Some(0x80..) => copy_rest_of_content(input, pos, dst, o, ascii),
+                _ => Some((pos, o)),
+            };
         }
         pos += scan::CHUNK;
         o += scan::CHUNK;
     }
     // Near the end of the input: the rest found as `scan_string_content` finds it.
+    copy_rest_of_content(input, pos, dst, o, ascii)
+}
+
+/// What [`copy_string_content`] does from a byte that is not ASCII, or near the end of
+/// `input`.
+#[inline(never)]
+fn copy_rest_of_content(
+    input: &[u8],
+    pos: usize,
+    dst: &mut [u8],
+    o: usize,
+    ascii: &mut Ascii,
+) -> Option<(usize, usize)> {
     let end = scan_tail(input, pos, ascii);
     copy(dst, o, input, pos, end - pos)?;
     Some((end, o + (end - pos)))
@@ -1166,8 +1197,42 @@ mod tests {
             // Non-ASCII, valid and not.
             "{\"source\":\"stdout\",\"log\":\"{\\\"code\\\":200,\\\"path\\\":\\\"/é\\\",\\\"n\\\":null}\\n\",\"phase\":\"canary\"}".as_bytes(),
             b"{\"source\":\"stdout\",\"log\":\"{\\\"code\\\":200,\\\"path\\\":\\\"/\xe9\\\",\\\"n\\\":null}\\n\",\"phase\":\"canary\"}",
+            // Non-ASCII, then an escape, a byte that is not UTF-8 or a raw control byte; in
+            // the envelope; past the first chunk.
+            "{\"source\":\"stdout\",\"log\":\"{\\\"code\\\":200,\\\"path\\\":\\\"/é\\\\\\\"\\\",\\\"n\\\":null}\\n\",\"phase\":\"canary\"}".as_bytes(),
+            b"{\"source\":\"stdout\",\"log\":\"{\\\"code\\\":200,\\\"path\\\":\\\"/\xc3\xa9/\xff\\\",\\\"n\\\":null}\\n\",\"phase\":\"canary\"}",
+            b"{\"source\":\"stdout\",\"log\":\"{\\\"code\\\":200,\\\"path\\\":\\\"/\xc3\xa9\x01\\\",\\\"n\\\":null}\\n\",\"phase\":\"canary\"}",
+            "{\"source\":\"stdoüt\",\"log\":\"{\\\"code\\\":200,\\\"path\\\":\\\"/a\\\",\\\"n\\\":null}\\n\",\"phase\":\"canary\"}".as_bytes(),
+            b"{\"source\":\"std\xffout\",\"log\":\"{\\\"code\\\":200,\\\"path\\\":\\\"/a\\\",\\\"n\\\":null}\\n\",\"phase\":\"canary\"}",
+            "{\"source\":\"stdout\",\"log\":\"{\\\"code\\\":200,\\\"path\\\":\\\"/abcdefghijklmnopqrstuvwxyz/日本語/abcdefghijklmnopqrstuvwxyz\\\",\\\"n\\\":null}\\n\",\"phase\":\"canary\"}".as_bytes(),
+            b"{\"source\":\"stdout\",\"log\":\"{\\\"code\\\":200,\\\"path\\\":\\\"/abcdefghijklmnopqrstuvwxyz/\xe6\x97\xa5/abcdefghijklmnopqrstuvwxyz\xe6\x97\\\",\\\"n\\\":null}\\n\",\"phase\":\"canary\"}",
         ];
         after_a_layout(good, near_misses);
+    }
+
+    #[test]
+    fn a_layout_reads_strings_that_are_not_ascii() {
+        let record = |path: &str, source: &str| {
+            format!(
+                r#"{{"source":"{source}","log":"{{\"code\":200,\"path\":\"{path}\",\"n\":null}}\n","phase":"canary"}}"#
+            )
+            .into_bytes()
+        };
+        let mut records = vec![record("/a", "stdout"); 4];
+        let paths = [
+            "/é",
+            r"/caf\\u00e9/é",
+            "/abcdefghijklmnopqrstuvwxyz/日本語/€",
+            r#"/a\\\"é\\\"b"#,
+        ];
+        for path in paths {
+            records.push(record(path, "stdout"));
+            records.push(record("/a", "stdoüt"));
+        }
+        let hits = alike(&Config::default(), &records).unwrap_or_else(|e| panic!("{e}"));
+        // Escapes in `log` (`\u00e9`, `\"`) are for the general reader; the rest are read by the
+        // layout.
+        assert_eq!(hits, 1 + 8 - 2);
     }
 
     /// Four `good` records (a layout is learned from the third and reads the fourth), then each
