@@ -1282,18 +1282,19 @@ pub fn is_placeholder(value: &[u8]) -> bool {
 /// Where `hash` or `phase` goes and which value it gets: the record's own, then the
 /// envelope's, then the configured (or derived) one. When both sides have one, the key stays
 /// at the envelope's place with the record's value, and the envelope's moves to `_log`.
-struct ValuePlan<'c> {
+struct ValuePlan<'f, 'c> {
     /// The member's start, `,"hash":` (see [`ObjectWriter::start`]).
     start: &'static [u8],
     position: Option<(Side, usize)>,
-    winner: Option<At>,
-    loser: Option<At>,
+    winner: Option<&'f At>,
+    loser: Option<&'f At>,
     fallback: Option<&'c [u8]>,
 }
 
-impl<'c> ValuePlan<'c> {
-    fn new(start: &'static [u8], found: &[Option<At>; 2], fallback: Option<&'c [u8]>) -> Self {
-        let (record, envelope) = (found[Side::Record as usize], found[Side::Envelope as usize]);
+impl<'f, 'c> ValuePlan<'f, 'c> {
+    fn new(start: &'static [u8], found: &'f [Option<At>; 2], fallback: Option<&'c [u8]>) -> Self {
+        let [record, envelope] =
+            [Side::Record, Side::Envelope].map(|side| found[side as usize].as_ref());
         ValuePlan {
             start,
             position: envelope.or(record).map(|a| (a.side, a.index)),
@@ -1357,7 +1358,7 @@ struct DdPlan<'s> {
     managed: bool,
     /// The `dd` member whose place the merged object takes (the envelope's before the log's).
     position: Option<(Side, usize)>,
-    at: Option<At>,
+    at: Option<&'s At>,
     /// Members of the `dd` at `position`, then of the other side's `dd`.
     first: (&'s [Member], Side),
     second: (&'s [Member], Side),
@@ -1369,7 +1370,7 @@ struct DdPlan<'s> {
 
 impl<'s> DdPlan<'s> {
     fn new(
-        found: &Found<'_>,
+        found: &'s Found<'_>,
         bufs: &Bufs<'_>,
         first: &'s mut Vec<Member>,
         second: &'s mut Vec<Member>,
@@ -1377,10 +1378,8 @@ impl<'s> DdPlan<'s> {
     ) -> Self {
         first.clear();
         second.clear();
-        let [env, rec] = [
-            found.dd[Side::Envelope as usize],
-            found.dd[Side::Record as usize],
-        ];
+        let [env, rec] =
+            [Side::Envelope, Side::Record].map(|side| found.dd[side as usize].as_ref());
         let managed = [env, rec]
             .iter()
             .flatten()
@@ -1401,7 +1400,7 @@ impl<'s> DdPlan<'s> {
         if !managed {
             return plan;
         }
-        let read_members = |at: Option<At>, into: &mut Vec<Member>, stack: &mut Vec<u8>| {
+        let read_members = |at: Option<&At>, into: &mut Vec<Member>, stack: &mut Vec<u8>| {
             let Some(at) = at.filter(|a| a.member.kind == Kind::Object) else {
                 return Side::Record;
             };
