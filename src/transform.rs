@@ -796,16 +796,15 @@ impl Transformer {
             resolved.map(|c| c.source)
         };
         let hash = ValuePlan::new(br#","hash":"#, &found.hash, self.hash_json.as_deref());
-        let derived = if config.derive_phase {
-            derived_phase(&found, &bufs)
-        } else {
-            None
+        // The phase derived from the task definition is the last resort: worked out only
+        // when neither the record nor the configuration has one.
+        let unknown = found.phase.iter().all(Option::is_none);
+        let fallback = match self.phase_json.as_deref() {
+            Some(configured) => Some(configured),
+            None if unknown && config.derive_phase => derived_phase(&found, &bufs),
+            None => None,
         };
-        let phase = ValuePlan::new(
-            br#","phase":"#,
-            &found.phase,
-            self.phase_json.as_deref().or(derived),
-        );
+        let phase = ValuePlan::new(br#","phase":"#, &found.phase, fallback);
 
         // Existing members, envelope first, each in its order. Members copied unchanged are
         // gathered into runs, so a stretch of them costs one copy.
