@@ -761,18 +761,10 @@ impl Transformer {
         }
 
         let mut found = Found::default();
-        for (side, members, skip) in [(Side::Record, rec, None), (Side::Envelope, env, skip_env)] {
-            let buf = bufs.of(side);
-            match scanned_lists[side as usize] {
-                Some(list) => {
-                    for &(i, meaning) in list {
-                        let i = i as usize;
-                        found.member(side, i, &members.members[i], meaning, buf);
-                    }
-                }
-                None => found.scan(side, members, buf, skip, &s.keys),
-            }
-        }
+        // Side by side rather than in a loop over both: each call knows its side, so the
+        // checks of it in `Found::member` fold away.
+        found.side(Side::Record, rec, scanned_lists, &bufs, None, &s.keys);
+        found.side(Side::Envelope, env, scanned_lists, &bufs, skip_env, &s.keys);
 
         let config = &self.config;
         let access = Access::plan(config, &found, can_displace);
@@ -1109,6 +1101,30 @@ struct Found<'a> {
 }
 
 impl<'a> Found<'a> {
+    /// Notes what the members of `side` mean: those listed in `scanned` when it has a list
+    /// for the side, else every member but `skip`.
+    #[inline(always)]
+    fn side(
+        &mut self,
+        side: Side,
+        members: Members<'_>,
+        scanned: [Option<&[(u32, Meaning)]>; 2],
+        bufs: &Bufs<'a>,
+        skip: Option<usize>,
+        keys: &KeyCache,
+    ) {
+        let buf = bufs.of(side);
+        match scanned[side as usize] {
+            Some(list) => {
+                for &(i, meaning) in list {
+                    let i = i as usize;
+                    self.member(side, i, &members.members[i], meaning, buf);
+                }
+            }
+            None => self.scan(side, members, buf, skip, keys),
+        }
+    }
+
     fn scan(
         &mut self,
         side: Side,
