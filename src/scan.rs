@@ -24,14 +24,23 @@ pub(crate) fn string_specials(chunk: &[u8; CHUNK]) -> u64 {
     use core::arch::x86_64::*;
     // SAFETY: SSE2 is part of the x86_64 baseline, so these instructions always exist; the
     // unaligned load reads exactly the sixteen bytes of `chunk`.
+    unsafe { _mm_movemask_epi8(specials_of(_mm_loadu_si128(chunk.as_ptr().cast()))) as u64 }
+}
+
+/// 0xff for each of the sixteen bytes that is `"`, `\` or below 0x20, 0 for the others.
+#[cfg(target_arch = "x86_64")]
+#[allow(unsafe_code)]
+#[inline(always)]
+fn specials_of(bytes: core::arch::x86_64::__m128i) -> core::arch::x86_64::__m128i {
+    use core::arch::x86_64::*;
+    // SAFETY: SSE2 is part of the x86_64 baseline, so these instructions always exist.
     unsafe {
-        let bytes = _mm_loadu_si128(chunk.as_ptr().cast());
         let quote = _mm_cmpeq_epi8(bytes, _mm_set1_epi8(b'"' as i8));
         let backslash = _mm_cmpeq_epi8(bytes, _mm_set1_epi8(b'\\' as i8));
         // Below 0x20 exactly when the unsigned maximum with 0x1f is 0x1f.
         let limit = _mm_set1_epi8(0x1f);
         let control = _mm_cmpeq_epi8(_mm_max_epu8(bytes, limit), limit);
-        _mm_movemask_epi8(_mm_or_si128(_mm_or_si128(quote, backslash), control)) as u64
+        _mm_or_si128(_mm_or_si128(quote, backslash), control)
     }
 }
 
@@ -70,13 +79,8 @@ pub(crate) fn string_stops(chunk: &[u8; CHUNK]) -> u64 {
     // SAFETY: as in `string_specials`.
     unsafe {
         let bytes = _mm_loadu_si128(chunk.as_ptr().cast());
-        let quote = _mm_cmpeq_epi8(bytes, _mm_set1_epi8(b'"' as i8));
-        let backslash = _mm_cmpeq_epi8(bytes, _mm_set1_epi8(b'\\' as i8));
-        let limit = _mm_set1_epi8(0x1f);
-        let control = _mm_cmpeq_epi8(_mm_max_epu8(bytes, limit), limit);
-        let special = _mm_or_si128(_mm_or_si128(quote, backslash), control);
         // The high bit of each byte is its own mark for bytes from 0x80.
-        (_mm_movemask_epi8(special) | _mm_movemask_epi8(bytes)) as u64
+        (_mm_movemask_epi8(specials_of(bytes)) | _mm_movemask_epi8(bytes)) as u64
     }
 }
 
