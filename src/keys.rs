@@ -353,6 +353,17 @@ mod tests {
             }
         );
         assert_eq!(Meaning::of(b"log").role, Some(Role::Message));
+        // `Found::member` dispatches on the role: the names it looks at besides `duration`
+        // must have none.
+        for (key, name) in [
+            (&b"dd"[..], Name::Dd),
+            (b"hash", Name::Hash),
+            (b"phase", Name::Phase),
+            (b"http", Name::Http),
+            (b"network", Name::Network),
+        ] {
+            assert_eq!(Meaning::of(key), Meaning { name, role: None });
+        }
         assert_eq!(
             Meaning::of(b"upstream_host"),
             Meaning {

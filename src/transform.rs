@@ -1142,9 +1142,14 @@ impl<'a> Found<'a> {
 
     /// Notes what member `index` of `side` means. Members for which [`scanned`] is false
     /// mean nothing here.
+    ///
+    /// One dispatch, on the role: the keys whose exact name matters (`dd`, `hash`, `phase`,
+    /// `http`, `network`) have no role, and `duration`, the one name with a role, is its own
+    /// arm (`keys` tests pin this down).
     #[inline(always)]
     fn member(&mut self, side: Side, index: usize, m: &Member, meaning: Meaning, buf: &'a [u8]) {
         let slot = side as usize;
+        let record = side == Side::Record;
         // Built only for the few members that need it.
         let at = || {
             Some(At {
@@ -1153,73 +1158,80 @@ impl<'a> Found<'a> {
                 member: *m,
             })
         };
-        match meaning.name {
-            Name::Dd => first(&mut self.dd[slot], at()),
-            Name::Hash | Name::Phase => {
-                let values = if meaning.name == Name::Hash {
-                    &mut self.hash
-                } else {
-                    &mut self.phase
-                };
-                if !is_debris(m, buf) {
-                    first(&mut values[slot], at());
+        match meaning.role {
+            None => match meaning.name {
+                Name::Dd => first(&mut self.dd[slot], at()),
+                Name::Hash | Name::Phase => {
+                    let values = if meaning.name == Name::Hash {
+                        &mut self.hash
+                    } else {
+                        &mut self.phase
+                    };
+                    if !is_debris(m, buf) {
+                        first(&mut values[slot], at());
+                    }
                 }
-                return;
-            }
-            Name::Http => self.has_http = true,
-            Name::Network => self.has_network = true,
-            Name::Duration if side == Side::Envelope => self.duration_key_on_envelope = true,
-            Name::Duration => self.duration_key = Some(index),
-            _ => {}
-        }
-        let Some(role) = meaning.role else { return };
-        match role {
-            Role::Trace(kind) => {
+                Name::Http => self.has_http = true,
+                Name::Network => self.has_network = true,
+                _ => {}
+            },
+            Some(Role::Trace(kind)) => {
                 if let Some(text) = scalar_text(m, buf) {
                     self.trace.offer(kind, text);
                 }
             }
-            Role::Level => self.has_level = true,
-            Role::Message => self.has_message = true,
-            Role::TaskDefinition => first(&mut self.task_definition[slot], at()),
-            _ if side == Side::Envelope => {}
-            Role::ResponseCode => {
+            Some(Role::Level) => self.has_level = true,
+            Some(Role::Message) => self.has_message = true,
+            Some(Role::TaskDefinition) => first(&mut self.task_definition[slot], at()),
+            Some(Role::Duration) => {
+                if meaning.name == Name::Duration {
+                    match side {
+                        Side::Envelope => self.duration_key_on_envelope = true,
+                        Side::Record => self.duration_key = Some(index),
+                    }
+                }
+                if record {
+                    let nanos = scalar_text(m, buf).and_then(envoy::millis_to_nanos);
+                    first(&mut self.duration, nanos.map(|ns| (ns, index)));
+                }
+            }
+            // The access log's fields count on the record side only.
+            Some(Role::ResponseCode) if record => {
                 let code = scalar_text(m, buf)
                     .and_then(envoy::integer)
                     .filter(|&c| c < 1000);
                 first(&mut self.code, code);
             }
-            Role::Method => first(&mut self.method, string_content(m, buf)),
-            Role::Path => first(&mut self.path, string_content(m, buf)),
-            Role::OriginalPath => first(&mut self.original_path, string_content(m, buf)),
-            Role::Host => first(&mut self.host, string_content(m, buf)),
-            Role::Protocol => first(
+            Some(Role::Method) if record => first(&mut self.method, string_content(m, buf)),
+            Some(Role::Path) if record => first(&mut self.path, string_content(m, buf)),
+            Some(Role::OriginalPath) if record => {
+                first(&mut self.original_path, string_content(m, buf))
+            }
+            Some(Role::Host) if record => first(&mut self.host, string_content(m, buf)),
+            Some(Role::Protocol) if record => first(
                 &mut self.version,
                 string_content(m, buf).and_then(envoy::http_version),
             ),
-            Role::RequestId => first(&mut self.request_id, string_content(m, buf)),
-            Role::UserAgent => first(&mut self.user_agent, string_content(m, buf)),
-            Role::ForwardedFor => first(
+            Some(Role::RequestId) if record => first(&mut self.request_id, string_content(m, buf)),
+            Some(Role::UserAgent) if record => first(&mut self.user_agent, string_content(m, buf)),
+            Some(Role::ForwardedFor) if record => first(
                 &mut self.client_ip,
                 string_content(m, buf).and_then(envoy::first_forwarded),
             ),
-            Role::RemoteAddress => first(
+            Some(Role::RemoteAddress) if record => first(
                 &mut self.remote_ip,
                 string_content(m, buf).and_then(envoy::strip_port),
             ),
-            Role::BytesReceived => first(
+            Some(Role::BytesReceived) if record => first(
                 &mut self.bytes_read,
                 scalar_text(m, buf).and_then(envoy::integer),
             ),
-            Role::BytesSent => first(
+            Some(Role::BytesSent) if record => first(
                 &mut self.bytes_written,
                 scalar_text(m, buf).and_then(envoy::integer),
             ),
-            Role::Duration => {
-                let nanos = scalar_text(m, buf).and_then(envoy::millis_to_nanos);
-                first(&mut self.duration, nanos.map(|ns| (ns, index)));
-            }
-            Role::ResponseFlags => first(&mut self.flags, scalar_text(m, buf)),
+            Some(Role::ResponseFlags) if record => first(&mut self.flags, scalar_text(m, buf)),
+            Some(_) => {}
         }
     }
 }
