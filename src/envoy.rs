@@ -255,8 +255,7 @@ pub(crate) fn strip_port(address: &[u8]) -> Option<&[u8]> {
 
 /// Formats nanoseconds as milliseconds for the `message` line: `12`, `0.25`.
 pub(crate) fn write_millis(nanos: u64, out: &mut Vec<u8>) {
-    let mut buf = itoa::Buffer::new();
-    out.extend_from_slice(buf.format(nanos / 1_000_000).as_bytes());
+    crate::write::integer(out, nanos / 1_000_000);
     let frac = nanos % 1_000_000;
     if frac != 0 {
         let digits = format_frac(frac);

@@ -399,9 +399,7 @@ impl Fields {
 
     fn integer(&mut self, field: &Field, value: Option<u128>, text: impl itoa::Integer) {
         if !self.id_from_number(field, value) {
-            self.push(field, |out| {
-                out.extend_from_slice(itoa::Buffer::new().format(text).as_bytes())
-            });
+            self.push(field, |out| crate::write::integer(out, text));
         }
     }
 }

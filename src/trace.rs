@@ -119,14 +119,14 @@ impl TraceContext {
         if format == TraceIdFormat::Hex && self.trace_id_high() != 0 {
             write_hex32(self.trace_id, out);
         } else {
-            out.extend_from_slice(itoa::Buffer::new().format(self.trace_id_low()).as_bytes());
+            crate::write::integer(out, self.trace_id_low());
         }
     }
 
     /// Appends the span id in decimal (nothing when absent).
     pub fn write_span_id(&self, out: &mut Vec<u8>) {
         if let Some(span) = self.span_id {
-            out.extend_from_slice(itoa::Buffer::new().format(span).as_bytes());
+            crate::write::integer(out, span);
         }
     }
 

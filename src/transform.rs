@@ -790,10 +790,11 @@ impl Transformer {
         let hash = ValuePlan::new(br#","hash":"#, &found.hash, self.hash_json.as_deref());
         // The phase derived from the task definition is the last resort: worked out only
         // when neither the record nor the configuration has one.
-        let unknown = found.phase.iter().all(Option::is_none);
         let fallback = match self.phase_json.as_deref() {
             Some(configured) => Some(configured),
-            None if unknown && config.derive_phase => derived_phase(&found, &bufs),
+            None if config.derive_phase && found.phase.iter().all(Option::is_none) => {
+                derived_phase(&found, &bufs)
+            }
             None => None,
         };
         let phase = ValuePlan::new(br#","phase":"#, &found.phase, fallback);
@@ -855,7 +856,7 @@ impl Transformer {
                         run.flush(&mut w, out, buf);
                         w.start(out, br#","duration":"#);
                         let ns = found.duration.map_or(0, |(ns, _)| ns);
-                        out.extend_from_slice(itoa::Buffer::new().format(ns).as_bytes());
+                        write::integer(out, ns);
                         s.displaced.push(Displaced {
                             side,
                             key: m.key,
@@ -1677,7 +1678,7 @@ impl Attributes {
         // members follow the record's own, and `status_code` always comes first in `http`.
         if self.http {
             w.start(out, br#","http":{"status_code":"#);
-            out.extend_from_slice(itoa::Buffer::new().format(self.code).as_bytes());
+            write::integer(out, self.code);
             if let Some(method) = found.method {
                 str_member(out, br#","method":""#, method);
             }
@@ -1724,17 +1725,17 @@ impl Attributes {
             }
             if let Some(n) = found.bytes_read {
                 network.start(out, br#","bytes_read":"#);
-                out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+                write::integer(out, n);
             }
             if let Some(n) = found.bytes_written {
                 network.start(out, br#","bytes_written":"#);
-                out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+                write::integer(out, n);
             }
             network.close(out);
         }
         if let (true, Some((ns, _))) = (self.duration, found.duration) {
             w.start(out, br#","duration":"#);
-            out.extend_from_slice(itoa::Buffer::new().format(ns).as_bytes());
+            write::integer(out, ns);
         }
         if self.status {
             let flags = found.flags.unwrap_or_default();
@@ -1761,7 +1762,7 @@ impl Attributes {
                 }
                 out.push(b' ');
             }
-            out.extend_from_slice(itoa::Buffer::new().format(self.code).as_bytes());
+            write::integer(out, self.code);
             if let Some((ns, _)) = found.duration {
                 out.push(b' ');
                 envoy::write_millis(ns, out);

@@ -81,6 +81,12 @@ impl ObjectWriter {
     }
 }
 
+/// Appends `n` in decimal (a JSON number).
+#[inline(always)]
+pub(crate) fn integer(out: &mut Vec<u8>, n: impl itoa::Integer) {
+    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+}
+
 /// Appends `s` as a JSON string, quotes included, escaping what JSON requires.
 pub(crate) fn string(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
