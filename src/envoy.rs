@@ -170,22 +170,92 @@ pub(crate) fn is_absent(content: &[u8]) -> bool {
     content.is_empty() || content == b"-"
 }
 
-/// An unsigned integer from `200`, `200.0` or `"200"`; `None` for `-`, fractions, negatives.
-pub(crate) fn integer(text: &[u8]) -> Option<u64> {
-    // Plain digits, the common case, need no looking for a dot.
-    if let Some(n) = decimal_digits(text).filter(|_| !text.is_empty()) {
-        return Some(n);
+/// A whole number from a record (a response code, a byte count), with what it takes to write
+/// it again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Whole<'a> {
+    pub value: u64,
+    /// The logged digits when they are the number's own decimal form (`200`, not `200.0` or
+    /// `0200`), as Envoy's numbers almost always are; else empty. Copying them is cheaper than
+    /// formatting the number again, in Wasm most of all (one `memory.copy` instead of a loop
+    /// of divisions).
+    digits: &'a [u8],
+}
+
+impl Whole<'_> {
+    /// Appends the number in decimal.
+    #[inline]
+    pub fn write(&self, out: &mut Vec<u8>) {
+        if !write_digits(out, self.digits) {
+            crate::write::integer(out, self.value);
+        }
     }
-    let (ms, frac) = decimal_parts(text)?;
+}
+
+/// Appends a number's logged `digits` (see [`Whole`]) instead of formatting the number; false
+/// if there are none.
+#[inline(always)]
+fn write_digits(out: &mut Vec<u8>, digits: &[u8]) -> bool {
+    out.extend_from_slice(digits);
+    !digits.is_empty()
+}
+
+/// `digits` (ASCII digits only) if they have no leading zero, else nothing.
+fn canonical(digits: &[u8]) -> &[u8] {
+    match digits {
+        [b'0', _, ..] => &[],
+        _ => digits,
+    }
+}
+
+/// An unsigned integer from `200`, `200.0` or `"200"`; `None` for `-`, fractions, negatives.
+#[inline]
+pub(crate) fn integer(text: &[u8]) -> Option<Whole<'_>> {
+    // Plain digits, the common case, need no looking for a dot.
+    if let Some(value) = decimal_digits(text).filter(|_| !text.is_empty()) {
+        let digits = canonical(text);
+        return Some(Whole { value, digits });
+    }
+    let (whole, frac) = decimal_parts(text)?;
     if frac.iter().any(|&d| d != b'0') {
         return None;
     }
-    decimal_digits(ms)
+    let value = decimal_digits(whole)?;
+    Some(Whole { value, digits: &[] })
 }
 
-/// Milliseconds (`12`, `6.0`, `"0.25"`) to nanoseconds, exactly (up to six decimals; further
+/// A duration from a record, with what it takes to write it in nanoseconds and milliseconds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Duration<'a> {
+    pub nanos: u64,
+    /// The logged digits of a whole number of milliseconds above zero in its own decimal form
+    /// (`27`), the common case: the nanoseconds are then these digits and six zeros. Else
+    /// empty.
+    millis: &'a [u8],
+}
+
+impl Duration<'_> {
+    /// Appends the nanoseconds in decimal.
+    #[inline]
+    pub fn write_nanos(&self, out: &mut Vec<u8>) {
+        match write_digits(out, self.millis) {
+            true => out.extend_from_slice(b"000000"),
+            false => crate::write::integer(out, self.nanos),
+        }
+    }
+
+    /// Appends the milliseconds for the `message` line: `12`, `0.25`.
+    #[inline]
+    pub fn write_millis(&self, out: &mut Vec<u8>) {
+        if !write_digits(out, self.millis) {
+            write_millis(self.nanos, out);
+        }
+    }
+}
+
+/// Milliseconds (`12`, `6.0`, `"0.25"`) as nanoseconds, exactly (up to six decimals; further
 /// digits are below a nanosecond and dropped).
-pub(crate) fn millis_to_nanos(text: &[u8]) -> Option<u64> {
+pub(crate) fn duration(text: &[u8]) -> Option<Duration<'_>> {
     let (whole, frac) = decimal_parts(text)?;
     let millis = decimal_digits(whole)?;
     if millis > u64::MAX / 1_000_000 {
@@ -197,7 +267,10 @@ pub(crate) fn millis_to_nanos(text: &[u8]) -> Option<u64> {
         nanos = nanos.checked_add((d - b'0') as u64 * scale)?;
         scale /= 10;
     }
-    Some(nanos)
+    // Zero is one digit in nanoseconds too, not seven.
+    let plain = frac.is_empty() && whole.len() == text.len() && millis != 0;
+    let millis = if plain { canonical(whole) } else { &[] };
+    Some(Duration { nanos, millis })
 }
 
 /// Splits `123.456` into digit runs; rejects signs, exponents and anything else.
@@ -254,7 +327,7 @@ pub(crate) fn strip_port(address: &[u8]) -> Option<&[u8]> {
 }
 
 /// Formats nanoseconds as milliseconds for the `message` line: `12`, `0.25`.
-pub(crate) fn write_millis(nanos: u64, out: &mut Vec<u8>) {
+fn write_millis(nanos: u64, out: &mut Vec<u8>) {
     crate::write::integer(out, nanos / 1_000_000);
     let frac = nanos % 1_000_000;
     if frac != 0 {
@@ -331,6 +404,8 @@ mod tests {
 
     #[test]
     fn integers_and_durations() {
+        let integer = |text| integer(text).map(|whole| whole.value);
+        let millis_to_nanos = |text| duration(text).map(|d| d.nanos);
         assert_eq!(integer(b"200"), Some(200));
         assert_eq!(integer(b"200.0"), Some(200));
         assert_eq!(integer(b"200.5"), None);
@@ -355,6 +430,37 @@ mod tests {
         assert_eq!(millis_to_nanos(b"1.0000019"), Some(1_000_001));
         assert_eq!(millis_to_nanos(b"-"), None);
         assert_eq!(millis_to_nanos(b"18446744073710"), None);
+    }
+
+    #[test]
+    fn numbers_are_written_as_logged_when_that_is_their_decimal_form() {
+        let written = |text: &[u8]| {
+            let (mut number, mut nanos, mut millis) = (Vec::new(), Vec::new(), Vec::new());
+            if let Some(whole) = integer(text) {
+                whole.write(&mut number);
+            }
+            if let Some(duration) = duration(text) {
+                duration.write_nanos(&mut nanos);
+                duration.write_millis(&mut millis);
+            }
+            [number, nanos, millis].map(|v| String::from_utf8(v).unwrap())
+        };
+        assert_eq!(written(b"27"), ["27", "27000000", "27"]);
+        assert_eq!(written(b"0"), ["0", "0", "0"]);
+        assert_eq!(written(b"007"), ["7", "7000000", "7"]);
+        assert_eq!(written(b"00"), ["0", "0", "0"]);
+        assert_eq!(written(b"200.0"), ["200", "200000000", "200"]);
+        assert_eq!(written(b"0.25"), ["", "250000", "0.25"]);
+        assert_eq!(
+            written(b"18446744073709"),
+            ["18446744073709", "18446744073709000000", "18446744073709"]
+        );
+        assert_eq!(written(b"18446744073710"), ["18446744073710", "", ""]);
+        assert_eq!(
+            written(b"18446744073709551615"),
+            ["18446744073709551615", "", ""]
+        );
+        assert_eq!(written(b"-"), ["", "", ""]);
     }
 
     #[test]

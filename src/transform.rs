@@ -855,8 +855,10 @@ impl Transformer {
                     _ if side == Side::Record && access.duration_in_place == Some(i) => {
                         run.flush(&mut w, out, buf);
                         w.start(out, br#","duration":"#);
-                        let ns = found.duration.map_or(0, |(ns, _)| ns);
-                        write::integer(out, ns);
+                        match found.duration {
+                            Some((duration, _)) => duration.write_nanos(out),
+                            None => out.push(b'0'),
+                        }
                         s.displaced.push(Displaced {
                             side,
                             key: m.key,
@@ -1084,7 +1086,7 @@ struct Found<'a> {
     duration_key: Option<usize>,
     duration_key_on_envelope: bool,
     // Access-log fields, from the record side only.
-    code: Option<u64>,
+    code: Option<envoy::Whole<'a>>,
     method: Option<&'a [u8]>,
     path: Option<&'a [u8]>,
     original_path: Option<&'a [u8]>,
@@ -1094,10 +1096,10 @@ struct Found<'a> {
     user_agent: Option<&'a [u8]>,
     client_ip: Option<&'a [u8]>,
     remote_ip: Option<&'a [u8]>,
-    bytes_read: Option<u64>,
-    bytes_written: Option<u64>,
-    /// Nanoseconds, and the index of the member it came from.
-    duration: Option<(u64, usize)>,
+    bytes_read: Option<envoy::Whole<'a>>,
+    bytes_written: Option<envoy::Whole<'a>>,
+    /// The duration, and the index of the member it came from.
+    duration: Option<(envoy::Duration<'a>, usize)>,
     flags: Option<&'a [u8]>,
 }
 
@@ -1192,15 +1194,15 @@ impl<'a> Found<'a> {
                     }
                 }
                 if record {
-                    let nanos = scalar_text(m, buf).and_then(envoy::millis_to_nanos);
-                    first(&mut self.duration, nanos.map(|ns| (ns, index)));
+                    let duration = scalar_text(m, buf).and_then(envoy::duration);
+                    first(&mut self.duration, duration.map(|d| (d, index)));
                 }
             }
             // The access log's fields count on the record side only.
             Some(Role::ResponseCode) if record => {
                 let code = scalar_text(m, buf)
                     .and_then(envoy::integer)
-                    .filter(|&c| c < 1000);
+                    .filter(|c| c.value < 1000);
                 first(&mut self.code, code);
             }
             Some(Role::Method) if record => first(&mut self.method, string_content(m, buf)),
@@ -1621,14 +1623,14 @@ fn write_span_id(dd: &mut ObjectWriter, out: &mut Vec<u8>, ctx: &TraceContext) {
 
 /// The access-log attributes to add, decided before writing.
 #[derive(Default)]
-struct Access {
-    attributes: Option<Attributes>,
+struct Access<'a> {
+    attributes: Option<Attributes<'a>>,
     /// The record member `duration` whose key the nanosecond attribute takes.
     duration_in_place: Option<usize>,
 }
 
-struct Attributes {
-    code: u64,
+struct Attributes<'a> {
+    code: envoy::Whole<'a>,
     http: bool,
     network: bool,
     /// Add `duration` at the end (no member of that name exists).
@@ -1637,8 +1639,8 @@ struct Attributes {
     message: bool,
 }
 
-impl Access {
-    fn plan(config: &Config, found: &Found<'_>, can_displace: bool) -> Self {
+impl<'a> Access<'a> {
+    fn plan(config: &Config, found: &Found<'a>, can_displace: bool) -> Self {
         let Some(code) = found.code else {
             return Access::default();
         };
@@ -1671,14 +1673,14 @@ impl Access {
     }
 }
 
-impl Attributes {
+impl Attributes<'_> {
     fn write(&self, w: &mut ObjectWriter, out: &mut Vec<u8>, found: &Found<'_>) {
         let path = found.original_path.or(found.path);
         // Each member starts with one constant (`,"key":`, `,"key":"`, or more): the added
         // members follow the record's own, and `status_code` always comes first in `http`.
         if self.http {
             w.start(out, br#","http":{"status_code":"#);
-            write::integer(out, self.code);
+            self.code.write(out);
             if let Some(method) = found.method {
                 str_member(out, br#","method":""#, method);
             }
@@ -1725,21 +1727,21 @@ impl Attributes {
             }
             if let Some(n) = found.bytes_read {
                 network.start(out, br#","bytes_read":"#);
-                write::integer(out, n);
+                n.write(out);
             }
             if let Some(n) = found.bytes_written {
                 network.start(out, br#","bytes_written":"#);
-                write::integer(out, n);
+                n.write(out);
             }
             network.close(out);
         }
-        if let (true, Some((ns, _))) = (self.duration, found.duration) {
+        if let (true, Some((duration, _))) = (self.duration, found.duration) {
             w.start(out, br#","duration":"#);
-            write::integer(out, ns);
+            duration.write_nanos(out);
         }
         if self.status {
             let flags = found.flags.unwrap_or_default();
-            match envoy::level(self.code, flags) {
+            match envoy::level(self.code.value, flags) {
                 envoy::Level::Error => w.start(out, br#","status":"error""#),
                 envoy::Level::Warn => w.start(out, br#","status":"warn""#),
                 envoy::Level::Info => w.start(out, br#","status":"info""#),
@@ -1762,10 +1764,10 @@ impl Attributes {
                 }
                 out.push(b' ');
             }
-            write::integer(out, self.code);
-            if let Some((ns, _)) = found.duration {
+            self.code.write(out);
+            if let Some((duration, _)) = found.duration {
                 out.push(b' ');
-                envoy::write_millis(ns, out);
+                duration.write_millis(out);
                 out.extend_from_slice(b"ms");
             }
             if let Some(flags) = found.flags.filter(|f| !envoy::is_absent(f)) {
