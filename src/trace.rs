@@ -337,11 +337,13 @@ pub fn parse_existing_trace_id(value: &[u8]) -> Option<u128> {
 /// Upper 64 bits from an `x-datadog-tags` value: the first `_dd.p.tid` entry of the
 /// comma-separated `k=v` list, when it is exactly 16 lower-case hex digits.
 fn parse_dd_tid(tags: &[u8]) -> Option<u64> {
-    let (_, value) = tags
+    // A key has no `=`: the entry that starts with this is the one with the key.
+    const KEY: &[u8] = b"_dd.p.tid=";
+    let entry = tags
         .split(|&b| b == b',')
-        .filter_map(|entry| split_once(trim_spaces(entry), b'='))
-        .find(|(k, _)| *k == b"_dd.p.tid")?;
-    parse_hex16(value)
+        .map(trim_spaces)
+        .find(|entry| entry.starts_with(KEY))?;
+    parse_hex16(&entry[KEY.len()..])
 }
 
 /// Datadog headers: `x-datadog-trace-id` (decimal u64 or 32 lower-case hex), optional
