@@ -339,11 +339,16 @@ pub fn parse_existing_trace_id(value: &[u8]) -> Option<u128> {
 fn parse_dd_tid(tags: &[u8]) -> Option<u64> {
     // A key has no `=`: the entry that starts with this is the one with the key.
     const KEY: &[u8] = b"_dd.p.tid=";
-    let entry = tags
-        .split(|&b| b == b',')
-        .map(trim_spaces)
-        .find(|entry| entry.starts_with(KEY))?;
-    parse_hex16(&entry[KEY.len()..])
+    let mut rest = tags;
+    loop {
+        let entry = trim_spaces_start(rest);
+        let end = entry.iter().position(|&b| b == b',');
+        if entry.starts_with(KEY) {
+            let value = &entry[KEY.len()..end.unwrap_or(entry.len())];
+            return parse_hex16(trim_spaces_end(value));
+        }
+        rest = &entry[end? + 1..];
+    }
 }
 
 /// Datadog headers: `x-datadog-trace-id` (decimal u64 or 32 lower-case hex), optional
@@ -490,15 +495,23 @@ fn parse_xray_root(root: &[u8]) -> Option<u64> {
 }
 
 fn trim_spaces(s: &[u8]) -> &[u8] {
+    trim_spaces_end(trim_spaces_start(s))
+}
+
+fn trim_spaces_start(s: &[u8]) -> &[u8] {
     let start = s
         .iter()
         .position(|&b| b != b' ' && b != b'\t')
         .unwrap_or(s.len());
+    &s[start..]
+}
+
+fn trim_spaces_end(s: &[u8]) -> &[u8] {
     let end = s
         .iter()
         .rposition(|&b| b != b' ' && b != b'\t')
-        .map_or(start, |i| i + 1);
-    s.get(start..end).unwrap_or_default()
+        .map_or(0, |i| i + 1);
+    &s[..end]
 }
 
 fn split_once(s: &[u8], sep: u8) -> Option<(&[u8], &[u8])> {
@@ -1362,6 +1375,27 @@ mod tests {
                 false => text.parse::<u64>().ok().filter(|_| !text.starts_with('+')),
             };
             prop_assert_eq!(decimal_digits(text.as_bytes()), std, "{:?}", text);
+        }
+
+        #[test]
+        fn the_tid_entry_is_the_first_entry_with_that_key(
+            entries in proptest::collection::vec(
+                ("[ \t]?", "_dd\\.p\\.(tid|dm)|_dd|x", "=|= |=\t| =|", "[0-9a-f]{16}|[0-9a-f]{15}|-0", "[ \t]?"),
+                0..5,
+            ),
+        ) {
+            let tags = entries
+                .iter()
+                .map(|(a, key, eq, value, b)| format!("{a}{key}{eq}{value}{b}"))
+                .collect::<Vec<_>>()
+                .join(",");
+            // The list read the plain way: split at commas, trimmed, split at the first `=`.
+            let expected = tags
+                .split(',')
+                .filter_map(|entry| entry.trim_matches([' ', '\t']).split_once('='))
+                .find(|(key, _)| *key == "_dd.p.tid")
+                .and_then(|(_, value)| parse_hex16(value.as_bytes()));
+            prop_assert_eq!(parse_dd_tid(tags.as_bytes()), expected, "{:?}", tags);
         }
 
         #[test]
