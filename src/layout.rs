@@ -17,6 +17,11 @@
 //! copying, and which mean something, so that the others cost nothing per member; and when
 //! every byte it passed was ASCII, the record needs no separate UTF-8 validation.
 //!
+//! A layout also keeps the envelope of the last record it read, byte for byte ([`LastEnvelope`]):
+//! FireLens writes the same envelope into every record of a container, so a record whose bytes
+//! before and after `log` are the last record's has its envelope members found by comparing
+//! those bytes, and only `log` is read.
+//!
 //! Records whose `log` holds text (an Envoy text access log, Envoy's own messages, an
 //! application's plain lines) have layouts too, of the envelope alone: `log` is decoded whole
 //! and the transform goes on with it as if the general reader had read the record. A layout
@@ -46,6 +51,13 @@ const MAX_LAYOUTS: usize = 4;
 const MAX_KEYS: usize = 128;
 const MAX_KEY_BYTES: usize = 8 * 1024;
 const MAX_LEARNED_RECORD: usize = 16 * 1024;
+
+/// How long an envelope [`LastEnvelope`] keeps may be, in bytes before and after `log`.
+const MAX_LAST_ENVELOPE: usize = 2048;
+/// After this many records in a row whose envelope was not the previous record's, a layout
+/// stops comparing envelopes for [`ENVELOPE_REST`] records.
+const ENVELOPE_MISSES: u16 = 3;
+const ENVELOPE_REST: u16 = 256;
 
 /// The bounds of [`Layouts::credit`], in bytes, and of a rest, in records.
 const MAX_CREDIT: i64 = 16 * 1024;
@@ -90,6 +102,99 @@ pub(crate) struct Layout {
     uses_displaced: bool,
     /// The key cache epoch the ids belong to.
     epoch: u32,
+    /// The envelope of the last record this layout read.
+    last: LastEnvelope,
+}
+
+/// The envelope of the last record a layout read, byte for byte: what comes before `log`'s
+/// member and what comes after its value. A log router serves the containers of one task, and
+/// FireLens writes the same envelope into every record of a container: when a record's bytes
+/// there are the same, so are its envelope members, found by comparing instead of reading.
+struct LastEnvelope {
+    /// `input[..start of log's member]` (the `,` before its key) and `input[end of log's
+    /// value..]` of that record.
+    before: Vec<u8>,
+    after: Vec<u8>,
+    /// Where `after` started in that record.
+    after_start: u32,
+    /// The envelope members read from that record.
+    members: Vec<Member>,
+    /// Every byte of `before` and `after` is ASCII.
+    ascii: bool,
+    /// An envelope is kept, and the next record's is to be compared with it.
+    compare: bool,
+    /// How many records in a row had another envelope than the one before (see
+    /// [`ENVELOPE_MISSES`]).
+    misses: u16,
+}
+
+impl LastEnvelope {
+    fn empty() -> LastEnvelope {
+        LastEnvelope {
+            before: Vec::with_capacity(MAX_LAST_ENVELOPE),
+            after: Vec::with_capacity(MAX_LAST_ENVELOPE),
+            after_start: 0,
+            members: Vec::with_capacity(MAX_KEYS),
+            ascii: false,
+            compare: false,
+            misses: 0,
+        }
+    }
+
+    fn forget(&mut self) {
+        self.compare = false;
+        self.misses = 0;
+    }
+
+    /// Whether `input` starts with the envelope before `log`.
+    #[inline(always)]
+    fn starts(&self, input: &[u8]) -> bool {
+        self.compare
+            && input
+                .get(..self.before.len())
+                .is_some_and(|b| scan::same(b, &self.before))
+    }
+
+    /// Whether `input` ends with the envelope after `log`, from `pos`.
+    #[inline(always)]
+    fn ends(&self, input: &[u8], pos: usize) -> bool {
+        self.compare && input.get(pos..).is_some_and(|a| scan::same(a, &self.after))
+    }
+
+    /// Notes whether a record's envelope was the last one's, and keeps the record's (read
+    /// into `envelope`, `log` at `log_index`) when the next one is to be compared with it.
+    fn note(&mut self, input: &[u8], envelope: &[Member], log_index: usize, same: bool) {
+        if same {
+            self.misses = 0;
+            return;
+        }
+        self.misses += 1;
+        if self.misses == ENVELOPE_MISSES + ENVELOPE_REST {
+            // Rested: the next record is compared again, once.
+            self.misses = ENVELOPE_MISSES - 1;
+        }
+        self.compare = false;
+        if self.misses >= ENVELOPE_MISSES {
+            return;
+        }
+        let log = &envelope[log_index];
+        let (before, after) = (log.key.start as usize - 2, log.value.end as usize);
+        let (Some(head), Some(tail)) = (input.get(..before), input.get(after..)) else {
+            return;
+        };
+        if head.len() > MAX_LAST_ENVELOPE || tail.len() > MAX_LAST_ENVELOPE {
+            return;
+        }
+        self.before.clear();
+        self.before.extend_from_slice(head);
+        self.after.clear();
+        self.after.extend_from_slice(tail);
+        self.after_start = after as u32;
+        self.members.clear();
+        self.members.extend_from_slice(envelope);
+        self.ascii = head.is_ascii() && tail.is_ascii();
+        self.compare = true;
+    }
 }
 
 /// The layouts learned so far, and what is needed to learn another.
@@ -224,7 +329,7 @@ impl Layouts {
             }
             let buffers = (&mut *envelope, &mut *record, &mut *log, &mut *stack);
             match layout.read_from(input, member, pos, buffers, &mut ascii) {
-                Ok(()) => {
+                Ok(same_envelope) => {
                     self.last_hit = current;
                     self.hits += 1;
                     self.credit = (self.credit + input.len() as i64).min(MAX_CREDIT);
@@ -232,13 +337,16 @@ impl Layouts {
                         // Layouts pay in this stream: should they stop paying, rest briefly.
                         self.rest_next = MIN_REST;
                     }
-                    return Some(Hit {
+                    let hit = Hit {
                         layout: current,
                         log_index: layout.log_index,
                         text_log: layout.text_log,
                         uses_displaced: layout.uses_displaced,
                         ascii: ascii.sure(),
-                    });
+                    };
+                    let last = &mut self.layouts[current].last;
+                    last.note(input, envelope, hit.log_index, same_envelope);
+                    return Some(hit);
                 }
                 // Another key than expected: a layout that agrees on the members read so far
                 // goes on from here (records of one stream often differ only at the end).
@@ -402,6 +510,7 @@ impl Layout {
             text_log: false,
             uses_displaced: false,
             epoch: u32::MAX,
+            last: LastEnvelope::empty(),
         }
     }
 
@@ -421,6 +530,7 @@ impl Layout {
         self.ids.clear();
         self.specials.clear();
         self.scanned.clear();
+        self.last.forget();
         self.epoch = u32::MAX;
         // What follows the object in a JSON `log` (a newline, say); a text `log` has no parts.
         let tail = match (read.text_log, read.record.last()) {
@@ -639,15 +749,16 @@ impl Layout {
     }
 
     /// Reads `input` if it has this layout, as [`Layouts::read`] describes, going on from
-    /// envelope member `member` at `pos` (the members before it read already).
+    /// envelope member `member` at `pos` (the members before it read already). Returns whether
+    /// the envelope was the last record's (see [`LastEnvelope`]).
     fn read_from(
         &self,
         input: &[u8],
-        member: usize,
+        mut member: usize,
         mut pos: usize,
         (envelope, record, log, stack): Buffers<'_>,
         ascii: &mut Ascii,
-    ) -> Result<(), Stop> {
+    ) -> Result<bool, Stop> {
         if input.len() > u32::MAX as usize {
             return Err(Stop::Failed);
         }
@@ -656,6 +767,15 @@ impl Layout {
         if member <= self.log_index && self.text_log {
             record.clear();
         }
+        // The envelope before `log` as the last record had it: its members are known.
+        let last = &self.last;
+        let same_start = member == 0 && last.starts(input);
+        if same_start {
+            envelope[..self.log_index].copy_from_slice(&last.members[..self.log_index]);
+            ascii.unsure |= !last.ascii;
+            (member, pos) = (self.log_index, last.before.len());
+        }
+        let mut same_end = false;
         for (i, slot) in envelope.iter_mut().enumerate().skip(member) {
             let key_start = pos + 2;
             pos = self
@@ -707,9 +827,32 @@ impl Layout {
                 key_escaped: false,
                 value_escaped,
             };
+            // The envelope after `log` as the last record had it: the rest is known.
+            if i == self.log_index && last.ends(input, pos) {
+                same_end = true;
+                break;
+            }
+        }
+        if same_end {
+            let after = self.log_index + 1;
+            let shift = |s: Span| {
+                span(
+                    s.start as usize - last.after_start as usize + pos,
+                    s.end as usize - last.after_start as usize + pos,
+                )
+            };
+            for (slot, m) in envelope[after..].iter_mut().zip(&last.members[after..]) {
+                *slot = Member {
+                    key: shift(m.key),
+                    value: shift(m.value),
+                    ..*m
+                };
+            }
+            ascii.unsure |= !last.ascii;
+            return Ok(same_start);
         }
         match pos + 1 == input.len() && input[pos] == b'}' {
-            true => Ok(()),
+            true => Ok(false),
             false => Err(Stop::OtherKey {
                 member: self.envelope_len,
                 pos,
@@ -1221,6 +1364,43 @@ mod tests {
             b"{\"source\":\"stdout\",\"log\":\"{\\\"code\\\":200,\\\"path\\\":\\\"/abcdefghijklmnopqrstuvwxyz/\xe6\x97\xa5/abcdefghijklmnopqrstuvwxyz\xe6\x97\\\",\\\"n\\\":null}\\n\",\"phase\":\"canary\"}",
         ];
         after_a_layout(good, near_misses);
+    }
+
+    #[test]
+    fn an_envelope_like_the_last_one_is_read_as_the_general_reader_reads_it() {
+        // The same envelope on every record, as FireLens writes it: after the first records,
+        // it is compared with the last record's, before `log` and after it.
+        let record = |phase: &str, log: &str, hash: &str| {
+            format!(
+                r#"{{"phase":{phase},"source":"stdout","log":"{{\"code\":200,\"path\":\"{log}\"}}\n","hash":{hash}}}"#
+            )
+            .into_bytes()
+        };
+        let good = record(r#""canary""#, "/a", r#""abc""#);
+        let mut records = vec![good.clone(); 4];
+        // Other logs in the same envelope.
+        for log in ["/b", "/users/42", "/a/much/longer/path/than/before/it"] {
+            records.push(record(r#""canary""#, log, r#""abc""#));
+        }
+        assert_eq!(alike(&Config::default(), &records), Ok(4));
+        // Envelopes of the same length that differ: another string, an escape, another kind
+        // of value, before `log` and after it.
+        let near_misses = [
+            record(r#""canarY""#, "/a", r#""abc""#),
+            record(r#""can"y""#, "/a", r#""abc""#),
+            record("12345678", "/a", r#""abc""#),
+            record(r#""canary""#, "/a", r#""abC""#),
+            record(r#""canary""#, "/a", r#""a"c""#),
+            record(r#""canary""#, "/a", "12345"),
+        ];
+        for near_miss in &near_misses {
+            let near: &[u8] = near_miss;
+            after_a_layout(&good, &[near]);
+            // And back to the usual envelope.
+            let mut sequence = vec![good.clone(); 4];
+            sequence.extend([near_miss.clone(), good.clone(), good.clone()]);
+            alike(&Config::default(), &sequence).unwrap_or_else(|e| panic!("{e}"));
+        }
     }
 
     #[test]

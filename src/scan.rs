@@ -153,6 +153,32 @@ pub(crate) fn value_specials_in_word(word: u64, stop: u8, below: u8) -> u64 {
     (equal(stop) | equal(b'"') | equal(b'\\') | low | word) & (ONES << 7)
 }
 
+/// Whether `a` and `b` are the same bytes.
+///
+/// Natively that is the standard library's comparison (glibc compares with SIMD); in Wasm,
+/// whose `memcmp` goes a byte at a time, it is done eight bytes at a time.
+#[inline]
+pub(crate) fn same(a: &[u8], b: &[u8]) -> bool {
+    match cfg!(target_arch = "x86_64") {
+        true => a == b,
+        false => same_in_words(a, b),
+    }
+}
+
+/// [`same`] eight bytes at a time.
+#[inline]
+fn same_in_words(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() || a.len() < 8 {
+        return a == b;
+    }
+    let word = |bytes: &[u8], at: usize| {
+        u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap_or_default())
+    };
+    // Whole words, then the last eight bytes (overlapping the last word).
+    let last = a.len() - 8;
+    (0..last).step_by(8).all(|at| word(a, at) == word(b, at)) && word(a, last) == word(b, last)
+}
+
 /// How long a string [`starts_with`] compares may be.
 pub(crate) const LITERAL_BYTES: usize = 32;
 
@@ -217,6 +243,22 @@ pub(crate) fn starts_with_in_words(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn same_bytes_are_found_the_same() {
+        let a: Vec<u8> = (0..40).collect();
+        for len in 0..a.len() {
+            for same in [same, same_in_words] {
+                assert!(same(&a[..len], &a[..len]));
+                assert!(!same(&a[..len], &a[..len + 1]));
+                for at in 0..len {
+                    let mut b = a[..len].to_vec();
+                    b[at] ^= 0x80;
+                    assert!(!same(&a[..len], &b), "{len} {at}");
+                }
+            }
+        }
+    }
 
     #[test]
     fn the_first_special_byte_is_found() {
