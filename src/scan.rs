@@ -171,12 +171,12 @@ fn same_in_words(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() || a.len() < 8 {
         return a == b;
     }
-    let word = |bytes: &[u8], at: usize| {
-        u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap_or_default())
-    };
+    let word = |bytes: &[u8]| u64::from_le_bytes(bytes.try_into().unwrap_or_default());
     // Whole words, then the last eight bytes (overlapping the last word).
     let last = a.len() - 8;
-    (0..last).step_by(8).all(|at| word(a, at) == word(b, at)) && word(a, last) == word(b, last)
+    let whole = a.chunks_exact(8).zip(b.chunks_exact(8));
+    whole.fold(0, |differ, (x, y)| differ | (word(x) ^ word(y))) == 0
+        && word(&a[last..]) == word(&b[last..])
 }
 
 /// How long a string [`starts_with`] compares may be.
