@@ -18,6 +18,8 @@
 //! With criterion's `--profile-time` (for a profiler), the equivalence check is skipped so the
 //! profile shows only the benchmark.
 
+#[path = "common/one_envelope.rs"]
+mod one_envelope;
 #[path = "baseline/rules.rs"]
 mod rules;
 #[path = "baseline/serde_value.rs"]
@@ -89,6 +91,15 @@ struct CorpusFile {
 impl CorpusFile {
     fn read(path: &Path) -> Self {
         let data = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let name = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        CorpusFile::of(name, data)
+    }
+
+    /// `data`, JSON Lines, as a file named `name`.
+    fn of(name: String, data: Vec<u8>) -> Self {
         let mut records = Vec::new();
         let mut start = 0;
         for line in data.split(|&b| b == b'\n') {
@@ -99,10 +110,6 @@ impl CorpusFile {
             start = end + 1;
         }
         let bytes = records.iter().map(|r| r.len() as u64).sum();
-        let name = path
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_default();
         CorpusFile {
             name,
             data,
@@ -135,10 +142,13 @@ impl Corpus {
             .collect();
         paths.sort();
         assert!(!paths.is_empty(), "no *.jsonl in {}", dir.display());
-        Corpus {
-            files: paths.iter().map(|p| CorpusFile::read(p)).collect(),
-            dir,
+        let mut files: Vec<CorpusFile> = paths.iter().map(|p| CorpusFile::read(p)).collect();
+        // The main corpus as one log router sees it: one container's envelope on every record.
+        if let Some(main) = files.iter().find(|f| f.name == MAIN_CORPUS) {
+            let lines = one_envelope::one_envelope(main.records()).join(&b'\n');
+            files.push(CorpusFile::of(format!("{MAIN_CORPUS}-one-envelope"), lines));
         }
+        Corpus { files, dir }
     }
 }
 

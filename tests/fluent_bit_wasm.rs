@@ -20,6 +20,8 @@ use wasmi::{CompilationMode, Engine, Linker, Memory, Module, Store, TypedFunc};
 use wasmparser::{KnownCustom, Name, Operator, Parser, Payload, Validator, WasmFeatures};
 
 /// The generated text-log stream of `benches/text.rs`.
+#[path = "../benches/common/one_envelope.rs"]
+mod one_envelope;
 #[path = "../benches/common/text_stream.rs"]
 mod text_stream;
 
@@ -794,6 +796,18 @@ fn interpreter_cost() {
     println!("{}", all.row("all, each file alone"));
     let stream: Vec<_> = corpus.iter().flat_map(|(_, records)| records).collect();
     println!("{}", measure(&stream, "all").row("all, one stream"));
+    // The App Mesh records as one log router sees them (one container's envelope), as
+    // `benches/transform.rs` measures them natively.
+    let (_, appmesh) = corpus
+        .iter()
+        .find(|(file, _)| file.ends_with("firelens-appmesh.jsonl"))
+        .expect("the App Mesh records");
+    let steady = one_envelope::one_envelope(appmesh.iter().map(Vec::as_slice));
+    let name = "input/firelens-appmesh.jsonl, one envelope";
+    println!(
+        "{}",
+        measure(&steady.iter().collect::<Vec<_>>(), name).row(name)
+    );
     // The stream of default-format text logs that `benches/text.rs` measures natively.
     let generated: Vec<Vec<u8>> = text_stream::default_lines()
         .iter()
