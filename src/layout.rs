@@ -111,8 +111,8 @@ pub(crate) struct Layout {
 /// FireLens writes the same envelope into every record of a container: when a record's bytes
 /// there are the same, so are its envelope members, found by comparing instead of reading.
 struct LastEnvelope {
-    /// `input[..start of log's member]` (the `,` before its key) and `input[end of log's
-    /// value..]` of that record.
+    /// That record's bytes before `log`'s member (up to the `,` or `{` before its key, that
+    /// byte excluded) and after `log`'s value (to the end of the record).
     before: Vec<u8>,
     after: Vec<u8>,
     /// Where `after` started in that record.
