@@ -89,27 +89,29 @@ pub(crate) fn builtins() -> &'static [TextFormat; 3] {
 }
 
 /// Writes `line` as a JSON object into `out` (cleared first) with the configured format, or
-/// else the first built-in one that matches, noting where its members are in `marks`. Returns
-/// the one that matched: its place among [`formats`].
+/// else the first built-in one that matches, listing its members in `members` and their
+/// places among the format's [`TextFormat::member_names`] in `places`. Returns the format that
+/// matched: its place among [`formats`].
 pub(crate) fn line_to_json(
     custom: Option<&TextFormat>,
     line: &[u8],
     out: &mut Vec<u8>,
-    marks: &mut Vec<Mark>,
+    members: &mut Vec<Member>,
+    places: &mut Vec<u16>,
 ) -> Option<usize> {
     out.clear();
     let line = trim_newline(line);
-    formats(custom).position(|format| format.write_json(line, out, Some(marks)))
+    formats(custom).position(|format| {
+        let listing = Listing { members, places };
+        format.write_json(line, out, Some(listing))
+    })
 }
 
-/// A member that [`TextFormat::to_json`] wrote: where it starts in the object (at its comma,
-/// or the `{` that took the first one's place), which of the format's members it is (its
-/// place among [`TextFormat::member_names`]), and whether its value is a string with escapes.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Mark {
-    at: u32,
-    place: u16,
-    escaped: bool,
+/// Where a match lists the members it writes, as it writes them: each member's key is known
+/// from its place, and its value ends where the output does once it is written.
+pub(crate) struct Listing<'m> {
+    members: &'m mut Vec<Member>,
+    places: &'m mut Vec<u16>,
 }
 
 /// The formats [`line_to_json`] tries, in order: the configured one, if any, then the
@@ -183,32 +185,6 @@ fn member(
         kind,
         key_escaped: false,
         value_escaped,
-    }
-}
-
-impl TextFormat {
-    /// The members of `json`, an object that this format's matching wrote, from the `marks`
-    /// it noted: each member's key is known from its place, and its value ends where the next
-    /// member starts. `places` gets the place of each.
-    pub(crate) fn members(
-        &self,
-        json: &[u8],
-        marks: &[Mark],
-        members: &mut Vec<Member>,
-        places: &mut Vec<u16>,
-    ) {
-        members.clear();
-        places.clear();
-        let ends = marks.iter().skip(1).map(|m| m.at as usize);
-        for (mark, end) in marks.iter().zip(ends.chain([json.len().saturating_sub(1)])) {
-            let (key_len, numeric) = self.member_keys[mark.place as usize];
-            let at = mark.at as usize;
-            // `,"name":value`: the key inside the quotes, the value after the colon.
-            let value = at + 1 + key_len;
-            let kind = if numeric { Kind::Number } else { Kind::String };
-            members.push(member(at + 2, value - 2, value, end, kind, mark.escaped));
-            places.push(mark.place);
-        }
     }
 }
 
@@ -488,16 +464,8 @@ impl TextFormat {
     /// The line is not checked for UTF-8 as a whole: each part of it is, as it is matched
     /// (literals are UTF-8, values are checked unless ASCII), and a match covers the whole
     /// line, so a line that is not UTF-8 matches nothing, without a pass of its own.
-    fn write_json(
-        &self,
-        line: &[u8],
-        out: &mut Vec<u8>,
-        mut marks: Option<&mut Vec<Mark>>,
-    ) -> bool {
+    fn write_json(&self, line: &[u8], out: &mut Vec<u8>, listing: Option<Listing>) -> bool {
         let start = out.len();
-        if let Some(marks) = marks.as_deref_mut() {
-            marks.clear();
-        }
         let (pos, prefix) = match self.lenient {
             true => match self.prefix(line) {
                 Some(found) => found,
@@ -508,11 +476,12 @@ impl TextFormat {
         out.reserve(line.len() + self.overhead);
         // Every member is written after a comma; the first comma becomes the `{` at the end.
         let extra_place = self.member_keys.len().saturating_sub(1);
-        let mut search = Search::new(marks, start, extra_place);
+        let mut search = Search::new(listing, &self.member_keys, start, extra_place);
+        search.forget(0);
         if !prefix.is_empty() {
             let at = out.len();
             let escaped = write_member(out, r#","prefix":"#, prefix);
-            search.note(at, 0, escaped);
+            search.note(at, out.len(), 0, escaped);
         }
         let body = (out.len(), search.noted());
         let pass = |extra: bool, out: &mut Vec<u8>, search: &mut Search| {
@@ -741,20 +710,28 @@ struct Search<'m> {
     /// A match was turned down only for text after the last piece (`extra` not allowed).
     wanted_extra: bool,
     /// The members written so far, if the caller wants them, and where the object starts.
-    marks: Option<&'m mut Vec<Mark>>,
+    listing: Option<Listing<'m>>,
     start: usize,
+    /// The format's [`TextFormat::member_keys`].
+    member_keys: &'m [(usize, bool)],
     /// The place of `extra` among the format's member names.
     extra_place: u16,
 }
 
 impl<'m> Search<'m> {
-    fn new(marks: Option<&'m mut Vec<Mark>>, start: usize, extra_place: usize) -> Search<'m> {
+    fn new(
+        listing: Option<Listing<'m>>,
+        member_keys: &'m [(usize, bool)],
+        start: usize,
+        extra_place: usize,
+    ) -> Search<'m> {
         Search {
             retries: RETRIES,
             extra: false,
             wanted_extra: false,
-            marks,
+            listing,
             start,
+            member_keys,
             extra_place: extra_place as u16,
         }
     }
@@ -765,24 +742,33 @@ impl<'m> Search<'m> {
         self.forget(noted);
     }
 
-    /// Notes a member written at `at` in the output.
+    /// Notes the member the output holds from `at` to `end`: `,"name":value`, the key known
+    /// from its `place`.
     #[inline]
-    fn note(&mut self, at: usize, place: u16, escaped: bool) {
-        if let Some(marks) = self.marks.as_deref_mut() {
-            let at = (at - self.start) as u32;
-            marks.push(Mark { at, place, escaped });
+    fn note(&mut self, at: usize, end: usize, place: u16, escaped: bool) {
+        if let Some(listing) = self.listing.as_mut() {
+            let (key_len, numeric) = self.member_keys[place as usize];
+            let at = at - self.start;
+            // The key inside the quotes, the value after the colon.
+            let value = at + 1 + key_len;
+            let kind = if numeric { Kind::Number } else { Kind::String };
+            let end = end - self.start;
+            let member = member(at + 2, value - 2, value, end, kind, escaped);
+            listing.members.push(member);
+            listing.places.push(place);
         }
     }
 
     /// How many members are noted.
     fn noted(&self) -> usize {
-        self.marks.as_deref().map_or(0, Vec::len)
+        self.listing.as_ref().map_or(0, |l| l.members.len())
     }
 
     /// Forgets the members noted after the first `noted` (the output was cut back).
     fn forget(&mut self, noted: usize) {
-        if let Some(marks) = self.marks.as_deref_mut() {
-            marks.truncate(noted);
+        if let Some(listing) = self.listing.as_mut() {
+            listing.members.truncate(noted);
+            listing.places.truncate(noted);
         }
     }
 }
@@ -805,7 +791,7 @@ fn finish(rest: &[u8], out: &mut Vec<u8>, search: &mut Search) -> bool {
         if !extra.is_empty() {
             let (at, place) = (out.len(), search.extra_place);
             let escaped = write_member(out, r#","extra":"#, extra);
-            search.note(at, place, escaped);
+            search.note(at, out.len(), place, escaped);
         }
     }
     true
@@ -884,7 +870,7 @@ impl Field {
     fn note(&self, at: usize, raw: usize, out: &[u8], search: &mut Search) {
         if out.len() > at {
             let escaped = !self.numeric && out.len() - at != self.member.len() + raw + 2;
-            search.note(at, self.place, escaped);
+            search.note(at, out.len(), self.place, escaped);
         }
     }
 
@@ -1617,12 +1603,10 @@ mod tests {
                 lines_of(custom_format()),
             ]
         ) {
-            let (mut json, mut marks) = (Vec::new(), Vec::new());
-            if let Some(n) = line_to_json(Some(format), &line, &mut json, &mut marks) {
+            let (mut json, mut noted, mut places) = (Vec::new(), Vec::new(), Vec::new());
+            if let Some(n) = line_to_json(Some(format), &line, &mut json, &mut noted, &mut places) {
                 let format = formats(Some(format)).nth(n).unwrap();
-                let (mut noted, mut places, mut found) = (Vec::new(), Vec::new(), Vec::new());
-                let (mut read, mut stack) = (Vec::new(), Vec::new());
-                format.members(&json, &marks, &mut noted, &mut places);
+                let (mut found, mut read, mut stack) = (Vec::new(), Vec::new(), Vec::new());
                 members_of(&json, &mut found);
                 read::read_object(&json, &mut read, &mut stack).unwrap();
                 let fields = |m: &Member| (m.key, m.value, m.kind, m.key_escaped, m.value_escaped);
@@ -1649,9 +1633,9 @@ mod tests {
             ]
         ) {
             let (mut first, mut full) = (Vec::new(), Vec::new());
-            if format.match_first(&line, 0, &mut first, &mut Search::new(None, 0, 0)) {
+            if format.match_first(&line, 0, &mut first, &mut Search::new(None, &[], 0, 0)) {
                 let matched =
-                    format.match_from(&line, 0, 0, &mut full, &mut Search::new(None, 0, 0));
+                    format.match_from(&line, 0, 0, &mut full, &mut Search::new(None, &[], 0, 0));
                 prop_assert!(matched, "{}", String::from_utf8_lossy(&line));
                 prop_assert_eq!(
                     String::from_utf8_lossy(&first),

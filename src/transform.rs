@@ -245,7 +245,6 @@ struct Scratch {
     text_keys: TextKeys,
     /// Where the matching of a text log wrote each member, and for each member its place
     /// among its format's member names.
-    text_marks: Vec<text::Mark>,
     text_places: Vec<u16>,
     dd_first: Vec<Member>,
     dd_second: Vec<Member>,
@@ -577,14 +576,11 @@ impl Transformer {
             shape = match log_at {
                 None => Shape::Bare,
                 Some(_) if text_log => {
-                    match text::line_to_json(custom, log, &mut s.log_json, &mut s.text_marks) {
+                    let (json, places) = (&mut s.log_json, &mut s.text_places);
+                    match text::line_to_json(custom, log, json, &mut s.record, places) {
                         Some(n) => {
-                            // The matching noted where it wrote each member, and which it is.
+                            // The matching listed the members it wrote, and which each is.
                             text_format = text::formats(custom).nth(n).map(|f| (f, n));
-                            if let Some((format, _)) = text_format {
-                                let (marks, places) = (&s.text_marks, &mut s.text_places);
-                                format.members(&s.log_json, marks, &mut s.record, places);
-                            }
                             #[cfg(test)]
                             {
                                 let mut general = Vec::new();
