@@ -117,10 +117,81 @@ pub(crate) const RESPONSE_FLAGS: &[(&str, &str, FlagClass)] = &[
 ];
 
 fn flag_class(code: &[u8]) -> Option<FlagClass> {
-    RESPONSE_FLAGS
-        .iter()
-        .find(|(short, long, _)| code == short.as_bytes() || code == long.as_bytes())
-        .map(|&(_, _, class)| class)
+    // Short names have at most 7 bytes and long names more. A short one is looked up in a
+    // table of them by a hash of its word: one probe, rather than a comparison per name.
+    let at = match code.len() {
+        0..=7 => {
+            let word = flag_word(code);
+            let at = FLAG_SLOTS.slots[flag_slot(word, FLAG_SLOTS.multiplier)] as usize;
+            SHORT_FLAG_WORDS
+                .get(at)
+                .is_some_and(|&w| w == word)
+                .then_some(at)
+        }
+        _ => RESPONSE_FLAGS
+            .iter()
+            .position(|(_, long, _)| code == long.as_bytes()),
+    };
+    RESPONSE_FLAGS.get(at?).map(|&(_, _, class)| class)
+}
+
+/// The [`flag_word`] of each short name of [`RESPONSE_FLAGS`].
+const SHORT_FLAG_WORDS: [u64; RESPONSE_FLAGS.len()] = {
+    let mut words = [0; RESPONSE_FLAGS.len()];
+    let mut i = 0;
+    while i < words.len() {
+        let (short, long, _) = RESPONSE_FLAGS[i];
+        assert!(short.len() <= 7 && long.len() > 7);
+        words[i] = flag_word(short.as_bytes());
+        i += 1;
+    }
+    words
+};
+
+/// The short names of [`RESPONSE_FLAGS`] by [`flag_slot`]: each slot holds the place of the
+/// name there, or `u8::MAX`.
+struct FlagSlots {
+    multiplier: u64,
+    slots: [u8; 1 << FLAG_SLOT_BITS],
+}
+
+const FLAG_SLOT_BITS: u32 = 8;
+
+/// Built at compile time with the first multiplier (of a fixed sequence) that gives every
+/// short name a slot of its own.
+const FLAG_SLOTS: FlagSlots = {
+    assert!(SHORT_FLAG_WORDS.len() < u8::MAX as usize);
+    let mut multiplier: u64 = 0x9e37_79b9_7f4a_7c15;
+    'multipliers: loop {
+        let mut slots = [u8::MAX; 1 << FLAG_SLOT_BITS];
+        let mut i = 0;
+        while i < SHORT_FLAG_WORDS.len() {
+            let slot = flag_slot(SHORT_FLAG_WORDS[i], multiplier);
+            if slots[slot] != u8::MAX {
+                multiplier = multiplier.wrapping_mul(6_364_136_223_846_793_005) | 1;
+                continue 'multipliers;
+            }
+            slots[slot] = i as u8;
+            i += 1;
+        }
+        break FlagSlots { multiplier, slots };
+    }
+};
+
+/// The slot of a name's [`flag_word`]: the top bits of its product with the multiplier.
+const fn flag_slot(word: u64, multiplier: u64) -> usize {
+    (word.wrapping_mul(multiplier) >> (64 - FLAG_SLOT_BITS)) as usize
+}
+
+/// At most seven bytes as one word: the bytes in little-endian order, the length in the top
+/// byte (so that `UH` and `UH\0` differ).
+const fn flag_word(bytes: &[u8]) -> u64 {
+    let (mut word, mut i) = (0, bytes.len());
+    while i > 0 {
+        i -= 1;
+        word = word << 8 | bytes[i] as u64;
+    }
+    word | (bytes.len() as u64) << 56
 }
 
 /// A Datadog log level (`status`).
@@ -391,6 +462,27 @@ mod tests {
             );
         }
         assert_eq!(level(200, b"DC,UH"), Level::Error);
+    }
+
+    #[test]
+    fn every_flag_by_either_name_and_nothing_else() {
+        for &(short, long, class) in RESPONSE_FLAGS {
+            assert_eq!(flag_class(short.as_bytes()), Some(class), "{short}");
+            assert_eq!(flag_class(long.as_bytes()), Some(class), "{long}");
+            // Near misses: cut, longer, another case, a zero byte after it.
+            for name in [short, long] {
+                let cut = &name.as_bytes()[..name.len() - 1];
+                let longer = format!("{name}X");
+                let lower = name.to_ascii_lowercase();
+                let zero = format!("{name}\0");
+                for near in [cut, longer.as_bytes(), lower.as_bytes(), zero.as_bytes()] {
+                    let found = RESPONSE_FLAGS.iter().find(|f| near == f.0.as_bytes());
+                    assert_eq!(flag_class(near), found.map(|f| f.2), "{near:?}");
+                }
+            }
+        }
+        assert_eq!(flag_class(b""), None);
+        assert_eq!(flag_class(b"\0\0"), None);
     }
 
     #[test]
