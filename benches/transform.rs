@@ -18,6 +18,8 @@
 //! With criterion's `--profile-time` (for a profiler), the equivalence check is skipped so the
 //! profile shows only the benchmark.
 
+#[path = "common/cpu_times.rs"]
+mod cpu_times;
 #[path = "common/one_envelope.rs"]
 mod one_envelope;
 #[path = "baseline/rules.rs"]
@@ -27,16 +29,16 @@ mod serde_value;
 #[path = "baseline/simd_borrowed.rs"]
 mod simd_borrowed;
 
-use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::time::{Instant, SystemTime};
+use std::time::SystemTime;
 
-use criterion::{Bencher, Criterion, SamplingMode, Throughput};
+use criterion::{Criterion, SamplingMode, Throughput};
 use envoy_dd::trace::{self, TraceCandidates};
 use envoy_dd::{Config, Transformer};
 
+use cpu_times::{CpuTimes, WallTimes};
 use serde_value::SerdeValue;
 use simd_borrowed::SimdBorrowed;
 
@@ -197,59 +199,6 @@ fn bench_file(c: &mut Criterion, file: &CorpusFile, cpu: &mut CpuTimes) {
     group.finish();
 }
 
-/// The CPU time the bench thread spent in each benchmark, by `group/function`, next to
-/// criterion's wall clock: on a shared machine the thread does not get a whole core, and the
-/// ratio of the two says how much of one it got.
-#[derive(Default)]
-struct CpuTimes(BTreeMap<String, Vec<Call>>);
-
-/// One call of criterion's timing routine: warm-up first, then one per sample.
-struct Call {
-    iterations: u64,
-    cpu_nanos: u64,
-}
-
-impl CpuTimes {
-    /// Times `iterations` runs of `run` for criterion (wall clock), and records their CPU time
-    /// under benchmark `id`.
-    fn measure(&mut self, id: String, b: &mut Bencher<'_>, mut run: impl FnMut()) {
-        let calls = self.0.entry(id).or_default();
-        b.iter_custom(|iterations| {
-            let cpu = thread_cpu_nanos();
-            let start = Instant::now();
-            for _ in 0..iterations {
-                run();
-            }
-            let wall = start.elapsed();
-            if let (Some(before), Some(after)) = (cpu, thread_cpu_nanos()) {
-                let cpu_nanos = after.saturating_sub(before);
-                calls.push(Call {
-                    iterations,
-                    cpu_nanos,
-                });
-            }
-            wall
-        })
-    }
-
-    /// CPU seconds per iteration of benchmark `id` over its last `samples` calls (the
-    /// measurement, without the warm-up), if it ran.
-    fn seconds(&self, id: &str, samples: usize) -> Option<f64> {
-        let calls = self.0.get(id)?;
-        let measured = &calls[calls.len().saturating_sub(samples)..];
-        let iterations: u64 = measured.iter().map(|c| c.iterations).sum();
-        let nanos: u64 = measured.iter().map(|c| c.cpu_nanos).sum();
-        (iterations > 0 && nanos > 0).then(|| nanos as f64 / 1e9 / iterations as f64)
-    }
-}
-
-/// CPU time of this thread in nanoseconds (Linux; scheduler-tick resolution, which is plenty
-/// over seconds of runs).
-fn thread_cpu_nanos() -> Option<u64> {
-    let stat = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
-    stat.split_whitespace().next()?.parse().ok()
-}
-
 /// The id parsers on one typical value each, and a record's worth of candidates resolved.
 fn bench_trace(c: &mut Criterion, cpu: &mut CpuTimes) {
     let traceparent = b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
@@ -376,8 +325,8 @@ mod summary {
     /// Wall clock from criterion's estimates, CPU time from `cpu`; "speed-up" is how many
     /// times faster envoy_dd is than the implementation in that row.
     pub fn print(corpus: &Corpus, cpu: &CpuTimes, started: SystemTime) {
-        let Some(dir) = criterion_dir() else { return };
-        let wall = |id: &str| mean_seconds(&dir.join(id), started);
+        let wall = WallTimes::of_run(started);
+        let wall = |id: &str| wall.seconds(id);
         println!("\n| corpus | implementation | MB/s | records/s | speed-up | CPU MB/s | CPU records/s | CPU speed-up | core share |");
         println!("|---|---|---:|---:|---:|---:|---:|---:|---:|");
         for file in &corpus.files {
@@ -417,30 +366,5 @@ mod summary {
                 println!("| {id} | {:.0} | {:.0} |", secs * 1e9, cpu_secs * 1e9);
             }
         }
-    }
-
-    /// Where criterion writes, found the way criterion finds it (less `cargo metadata`).
-    fn criterion_dir() -> Option<PathBuf> {
-        if let Some(home) = std::env::var_os("CRITERION_HOME") {
-            return Some(home.into());
-        }
-        let target = std::env::var_os("CARGO_TARGET_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
-        Some(target.join("criterion"))
-    }
-
-    /// The mean time of one iteration of a benchmark, if it was measured by this run.
-    fn mean_seconds(bench_dir: &Path, started: SystemTime) -> Option<f64> {
-        let path = bench_dir.join("new/estimates.json");
-        let fresh = std::fs::metadata(&path)
-            .and_then(|m| m.modified())
-            .is_ok_and(|t| t >= started);
-        if !fresh {
-            return None;
-        }
-        let estimates: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
-        Some(estimates["mean"]["point_estimate"].as_f64()? / 1e9)
     }
 }
