@@ -1033,6 +1033,8 @@ fn scalar(input: &[u8], pos: usize) -> Option<(Kind, usize)> {
                 _ => read::scalar_at(input, pos),
             }
         }
+        // A zero byte count or duration.
+        b'0' if matches!(input.get(pos + 1), Some(b',' | b'}')) => Some((Kind::Number, pos + 1)),
         b'n' if input.get(pos..pos + 4) == Some(b"null") => Some((Kind::Null, pos + 4)),
         _ => read::scalar_at(input, pos),
     }
