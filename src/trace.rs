@@ -578,12 +578,23 @@ impl<'a> TraceCandidates<'a> {
     /// The first valid source in precedence order, or `None` when no source is valid.
     #[must_use]
     pub fn resolve(&self) -> Option<TraceContext> {
+        self.resolve_for(TraceIdFormat::Hex)
+    }
+
+    /// [`TraceCandidates::resolve`] for writing the trace id in `format`: with `Decimal`, only
+    /// the lower half is written, so the upper half of a 64-bit Datadog id is not looked up in
+    /// `x-datadog-tags` (it is zero then).
+    pub(crate) fn resolve_for(&self, format: TraceIdFormat) -> Option<TraceContext> {
         let get = |k: TraceKey| self.slots.get(k as usize).copied().flatten();
+        let tags = match format {
+            TraceIdFormat::Hex => get(TraceKey::DatadogTags),
+            TraceIdFormat::Decimal => None,
+        };
         let datadog = || {
             parse_datadog(
                 get(TraceKey::DatadogTrace)?,
                 get(TraceKey::DatadogSpan),
-                get(TraceKey::DatadogTags),
+                tags,
             )
         };
         let b3_multi = || parse_b3_multi(get(TraceKey::B3Trace)?, get(TraceKey::B3Span));

@@ -775,7 +775,10 @@ impl Transformer {
         // record already uses `_log` for something else, the ids stay as they were.
         let replaceable = can_displace || !dd.holds_data(&bufs);
         let resolved = match dd.managed && !dd.existing_valid && replaceable {
-            true => found.trace.resolve().or(context.copied()),
+            true => found
+                .trace
+                .resolve_for(config.trace_id_128)
+                .or(context.copied()),
             false => None,
         };
         let trace_source = if dd.existing_valid {
