@@ -500,11 +500,6 @@ impl Transformer {
         let (log_at, mut shape, mut collisions, mut uses_displaced, log_source);
         if let Some(hit) = fast {
             // A learned layout read the record: a JSON `log` without collisions.
-            let [envelope_ids, record_ids] = s.layouts.ids(hit.layout);
-            s.envelope_keys.clear();
-            s.envelope_keys.extend_from_slice(envelope_ids);
-            s.record_keys.clear();
-            s.record_keys.extend_from_slice(record_ids);
             log_at = Some(hit.log_index);
             shape = Shape::LogJson;
             collisions = false;
@@ -691,6 +686,10 @@ impl Transformer {
             }
         }
         let log = log_source.of(input, &s.envelope, &s.log_text, &s.log_json);
+        // The key ids of the envelope's members and of the record's: the layout's own, when a
+        // layout read the record, else those worked out above.
+        let fast_ids = fast.map(|hit| s.layouts.ids(hit.layout));
+        let [envelope_keys, record_keys] = fast_ids.unwrap_or([&s.envelope_keys, &s.record_keys]);
 
         // With a merged log, the top level is the envelope and the log is the record;
         // otherwise the top level is the record and there is no envelope.
@@ -698,11 +697,11 @@ impl Transformer {
         let (env, rec, bufs) = if merged {
             let env = Members {
                 members: &s.envelope,
-                keys: &s.envelope_keys,
+                keys: envelope_keys,
             };
             let rec = Members {
                 members: &s.record,
-                keys: &s.record_keys,
+                keys: record_keys,
             };
             (
                 env,
@@ -715,7 +714,7 @@ impl Transformer {
         } else {
             let rec = Members {
                 members: &s.envelope,
-                keys: &s.envelope_keys,
+                keys: envelope_keys,
             };
             (
                 Members::EMPTY,
@@ -728,8 +727,7 @@ impl Transformer {
         };
         if !merged {
             collisions = false;
-            uses_displaced = s
-                .envelope_keys
+            uses_displaced = envelope_keys
                 .iter()
                 .any(|&id| s.keys.meaning(id).name == Name::Displaced);
         }
