@@ -784,7 +784,7 @@ impl Transformer {
         } else {
             resolved.map(|c| c.source)
         };
-        let hash = ValuePlan::new(br#","hash":"#, &found.hash, self.hash_json.as_deref());
+        let hash = ValuePlan::new(Name::Hash, &found.hash, self.hash_json.as_deref());
         // The phase derived from the task definition is the last resort: worked out only
         // when neither the record nor the configuration has one.
         let fallback = match self.phase_json.as_deref() {
@@ -794,7 +794,7 @@ impl Transformer {
             }
             None => None,
         };
-        let phase = ValuePlan::new(br#","phase":"#, &found.phase, fallback);
+        let phase = ValuePlan::new(Name::Phase, &found.phase, fallback);
 
         // Existing members, envelope first, each in its order. Members copied unchanged are
         // gathered into runs, so a stretch of them costs one copy.
@@ -1310,8 +1310,8 @@ pub fn is_placeholder(value: &[u8]) -> bool {
 /// envelope's, then the configured (or derived) one. When both sides have one, the key stays
 /// at the envelope's place with the record's value, and the envelope's moves to `_log`.
 struct ValuePlan<'f, 'c> {
-    /// The member's start, `,"hash":` (see [`ObjectWriter::start`]).
-    start: &'static [u8],
+    /// `Name::Hash` or `Name::Phase`.
+    name: Name,
     position: Option<(Side, usize)>,
     winner: Option<&'f At>,
     loser: Option<&'f At>,
@@ -1319,11 +1319,11 @@ struct ValuePlan<'f, 'c> {
 }
 
 impl<'f, 'c> ValuePlan<'f, 'c> {
-    fn new(start: &'static [u8], found: &'f [Option<At>; 2], fallback: Option<&'c [u8]>) -> Self {
+    fn new(name: Name, found: &'f [Option<At>; 2], fallback: Option<&'c [u8]>) -> Self {
         let [record, envelope] =
             [Side::Record, Side::Envelope].map(|side| found[side as usize].as_ref());
         ValuePlan {
-            start,
+            name,
             position: envelope.or(record).map(|a| (a.side, a.index)),
             winner: record.or(envelope),
             loser: record.and(envelope),
@@ -1345,7 +1345,11 @@ impl<'f, 'c> ValuePlan<'f, 'c> {
                 None => return,
             },
         };
-        w.start(out, self.start);
+        // A constant key each: copied without a call to `memcpy`.
+        match self.name {
+            Name::Hash => w.start(out, br#","hash":"#),
+            _ => w.start(out, br#","phase":"#),
+        }
         out.extend_from_slice(value);
         if let Some(loser) = self.loser {
             if loser.raw(bufs) != value {
