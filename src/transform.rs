@@ -1457,7 +1457,11 @@ impl<'s> DdPlan<'s> {
                         .is_some()
             })
         };
-        let (first_valid, second_valid) = (valid(first, first_side), valid(second, second_side));
+        // Most records have no `dd` object: nothing to look through.
+        let (first_valid, second_valid) = match first.is_empty() && second.is_empty() {
+            true => (false, false),
+            false => (valid(first, first_side), valid(second, second_side)),
+        };
         plan.existing_valid = first_valid || second_valid;
         plan.ids_in_second = !first_valid && second_valid;
         plan.first = (first, first_side);
