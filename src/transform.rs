@@ -1499,6 +1499,20 @@ impl<'s> DdPlan<'s> {
             w.raw(out, b"dd", at.raw(bufs));
             return;
         }
+        if let (true, true, Some(ctx)) =
+            (self.first.0.is_empty(), self.second.0.is_empty(), resolved)
+        {
+            // No ids of a `dd` object to keep or move (most records): the resolved ones alone,
+            // as the general way below writes them.
+            w.start(out, br#","dd":{"trace_id":""#);
+            ctx.write_trace_id(format, out);
+            if ctx.span_id.is_some() {
+                out.extend_from_slice(br#"","span_id":""#);
+                ctx.write_span_id(out);
+            }
+            out.extend_from_slice(br#""}"#);
+            return;
+        }
         w.start(out, br#","dd":{"#);
         let mut dd = ObjectWriter::opened();
         let (mut wrote_trace, mut wrote_span) = (false, false);
