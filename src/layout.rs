@@ -955,24 +955,48 @@ fn read_text_log(
     log.resize(input.len() - pos + read::DECODE_SPARE, 0);
     let dst = log.as_mut_slice();
     let (mut o, mut escaped) = (0, false);
+    // One loop over the runs between escapes (a text line has a dozen `\"`), a chunk at a time
+    // while both sides have one; the end of the input, and bytes from 0x80, as
+    // `copy_string_content` takes them.
     loop {
-        let (end, written) = copy_string_content(input, pos, dst, o, ascii)?;
-        match input.get(end) {
+        let chunks = (
+            input
+                .get(pos..)
+                .and_then(<[u8]>::first_chunk::<{ scan::CHUNK }>),
+            dst.get_mut(o..)
+                .and_then(<[u8]>::first_chunk_mut::<{ scan::CHUNK }>),
+        );
+        match chunks {
+            (Some(chunk), Some(out)) => {
+                *out = *chunk;
+                let hits = scan::string_stops(chunk);
+                if hits == 0 {
+                    (pos, o) = (pos + scan::CHUNK, o + scan::CHUNK);
+                    continue;
+                }
+                let take = scan::first(hits);
+                (pos, o) = (pos + take, o + take);
+            }
+            _ => (pos, o) = copy_rest_of_content(input, pos, dst, o, ascii)?,
+        }
+        match input.get(pos) {
             Some(b'"') => {
-                log.truncate(written);
+                log.truncate(o);
                 if log.trim_ascii_start().first() == Some(&b'{') {
                     return None;
                 }
-                return Some((end + 1, escaped));
+                return Some((pos + 1, escaped));
             }
             Some(b'\\') => {
-                let short = read::SHORT_ESCAPES[*input.get(end + 1)? as usize];
+                let short = read::SHORT_ESCAPES[*input.get(pos + 1)? as usize];
                 if short == 0 {
                     return None;
                 }
-                *dst.get_mut(written)? = short;
-                (pos, o, escaped) = (end + 2, written + 1, true);
+                *dst.get_mut(o)? = short;
+                (pos, o, escaped) = (pos + 2, o + 1, true);
             }
+            // Bytes from 0x80 up to the next stop, which the next round looks at.
+            Some(0x80..) => (pos, o) = copy_rest_of_content(input, pos, dst, o, ascii)?,
             _ => return None,
         }
     }
