@@ -477,6 +477,7 @@ impl TextFormat {
         // Every member is written after a comma; the first comma becomes the `{` at the end.
         let extra_place = self.member_keys.len().saturating_sub(1);
         let mut search = Search::new(listing, &self.member_keys, start, extra_place);
+        // The listing may hold the members of another line, or of another format's attempt.
         search.forget(0);
         if !prefix.is_empty() {
             let at = out.len();

@@ -227,7 +227,8 @@ pub struct Transformer {
 struct Scratch {
     envelope: Vec<Member>,
     record: Vec<Member>,
-    /// Key ids (see [`KeyCache`]) of `envelope` and `record`, index for index.
+    /// Key ids (see [`KeyCache`]) of `envelope` and `record`, index for index, when the
+    /// general path read the record (a layout has its own).
     envelope_keys: Vec<u32>,
     record_keys: Vec<u32>,
     stack: Vec<u8>,
@@ -243,8 +244,8 @@ struct Scratch {
     text_specials: Vec<u32>,
     text_scanned: Vec<(u32, Meaning)>,
     text_keys: TextKeys,
-    /// Where the matching of a text log wrote each member, and for each member its place
-    /// among its format's member names.
+    /// For each member of a text log (listed in `record` by the matching), its place among
+    /// its format's member names.
     text_places: Vec<u16>,
     dd_first: Vec<Member>,
     dd_second: Vec<Member>,

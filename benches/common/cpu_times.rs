@@ -9,7 +9,8 @@ use criterion::Bencher;
 
 /// The CPU time the bench thread spent in each benchmark, by `group/function`, next to
 /// criterion's wall clock: on a shared machine the thread does not get a whole core, and the
-/// ratio of the two says how much of one it got.
+/// ratio of the two says how much of one it got. (In a virtual machine, what the host's other
+/// guests take from the core does not show in either.)
 #[derive(Default)]
 pub struct CpuTimes(pub BTreeMap<String, Vec<Call>>);
 
