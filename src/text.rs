@@ -100,7 +100,10 @@ pub(crate) fn line_to_json(
     places: &mut Vec<u16>,
 ) -> Option<usize> {
     out.clear();
+    members.clear();
+    places.clear();
     let line = trim_newline(line);
+    // A format that does not match leaves the output and the listing empty for the next.
     formats(custom).position(|format| {
         let listing = Listing { members, places };
         format.write_json(line, out, Some(listing))
@@ -477,8 +480,6 @@ impl TextFormat {
         // Every member is written after a comma; the first comma becomes the `{` at the end.
         let extra_place = self.member_keys.len().saturating_sub(1);
         let mut search = Search::new(listing, &self.member_keys, start, extra_place);
-        // The listing may hold the members of another line, or of another format's attempt.
-        search.forget(0);
         if !prefix.is_empty() {
             let at = out.len();
             let escaped = write_member(out, r#","prefix":"#, prefix);
