@@ -1573,11 +1573,12 @@ impl<'s> DdPlan<'s> {
                     }
                 }
                 if let (Some(ctx), true) = (resolved, is_trace || is_span) {
-                    // Replace the invalid ids; keep anything that was more than a placeholder.
-                    if is_trace {
+                    // Replace the invalid ids, once each (a `dd` that repeats a key gets it
+                    // once); keep anything that was more than a placeholder.
+                    if is_trace && !wrote_trace {
                         write_trace_id(&mut dd, out, &ctx, format);
                         wrote_trace = true;
-                    } else if ctx.span_id.is_some() {
+                    } else if is_span && !wrote_span && ctx.span_id.is_some() {
                         write_span_id(&mut dd, out, &ctx);
                         wrote_span = true;
                     }

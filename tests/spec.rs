@@ -1234,6 +1234,32 @@ fn s6_no_duplicate_keys_when_both_dd_objects_hold_replaced_ids() {
 }
 
 #[test]
+fn s6_a_dd_that_repeats_an_id_key_gets_the_new_id_once() {
+    // The first of the repeated keys takes the resolved id; other placeholders go, as
+    // replaced placeholders do, and anything more is kept under `_log.dd`.
+    for (input, dd, kept) in [
+        (
+            r#"{"dd":{"trace_id":"-","trace_id":"-"},"trace_id":"5"}"#,
+            r#""dd":{"trace_id":"5"}"#,
+            None,
+        ),
+        (
+            r#"{"dd":{"span_id":null,"trace_id":"x","span_id":"y"},"trace_id":"5","span_id":"6"}"#,
+            r#""dd":{"span_id":"6","trace_id":"5"}"#,
+            Some(r#""_log":{"dd":{"trace_id":"x","span_id":"y"}}"#),
+        ),
+    ] {
+        let (out, _) = run(&default_config(), input.as_bytes());
+        assert_valid(&out);
+        let out = String::from_utf8(out).unwrap();
+        assert!(out.contains(dd), "{out}");
+        if let Some(kept) = kept {
+            assert!(out.contains(kept), "{out}");
+        }
+    }
+}
+
+#[test]
 fn s3_escaped_key_names_are_matched_decoded() {
     let input = r#"{"x\u002ddatadog\u002dtrace\u002did":"11","\u0073pan_id":"22","r\u0065sponse_code":200}"#;
     let out = enrich(input);
