@@ -375,26 +375,57 @@ pub(crate) fn http_version(protocol: &[u8]) -> Option<&[u8]> {
     ok.then_some(version)
 }
 
-/// The client address from `X-Forwarded-For`: its first entry.
+/// The client address from `X-Forwarded-For`: its first entry, without a port (some proxies
+/// add one). An entry that is not an IP address (`unknown`, an obfuscated name) gives none.
 pub(crate) fn first_forwarded(xff: &[u8]) -> Option<&[u8]> {
-    let first = xff.split(|&b| b == b',').next()?.trim_ascii();
-    (!is_absent(first)).then_some(first)
+    ip_address(xff.split(|&b| b == b',').next()?.trim_ascii())
 }
 
-/// `10.0.0.1:5432` → `10.0.0.1`, `[::1]:80` → `::1`; an address without a port is kept whole.
-pub(crate) fn strip_port(address: &[u8]) -> Option<&[u8]> {
-    if is_absent(address) {
-        return None;
+/// The IP address of `10.0.0.1:5432` (`10.0.0.1`), `[::1]:80` (`::1`), or of an address without
+/// a port. `None` when what is left is not an IP address: `-`, a Unix socket's path (Envoy
+/// logs one as the remote address of a pipe listener), a name. `network.client.ip` is read as
+/// an address, so nothing else may go there.
+pub(crate) fn ip_address(address: &[u8]) -> Option<&[u8]> {
+    // Dotted IPv4 (four numbers up to 255 without leading zeros, as `core::net` reads it),
+    // with or without a port, nearly every address, is read here in one pass; the rest goes
+    // to `core::net`'s parser.
+    let octet = |value: u32, digits: u32| {
+        value <= 255 && digits == 1 + u32::from(value >= 10) + u32::from(value >= 100)
+    };
+    let (mut dots, mut value, mut digits) = (0, 0u32, 0u32);
+    for (i, &b) in address.iter().enumerate() {
+        let digit = b.wrapping_sub(b'0');
+        if digit < 10 && digits < 3 {
+            (value, digits) = (value * 10 + u32::from(digit), digits + 1);
+        } else if b == b'.' && dots < 3 && octet(value, digits) {
+            (dots, value, digits) = (dots + 1, 0, 0);
+        } else if b == b':' && dots == 3 && octet(value, digits) {
+            let port = &address[i + 1..];
+            let is_port = (1..=5).contains(&port.len()) && port.iter().all(u8::is_ascii_digit);
+            return is_port.then_some(&address[..i]);
+        } else {
+            return ipv6_address(address);
+        }
     }
-    if let Some(rest) = address.strip_prefix(b"[") {
-        let close = rest.iter().position(|&b| b == b']')?;
-        return Some(&rest[..close]);
-    }
-    let colons = address.iter().filter(|&&b| b == b':').count();
-    match colons {
-        1 => address.split(|&b| b == b':').next(),
-        _ => Some(address), // no port, or a bare IPv6 address
-    }
+    (dots == 3 && octet(value, digits)).then_some(address)
+}
+
+/// The IPv6 address of `[2001:db8::1]:443` or of `2001:db8::1`.
+#[cold]
+#[inline(never)]
+fn ipv6_address(address: &[u8]) -> Option<&[u8]> {
+    let ip = match address.strip_prefix(b"[") {
+        Some(rest) => {
+            let close = rest.iter().position(|&b| b == b']')?;
+            let port = &rest[close + 1..];
+            let is_port =
+                port.len() > 1 && port[0] == b':' && port[1..].iter().all(u8::is_ascii_digit);
+            (port.is_empty() || is_port).then_some(&rest[..close])?
+        }
+        None => address,
+    };
+    let parsed = core::str::from_utf8(ip).map(str::parse::<core::net::Ipv6Addr>);
+    matches!(parsed, Ok(Ok(_))).then_some(ip)
 }
 
 /// Formats nanoseconds as milliseconds for the `message` line: `12`, `0.25`.
@@ -569,6 +600,55 @@ mod tests {
     }
 
     #[test]
+    fn ipv4_addresses_are_told_as_core_net_tells_them() {
+        let mut texts: Vec<String> = [
+            "0.0.0.0",
+            "255.255.255.255",
+            "256.1.1.1",
+            "1.2.3",
+            "1.2.3.4.5",
+            "01.2.3.4",
+            "1..2.3",
+            ".1.2.3",
+            "1.2.3.",
+            "1.2.3.4 ",
+            "1.2.3.0400",
+            "1000.1.1.1",
+            "1.2.3.a",
+            "",
+        ]
+        .map(String::from)
+        .to_vec();
+        let octets = [
+            "0", "00", "7", "09", "10", "99", "100", "199", "255", "256", "999", "1000",
+        ];
+        for a in octets {
+            for b in octets {
+                texts.push(format!("{a}.{b}.1.{a}"));
+            }
+        }
+        for text in &texts {
+            let expected = text
+                .parse::<core::net::Ipv4Addr>()
+                .ok()
+                .map(|_| text.as_bytes());
+            assert_eq!(ip_address(text.as_bytes()), expected, "{text}");
+            let with_port = format!("{text}:8080");
+            assert_eq!(ip_address(with_port.as_bytes()), expected, "{with_port}");
+        }
+        for bad_port in [
+            "1.2.3.4:",
+            "1.2.3.4:x",
+            "1.2.3.4:123456",
+            "[::1]:",
+            "[::1]x",
+            "[::1",
+        ] {
+            assert_eq!(ip_address(bad_port.as_bytes()), None, "{bad_port}");
+        }
+    }
+
+    #[test]
     fn addresses_and_versions() {
         assert_eq!(http_version(b"HTTP/1.1"), Some(&b"1.1"[..]));
         assert_eq!(http_version(b"HTTP/2"), Some(&b"2"[..]));
@@ -584,10 +664,28 @@ mod tests {
         );
         assert_eq!(first_forwarded(b"-"), None);
         assert_eq!(first_forwarded(b" , 1.2.3.4"), None);
-        assert_eq!(strip_port(b"172.17.0.1:62724"), Some(&b"172.17.0.1"[..]));
-        assert_eq!(strip_port(b"[2001:db8::1]:443"), Some(&b"2001:db8::1"[..]));
-        assert_eq!(strip_port(b"2001:db8::1"), Some(&b"2001:db8::1"[..]));
-        assert_eq!(strip_port(b"10.0.0.1"), Some(&b"10.0.0.1"[..]));
-        assert_eq!(strip_port(b"-"), None);
+        assert_eq!(
+            first_forwarded(b"203.0.113.7:5555, 10.0.0.1"),
+            Some(&b"203.0.113.7"[..])
+        );
+        assert_eq!(
+            first_forwarded(b"[2001:db8::1]:443"),
+            Some(&b"2001:db8::1"[..])
+        );
+        assert_eq!(first_forwarded(b"2001:db8::1"), Some(&b"2001:db8::1"[..]));
+        for not_an_address in [&b"unknown, 1.2.3.4"[..], b"_hidden", b"1.2.3", b"[::1"] {
+            assert_eq!(first_forwarded(not_an_address), None);
+        }
+        assert_eq!(ip_address(b"/var/run/envoy.sock"), None);
+        assert_eq!(
+            ip_address(b"::ffff:10.0.0.1"),
+            Some(&b"::ffff:10.0.0.1"[..])
+        );
+        assert_eq!(ip_address(b"@envoy-admin"), None);
+        assert_eq!(ip_address(b"172.17.0.1:62724"), Some(&b"172.17.0.1"[..]));
+        assert_eq!(ip_address(b"[2001:db8::1]:443"), Some(&b"2001:db8::1"[..]));
+        assert_eq!(ip_address(b"2001:db8::1"), Some(&b"2001:db8::1"[..]));
+        assert_eq!(ip_address(b"10.0.0.1"), Some(&b"10.0.0.1"[..]));
+        assert_eq!(ip_address(b"-"), None);
     }
 }

@@ -1221,7 +1221,7 @@ impl<'a> Found<'a> {
             ),
             Some(Role::RemoteAddress) if record => first(
                 &mut self.remote_ip,
-                string_content(m, buf).and_then(envoy::strip_port),
+                string_content(m, buf).and_then(envoy::ip_address),
             ),
             Some(Role::BytesReceived) if record => first(
                 &mut self.bytes_read,

@@ -903,6 +903,22 @@ fn s5_client_ip_from_forwarded_for_else_remote_address() {
         ),
         "2001:db8::1"
     );
+    // Ports go, and what is not an address is no client IP.
+    assert_eq!(
+        ip(json!({"response_code": 200, "x_forwarded_for": "203.0.113.7:5555"})),
+        "203.0.113.7"
+    );
+    assert_eq!(
+        ip(
+            json!({"response_code": 200, "x_forwarded_for": "unknown, 10.0.0.1", "downstream_remote_address": "10.9.9.9:1"})
+        ),
+        "10.9.9.9"
+    );
+    let out = enrich(
+        &json!({"response_code": 200, "downstream_remote_address": "/var/run/envoy.sock"})
+            .to_string(),
+    );
+    assert!(out.get("network").is_none(), "{out}");
 }
 
 #[test]
