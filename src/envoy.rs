@@ -324,8 +324,8 @@ impl Duration<'_> {
     }
 }
 
-/// Milliseconds (`12`, `6.0`, `"0.25"`) as nanoseconds, exactly (up to six decimals; further
-/// digits are below a nanosecond and dropped).
+/// Milliseconds (`12`, `6.0`, `"0.25"`) as nanoseconds, exactly up to six decimals; further
+/// digits, below a nanosecond, round it to the nearest.
 pub(crate) fn duration(text: &[u8]) -> Option<Duration<'_>> {
     let (whole, frac) = decimal_parts(text)?;
     let millis = decimal_digits(whole)?;
@@ -337,6 +337,9 @@ pub(crate) fn duration(text: &[u8]) -> Option<Duration<'_>> {
     for &d in frac.iter().take(6) {
         nanos = nanos.checked_add((d - b'0') as u64 * scale)?;
         scale /= 10;
+    }
+    if frac.get(6).is_some_and(|&d| d >= b'5') {
+        nanos = nanos.checked_add(1)?;
     }
     // Zero is one digit in nanoseconds too, not seven.
     let plain = frac.is_empty() && whole.len() == text.len() && millis != 0;
@@ -550,7 +553,8 @@ mod tests {
         assert_eq!(millis_to_nanos(b"12"), Some(12_000_000));
         assert_eq!(millis_to_nanos(b"6.0"), Some(6_000_000));
         assert_eq!(millis_to_nanos(b"0.25"), Some(250_000));
-        assert_eq!(millis_to_nanos(b"1.0000019"), Some(1_000_001));
+        assert_eq!(millis_to_nanos(b"1.0000019"), Some(1_000_002));
+        assert_eq!(millis_to_nanos(b"1.0000014"), Some(1_000_001));
         assert_eq!(millis_to_nanos(b"-"), None);
         assert_eq!(millis_to_nanos(b"18446744073710"), None);
     }

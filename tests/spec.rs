@@ -939,10 +939,17 @@ fn s5_duration_milliseconds_become_nanoseconds() {
         (json!(6.0), 6_000_000),
         (json!(0), 0),
         (json!(0.25), 250_000),
+        // Below a nanosecond: to the nearest.
+        (json!("1.2345678"), 1_234_568),
+        (json!("1.2345674999"), 1_234_567),
+        (json!("0.0000005"), 1),
     ] {
         let out = enrich(&json!({"response_code": 200, "duration": ms}).to_string());
         assert_eq!(out["duration"], ns, "{ms}");
     }
+    // The message shows the rounded value too.
+    let out = enrich(r#"{"response_code":200,"method":"GET","path":"/","duration":1.9999999}"#);
+    assert_eq!(out["message"], "GET / 200 2ms");
 }
 
 #[test]
