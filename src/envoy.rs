@@ -381,7 +381,14 @@ pub(crate) fn http_version(protocol: &[u8]) -> Option<&[u8]> {
 /// The client address from `X-Forwarded-For`: its first entry, without a port (some proxies
 /// add one). An entry that is not an IP address (`unknown`, an obfuscated name) gives none.
 pub(crate) fn first_forwarded(xff: &[u8]) -> Option<&[u8]> {
-    ip_address(xff.split(|&b| b == b',').next()?.trim_ascii())
+    let xff = xff.trim_ascii_start();
+    let ip = ipv4_at_start(xff);
+    if ip.is_empty() {
+        return ip_address(xff.split(|&b| b == b',').next()?.trim_ascii());
+    }
+    // Nearly always: read no further than the address, its port and the comma.
+    let rest = after_port(&xff[ip.len()..])?.trim_ascii_start();
+    matches!(rest, [] | [b',', ..]).then_some(ip)
 }
 
 /// The IP address of `10.0.0.1:5432` (`10.0.0.1`), `[::1]:80` (`::1`), or of an address without
@@ -389,28 +396,46 @@ pub(crate) fn first_forwarded(xff: &[u8]) -> Option<&[u8]> {
 /// logs one as the remote address of a pipe listener), a name. `network.client.ip` is read as
 /// an address, so nothing else may go there.
 pub(crate) fn ip_address(address: &[u8]) -> Option<&[u8]> {
-    // Dotted IPv4 (four numbers up to 255 without leading zeros, as `core::net` reads it),
-    // with or without a port, nearly every address, is read here in one pass; the rest goes
-    // to `core::net`'s parser.
+    match ipv4_at_start(address) {
+        [] => ipv6_address(address),
+        ip => after_port(&address[ip.len()..])?.is_empty().then_some(ip),
+    }
+}
+
+/// The dotted IPv4 address that `text` starts with (four numbers up to 255 without leading
+/// zeros, as `core::net` reads them), or nothing. Nearly every address is one, so it is read
+/// here in one pass; the rest goes to `core::net`'s parser.
+fn ipv4_at_start(text: &[u8]) -> &[u8] {
     let octet = |value: u32, digits: u32| {
         value <= 255 && digits == 1 + u32::from(value >= 10) + u32::from(value >= 100)
     };
-    let (mut dots, mut value, mut digits) = (0, 0u32, 0u32);
-    for (i, &b) in address.iter().enumerate() {
-        let digit = b.wrapping_sub(b'0');
-        if digit < 10 && digits < 3 {
-            (value, digits) = (value * 10 + u32::from(digit), digits + 1);
-        } else if b == b'.' && dots < 3 && octet(value, digits) {
-            (dots, value, digits) = (dots + 1, 0, 0);
-        } else if b == b':' && dots == 3 && octet(value, digits) {
-            let port = &address[i + 1..];
-            let is_port = (1..=5).contains(&port.len()) && port.iter().all(u8::is_ascii_digit);
-            return is_port.then_some(&address[..i]);
+    // An octet's digits are counted from where it starts; its value may wrap on a long run
+    // of them, which that count then rejects.
+    let (mut dots, mut value, mut start, mut end) = (0, 0u32, 0, text.len());
+    for (i, &b) in text.iter().enumerate() {
+        let digit = u32::from(b).wrapping_sub(u32::from(b'0'));
+        if digit < 10 {
+            value = value.wrapping_mul(10).wrapping_add(digit);
+        } else if b == b'.' && dots < 3 && octet(value, (i - start) as u32) {
+            (dots, value, start) = (dots + 1, 0, i + 1);
         } else {
-            return ipv6_address(address);
+            end = i;
+            break;
         }
     }
-    (dots == 3 && octet(value, digits)).then_some(address)
+    match dots == 3 && octet(value, (end - start) as u32) {
+        true => &text[..end],
+        false => &[],
+    }
+}
+
+/// What follows an address's `:port`, if it has one; `None` for a bad port.
+fn after_port(rest: &[u8]) -> Option<&[u8]> {
+    let [b':', tail @ ..] = rest else {
+        return Some(rest);
+    };
+    let digits = tail.iter().take_while(|b| b.is_ascii_digit()).count();
+    (1..=5).contains(&digits).then_some(&tail[digits..])
 }
 
 /// The IPv6 address of `[2001:db8::1]:443` or of `2001:db8::1`.
@@ -677,7 +702,25 @@ mod tests {
             Some(&b"2001:db8::1"[..])
         );
         assert_eq!(first_forwarded(b"2001:db8::1"), Some(&b"2001:db8::1"[..]));
-        for not_an_address in [&b"unknown, 1.2.3.4"[..], b"_hidden", b"1.2.3", b"[::1"] {
+        assert_eq!(
+            first_forwarded(b" 10.0.0.1 ,1.2.3.4"),
+            Some(&b"10.0.0.1"[..])
+        );
+        assert_eq!(
+            first_forwarded(b"10.0.0.1:80,1.2.3.4"),
+            Some(&b"10.0.0.1"[..])
+        );
+        for not_an_address in [
+            &b"unknown, 1.2.3.4"[..],
+            b"_hidden",
+            b"1.2.3",
+            b"[::1",
+            b"1.2.3.4x, 5.6.7.8",
+            b"1.2.3.4 x",
+            b"1.2.3.4.5",
+            b"1.2.3.4:, 5.6.7.8",
+            b"1.2.3.1000",
+        ] {
             assert_eq!(first_forwarded(not_an_address), None);
         }
         assert_eq!(ip_address(b"/var/run/envoy.sock"), None);
@@ -691,5 +734,41 @@ mod tests {
         assert_eq!(ip_address(b"2001:db8::1"), Some(&b"2001:db8::1"[..]));
         assert_eq!(ip_address(b"10.0.0.1"), Some(&b"10.0.0.1"[..]));
         assert_eq!(ip_address(b"-"), None);
+    }
+
+    /// What [`ip_address`] should give, from `core::net` alone.
+    fn ip_by_core_net(address: &str) -> Option<&str> {
+        use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+        let is_port = |port: &str| !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit());
+        if let Some(rest) = address.strip_prefix('[') {
+            let (ip, port) = rest.split_once(']')?;
+            let port_ok = port.is_empty() || port.strip_prefix(':').is_some_and(is_port);
+            return (port_ok && ip.parse::<Ipv6Addr>().is_ok()).then_some(ip);
+        }
+        if address.parse::<IpAddr>().is_ok() {
+            return Some(address);
+        }
+        let (ip, port) = address.rsplit_once(':')?;
+        (ip.parse::<Ipv4Addr>().is_ok() && is_port(port) && port.len() <= 5).then_some(ip)
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig {
+            cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(4096),
+            failure_persistence: None,
+            rng_seed: proptest::test_runner::RngSeed::Fixed(20261123),
+            ..proptest::prelude::ProptestConfig::default()
+        })]
+
+        /// Addresses built from the bytes that make them up, and ones that nearly do.
+        #[test]
+        fn ip_addresses_are_told_as_core_net_tells_them(
+            address in "[0-9.:]{0,20}|\\[[0-9a-f:.]{0,12}\\](:[0-9]{0,3})?|[0-2]?[0-9]{1,2}(\\.[0-9]{1,3}){3}(:[0-9]{0,7}x?)?[ ,]?",
+        ) {
+            proptest::prop_assert_eq!(
+                ip_address(address.as_bytes()),
+                ip_by_core_net(&address).map(str::as_bytes)
+            );
+        }
     }
 }
