@@ -464,6 +464,23 @@ fn crlf_line_ends_are_removed() {
 }
 
 #[test]
+fn a_byte_order_mark_before_a_first_line_is_dropped() {
+    let dir = scratch("bom");
+    let a = file(&dir, "a.jsonl", format!("\u{feff}{}\n", access("/a")));
+    let output = run(
+        &["transform", &a, "-"],
+        format!("\u{feff}{}\n{}\n", access("/stdin"), access("/2")),
+    );
+    assert_eq!(stderr(&output), "");
+    assert!(!stdout(&output).contains('\u{feff}'), "{}", stdout(&output));
+    let paths: Vec<_> = records(&output)
+        .iter()
+        .map(|r| r["path"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(paths, ["/a", "/stdin", "/2"]);
+}
+
+#[test]
 fn a_last_line_without_newline_counts() {
     let output = run(
         &["transform"],

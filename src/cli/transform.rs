@@ -138,7 +138,11 @@ impl Job {
             number += 1;
             self.progress.advance(read);
 
-            let line = strip_line_end(&self.line);
+            let mut line = strip_line_end(&self.line);
+            if number == 1 {
+                // A byte order mark that an editor put before the first line is not data.
+                line = line.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(line);
+            }
             self.record.clear();
             if line.trim_ascii().is_empty() {
                 // Not a record; kept so that output line N still matches input line N.
