@@ -610,6 +610,58 @@ impl<'a> TraceCandidates<'a> {
     pub fn is_empty(&self) -> bool {
         self.slots.iter().all(Option::is_none)
     }
+
+    /// The candidates of a record whose own keys and its envelope's were offered apart. Per
+    /// key, the record's value wins unless it is invalid, as if offered first. But a span id
+    /// (and Datadog's `x-datadog-tags`, the trace id's upper half) is only taken from the side
+    /// whose trace id is used, or from a side that has no valid trace id of that source: ids
+    /// of two different traces are never paired.
+    pub(crate) fn of_sides(record: &Self, envelope: &Self) -> Self {
+        // FireLens envelopes have no trace keys: nearly always, nothing to merge.
+        if envelope.is_empty() {
+            return *record;
+        }
+        let valid = |side: &Self, key: TraceKey| {
+            side.slots[key as usize].is_some_and(|value| slot_valid(key, value))
+        };
+        let mut merged = *record;
+        for key in 0..KEY_COUNT {
+            if merged.slots[key].is_none() {
+                merged.slots[key] = envelope.slots[key];
+            }
+        }
+        for key in [
+            TraceKey::DatadogTrace,
+            TraceKey::TraceParent,
+            TraceKey::B3Trace,
+            TraceKey::B3Single,
+            TraceKey::XRay,
+        ] {
+            if !valid(record, key) && valid(envelope, key) {
+                merged.slots[key as usize] = envelope.slots[key as usize];
+            }
+        }
+        let pairs: [(TraceKey, &[TraceKey]); 2] = [
+            (
+                TraceKey::DatadogTrace,
+                &[TraceKey::DatadogSpan, TraceKey::DatadogTags],
+            ),
+            (TraceKey::B3Trace, &[TraceKey::B3Span]),
+        ];
+        for (trace, parts) in pairs {
+            let (own, other) = match valid(record, trace) || !valid(envelope, trace) {
+                true => (record, envelope),
+                false => (envelope, record),
+            };
+            for &part in parts {
+                merged.slots[part as usize] = match valid(own, part) || valid(other, trace) {
+                    true => own.slots[part as usize],
+                    false => other.slots[part as usize].or(own.slots[part as usize]),
+                };
+            }
+        }
+        merged
+    }
 }
 
 /// Whether `value` is usable in its slot; an unusable kept value may be replaced.

@@ -774,10 +774,12 @@ impl Transformer {
         // record already uses `_log` for something else, the ids stay as they were.
         let replaceable = can_displace || !dd.holds_data(&bufs);
         let resolved = match dd.managed && !dd.existing_valid && replaceable {
-            true => found
-                .trace
-                .resolve_for(config.trace_id_128)
-                .or(context.copied()),
+            true => {
+                let [envelope, record] = &found.trace;
+                TraceCandidates::of_sides(record, envelope)
+                    .resolve_for(config.trace_id_128)
+                    .or(context.copied())
+            }
             false => None,
         };
         let trace_source = if dd.existing_valid {
@@ -1069,7 +1071,9 @@ impl At {
 /// before the envelope's.
 #[derive(Default)]
 struct Found<'a> {
-    trace: TraceCandidates<'a>,
+    /// Each side's trace keys apart (indexed by `Side as usize`), so that ids of two contexts
+    /// are never paired (see [`TraceCandidates::of_sides`]).
+    trace: [TraceCandidates<'a>; 2],
     /// Indexed by `Side as usize`.
     dd: [Option<At>; 2],
     hash: [Option<At>; 2],
@@ -1178,7 +1182,7 @@ impl<'a> Found<'a> {
             },
             Some(Role::Trace(kind)) => {
                 if let Some(text) = scalar_text(m, buf) {
-                    self.trace.offer(kind, text);
+                    self.trace[slot].offer(kind, text);
                 }
             }
             Some(Role::Level) => self.has_level = true,

@@ -481,6 +481,68 @@ fn s3_128_bit_default_is_low_64_bits_decimal() {
 }
 
 #[test]
+fn s3_trace_and_span_come_from_the_same_side() {
+    // The log's and the envelope's ids may belong to different traces: a span id (or the
+    // upper half in `x-datadog-tags`) of one side never joins the other side's trace id.
+    let dd = |config: &Config, log: Value, envelope: Value| {
+        let mut record = envelope;
+        record["log"] = log.to_string().into();
+        enrich_with(config, &record.to_string()).0["dd"].clone()
+    };
+    let config = default_config();
+    for (log, envelope, want) in [
+        // The log's trace id wins; the envelope's span id is of its own trace.
+        (
+            json!({"trace_id": "2"}),
+            json!({"trace_id": "7", "span_id": "1"}),
+            json!({"trace_id": "2"}),
+        ),
+        (
+            json!({"trace_id": "2", "span_id": "3"}),
+            json!({"trace_id": "7", "span_id": "1"}),
+            ids("2", "3"),
+        ),
+        // The log's trace id is invalid: the envelope's ids, both.
+        (
+            json!({"trace_id": "-", "span_id": "3"}),
+            json!({"trace_id": "7", "span_id": "1"}),
+            ids("7", "1"),
+        ),
+        // A span id alone, beside a trace id alone: nothing says they differ.
+        (
+            json!({"trace_id": "2"}),
+            json!({"span_id": "1"}),
+            ids("2", "1"),
+        ),
+        (
+            json!({"x_b3_traceid": "000000000000000a"}),
+            json!({"x_b3_traceid": "000000000000000b", "x_b3_spanid": "000000000000000c"}),
+            json!({"trace_id": "10"}),
+        ),
+    ] {
+        assert_eq!(
+            dd(&config, log.clone(), envelope.clone()),
+            want,
+            "{log} {envelope}"
+        );
+    }
+    let hex = Config {
+        trace_id_128: TraceIdFormat::Hex,
+        ..default_config()
+    };
+    let tags = json!({"trace_id": "7", "x_datadog_tags": "_dd.p.tid=640cfd8d00000000"});
+    assert_eq!(
+        dd(&hex, json!({"trace_id": "1234"}), tags),
+        json!({"trace_id": "1234"})
+    );
+    let tags = json!({"x_datadog_tags": "_dd.p.tid=640cfd8d00000000"});
+    assert_eq!(
+        dd(&hex, json!({"trace_id": "1234"}), tags)["trace_id"],
+        "640cfd8d0000000000000000000004d2"
+    );
+}
+
+#[test]
 fn s3_trace_id_128_hex_option() {
     let hex = Config {
         trace_id_128: TraceIdFormat::Hex,
