@@ -486,24 +486,16 @@ impl TextFormat {
             search.note(at, out.len(), 0, escaped);
         }
         let body = (out.len(), search.noted());
-        let pass = |extra: bool, out: &mut Vec<u8>, search: &mut Search| {
-            search.restart(extra, body.1);
-            let matched = self.match_first(line, pos, out, search) || {
-                out.truncate(body.0);
-                search.restart(extra, body.1);
-                self.match_from(line, 0, pos, out, search)
-            };
-            (matched, search.wanted_extra)
-        };
-        // First without `extra`: a quoted value may contain `" "`, and a split that pushed the
-        // last field into `extra` would misname the fields before it.
-        let (mut matched, wanted_extra) = pass(false, out, &mut search);
-        // The second pass differs only where the first was turned down for text after the last
-        // piece; if that never happened, it would fail the same way.
-        if !matched && self.lenient && wanted_extra {
+        // A built-in format keeps fields appended after its last one as `extra`. Where a line
+        // splits both with and without them (a quoted value holding `" "`, or quoted fields
+        // appended), the split whose earlier fields end first wins, as between any two splits:
+        // the first occurrences, then the least backtracking.
+        search.restart(self.lenient, body.1);
+        let matched = self.match_first(line, pos, out, &mut search) || {
             out.truncate(body.0);
-            matched = pass(true, out, &mut search).0;
-        }
+            search.restart(self.lenient, body.1);
+            self.match_from(line, 0, pos, out, &mut search)
+        };
         if !matched {
             out.truncate(start);
             search.forget(0);
@@ -707,10 +699,8 @@ impl TextFormat {
 struct Search<'m> {
     /// Retries left when a field's value turns out to contain the literal after it.
     retries: u32,
-    /// Text after the last piece is allowed (lenient formats, second pass).
+    /// Text after the last piece is allowed (lenient formats).
     extra: bool,
-    /// A match was turned down only for text after the last piece (`extra` not allowed).
-    wanted_extra: bool,
     /// The members written so far, if the caller wants them, and where the object starts.
     listing: Option<Listing<'m>>,
     start: usize,
@@ -730,7 +720,6 @@ impl<'m> Search<'m> {
         Search {
             retries: RETRIES,
             extra: false,
-            wanted_extra: false,
             listing,
             start,
             member_keys,
@@ -740,7 +729,7 @@ impl<'m> Search<'m> {
 
     /// Starts a match again, with the members noted before it starts (the `prefix`).
     fn restart(&mut self, extra: bool, noted: usize) {
-        (self.retries, self.extra, self.wanted_extra) = (RETRIES, extra, false);
+        (self.retries, self.extra) = (RETRIES, extra);
         self.forget(noted);
     }
 
@@ -783,7 +772,6 @@ fn finish(rest: &[u8], out: &mut Vec<u8>, search: &mut Search) -> bool {
             return false;
         };
         if !search.extra {
-            search.wanted_extra = true;
             return false;
         }
         let Ok(extra) = core::str::from_utf8(extra) else {

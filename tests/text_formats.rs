@@ -174,6 +174,27 @@ fn text_fields_become_standard_attributes() {
 }
 
 /// A custom format that logs Datadog's headers gives `dd.trace_id`/`dd.span_id`.
+/// Quoted fields appended after Envoy's default format (trace headers, say) are `extra`, at
+/// any count: the split whose earlier fields end first wins, also against a split without
+/// `extra` where the last field swallows them.
+#[test]
+fn quoted_fields_after_the_default_format_are_extra() {
+    let start = r#"[2024-06-03T14:00:00.120Z] "GET /x HTTP/1.1" 200 - 0 5 3 2 "-" "curl/8" "id-1" "api" "10.0.0.1:80""#;
+    for appended in [1, 2, 40] {
+        let extra = vec![r#""1234""#; appended].join(" ");
+        let line = format!("{start} {extra}");
+        let mut out = Vec::new();
+        assert!(
+            TextFormat::envoy_default().to_json(line.as_bytes(), &mut out),
+            "{line}"
+        );
+        let out: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(out["upstream_host"], "10.0.0.1:80", "{appended}");
+        assert_eq!(out["authority"], "api", "{appended}");
+        assert_eq!(out["extra"], extra.as_str(), "{appended}");
+    }
+}
+
 #[test]
 fn custom_format_correlates_traces() {
     let format = TextFormat::parse("%REQ(:METHOD)% %REQ(:PATH)% %RESPONSE_CODE% %DURATION%ms dd=%REQ(X-DATADOG-TRACE-ID)%/%REQ(X-DATADOG-PARENT-ID)%\n").unwrap();
