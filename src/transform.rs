@@ -568,10 +568,15 @@ impl Transformer {
             let log = source.of(input, &s.envelope, &s.log_text, &[]);
             let text_log = log_at.is_some() && log.trim_ascii_start().first() != Some(&b'{');
             let custom = self.config.text_format.as_ref();
+            // A user's format may look like JSON (`{"method":"%REQ(:METHOD)%",...}`): a `log`
+            // that opens with `{` is then matched with it first, and read as JSON only if it
+            // does not match (Envoy does not escape the quotes in such a line's values).
+            let braced = custom.is_some_and(|f| f.as_str().trim_start().starts_with('{'));
+            let text_first = text_log || (log_at.is_some() && braced);
             let mut text_format = None;
             shape = match log_at {
                 None => Shape::Bare,
-                Some(_) if text_log => {
+                Some(_) if text_first => {
                     let (json, places) = (&mut s.log_json, &mut s.text_places);
                     match text::line_to_json(custom, log, json, &mut s.record, places) {
                         Some(n) => {
@@ -586,7 +591,11 @@ impl Transformer {
                             source = LogSource::Text;
                             Shape::LogText
                         }
-                        None => Shape::LogKept(LogKept::NotJson),
+                        None if text_log => Shape::LogKept(LogKept::NotJson),
+                        None => match read::read_object(log, &mut s.record, &mut s.stack) {
+                            Ok(()) => Shape::LogJson,
+                            Err(_) => Shape::LogKept(LogKept::InvalidJson),
+                        },
                     }
                 }
                 Some(_) => match read::read_object(log, &mut s.record, &mut s.stack) {
@@ -655,10 +664,12 @@ impl Transformer {
                 s.text_scanned.clear();
             }
             // A layout is learned from records the general reader read: with a JSON `log`
-            // that merges without collisions, or with a text `log` (the envelope only).
+            // that merges without collisions, or with a text `log` (the envelope only). Not
+            // with a JSON `log` when the user's format looks like JSON: such a layout would
+            // read its lines as JSON without trying the format first.
             let learn = match (log_at, layout_read.is_none() && self.learn_layouts) {
                 (Some(at), true) if text_log => Some(at),
-                (Some(at), true) if shape == Shape::LogJson && !collisions => Some(at),
+                (Some(at), true) if shape == Shape::LogJson && !collisions && !braced => Some(at),
                 _ => None,
             };
             if let Some(log_index) = learn {

@@ -355,6 +355,48 @@ fn repeated_and_colliding_fields_keep_every_value() {
     }
 }
 
+/// A user's format that looks like JSON is tried first on a `log` that opens with `{`: its
+/// lines are JSON only until a value holds a quote, which Envoy does not escape. Lines it does
+/// not match are read as JSON, and they teach no layout that would skip the format later.
+#[test]
+fn a_format_that_looks_like_json_is_tried_before_json() {
+    let format = r#"{"m":"%REQ(:METHOD)%","c":"%RESPONSE_CODE%","ua":"%REQ(USER-AGENT)%"}"#;
+    let config = Config {
+        text_format: Some(TextFormat::parse(format).unwrap()),
+        hash: None,
+        ..Config::default()
+    };
+    let record = |log: &str| json!({"source": "stdout", "log": log}).to_string();
+    let parsed = |ua: &str| json!({"source": "stdout", "method": "GET", "response_code": 200, "user_agent": ua});
+    let unmatched = record(r#"{"m":"GET","c":"abc","ua":"x"}"#);
+    let mut input = vec![unmatched.clone(); 6];
+    input.push(record(r#"{"m":"GET","c":"200","ua":"a "q" b"}"#));
+    input.push(record(r#"{"m":"GET","c":"200","ua":"x"}"#));
+    let lines = transform_lines(config, &input.join("\n"));
+    for (out, outcome) in &lines[..6] {
+        assert_eq!(shape(outcome), Some(Shape::LogJson), "{out}");
+        let out: Value = serde_json::from_str(out).unwrap();
+        assert_eq!(
+            out,
+            json!({"source": "stdout", "m": "GET", "c": "abc", "ua": "x"})
+        );
+    }
+    for ((out, outcome), ua) in lines[6..].iter().zip([r#"a "q" b"#, "x"]) {
+        assert_eq!(shape(outcome), Some(Shape::LogText), "{out}");
+        let out: Value = serde_json::from_str(out).unwrap();
+        let fields: serde_json::Map<_, _> = out
+            .as_object()
+            .unwrap()
+            .iter()
+            .filter(|(k, _)| {
+                ["source", "method", "response_code", "user_agent"].contains(&k.as_str())
+            })
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        assert_eq!(Value::Object(fields), parsed(ua), "{out}");
+    }
+}
+
 #[test]
 fn unmatched_lines_are_kept_with_a_custom_format_too() {
     let format = TextFormat::parse("%RESPONSE_CODE% %REQ(:PATH)%").unwrap();
