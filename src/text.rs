@@ -1257,15 +1257,26 @@ fn command_end(input: &str) -> Parsed<'_, (Option<&str>, char)> {
 /// `:N%`, so it may contain `%` and `)`: `%START_TIME(%s.%3f)%`.
 fn argument(input: &str) -> Parsed<'_, &str> {
     let (body, _) = char('(').parse(input)?;
+    // A `):` that no length follows, if no `)` ends the argument: most likely a bad length.
+    let mut bad_length = None;
     for (at, _) in body.match_indices(')') {
         let after = &body[at + 1..];
         if command_end(after).is_ok() {
             return Ok((after, &body[..at]));
         }
+        if let (Some(length), None) = (after.strip_prefix(':'), bad_length) {
+            bad_length = Some(length);
+        }
     }
-    Err(Err::Failure(Stop {
-        at: input,
-        reason: "this `(` is not closed by `)` and then `%`",
+    Err(Err::Failure(match bad_length {
+        Some(at) => Stop {
+            at,
+            reason: "expected a length (digits) after `:`, then `%`",
+        },
+        None => Stop {
+            at: input,
+            reason: "this `(` is not closed by `)` and then `%`",
+        },
     }))
 }
 
@@ -1402,7 +1413,10 @@ mod tests {
             ("x %REQ(USER-AGENT %DURATION%", 6, "not closed"),
             ("%REQ% x", 0, "needs an argument"),
             ("x %REQ(A?B?C)%", 2, "one alternative"),
-            ("%REQ(A):% x", 4, "not closed"),
+            ("%REQ(A):% x", 8, "length"),
+            ("%REQ(USER-AGENT):abc%", 17, "length"),
+            ("%REQ(A):-1%", 8, "length"),
+            ("%REQ(A)x%", 4, "not closed"),
             ("%DURATION:x%", 10, "length"),
             ("%DURATION x", 9, "`%` to end"),
             ("%DURATION%%BYTES_SENT%", 10, "separates"),
