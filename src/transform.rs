@@ -217,6 +217,9 @@ pub struct Transformer {
     /// `hash` / `phase` from the config, already JSON-encoded; `None` if unset or debris.
     hash_json: Option<Vec<u8>>,
     phase_json: Option<Vec<u8>>,
+    /// The configured text format looks like JSON (`{"method":"%REQ(:METHOD)%",...}`): it is
+    /// tried first on a `log` that opens with `{` too.
+    braced_text_format: bool,
     /// Read records with learned layouts (see [`crate::layout`]).
     learn_layouts: bool,
     scratch: Scratch,
@@ -366,9 +369,11 @@ impl Transformer {
             write::string(&mut json, value);
             Some(json)
         };
+        let braced = |f: &TextFormat| f.as_str().trim_start().starts_with('{');
         Transformer {
             hash_json: encode(&config.hash),
             phase_json: encode(&config.phase),
+            braced_text_format: config.text_format.as_ref().is_some_and(braced),
             config,
             learn_layouts: true,
             scratch: Scratch::default(),
@@ -571,7 +576,7 @@ impl Transformer {
             // A user's format may look like JSON (`{"method":"%REQ(:METHOD)%",...}`): a `log`
             // that opens with `{` is then matched with it first, and read as JSON only if it
             // does not match (Envoy does not escape the quotes in such a line's values).
-            let braced = custom.is_some_and(|f| f.as_str().trim_start().starts_with('{'));
+            let braced = self.braced_text_format;
             let text_first = text_log || (log_at.is_some() && braced);
             let mut text_format = None;
             shape = match log_at {
