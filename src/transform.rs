@@ -503,205 +503,30 @@ impl Transformer {
         }
         // A layout of a JSON `log` read everything; one of a text `log` read the envelope.
         let fast = layout_read.filter(|hit| !hit.text_log);
-        let (log_at, mut shape, mut collisions, mut uses_displaced, log_source);
-        if let Some(hit) = fast {
+        let read = match fast {
             // A learned layout read the record: a JSON `log` without collisions.
-            log_at = Some(hit.log_index);
-            shape = Shape::LogJson;
-            collisions = false;
-            uses_displaced = hit.uses_displaced;
-            log_source = LogSource::Decoded;
-        } else {
-            let log_member = match layout_read {
-                // The envelope as learned: its ids are known and unique, the top level still
-                // has to know them for the log's keys.
-                Some(hit) => {
-                    let [envelope_ids, _] = s.layouts.ids(hit.layout);
-                    s.envelope_keys.clear();
-                    s.envelope_keys.extend_from_slice(envelope_ids);
-                    for (i, &id) in envelope_ids.iter().enumerate() {
-                        s.keys.see(id, Level::Top, i as u32);
-                    }
-                    uses_displaced = hit.uses_displaced;
-                    Some(hit.log_index)
-                }
-                None => {
-                    s.envelope.clear();
-                    // The `log` string is decoded while the record is read (it is most of
-                    // the bytes).
-                    let decode = Decode {
-                        key: b"log",
-                        into: &mut s.log_text,
-                    };
-                    let log_member = read::read_object_decoding(
-                        input,
-                        &mut s.envelope,
-                        &mut s.stack,
-                        Some(decode),
-                    )
-                    .map_err(Error::Json)?;
-
-                    // Key ids, meanings, and duplicates: the top level must have unique keys.
-                    s.envelope_keys.clear();
-                    uses_displaced = false;
-                    for (i, m) in s.envelope.iter().enumerate() {
-                        let id = s
-                            .keys
-                            .lookup_at(Level::Top, i, m.key.of(input), m.key_escaped);
-                        if s.keys.see(id, Level::Top, i as u32) == Seen::Duplicate {
-                            return Err(Error::DuplicateKey {
-                                offset: m.key.start as usize,
-                            });
-                        }
-                        uses_displaced |= s.keys.meaning(id).name == Name::Displaced;
-                        s.envelope_keys.push(id);
-                    }
-                    log_member
-                }
-            };
-            s.record.clear();
-            let envelope_uses_displaced = uses_displaced;
-
-            // A `log` string holding a JSON object is merged into the record (shapes A, D);
-            // other `log` strings stay as they are (B, E); without one the record is bare (C, F).
-            log_at = log_member.filter(|&at| s.envelope[at].kind == Kind::String);
-            let mut source = match log_at {
-                Some(at) if !s.envelope[at].value_escaped => LogSource::Input(at),
-                _ => LogSource::Decoded,
-            };
-            let decoded = source;
-            let log = source.of(input, &s.envelope, &s.log_text, &[]);
-            let text_log = log_at.is_some() && log.trim_ascii_start().first() != Some(&b'{');
-            let custom = self.config.text_format.as_ref();
-            // A user's format may look like JSON (`{"method":"%REQ(:METHOD)%",...}`): a `log`
-            // that opens with `{` is then matched with it first, and read as JSON only if it
-            // does not match (Envoy does not escape the quotes in such a line's values).
-            let braced = self.braced_text_format;
-            let text_first = text_log || (log_at.is_some() && braced);
-            let mut text_format = None;
-            shape = match log_at {
-                None => Shape::Bare,
-                Some(_) if text_first => {
-                    let (json, places) = (&mut s.log_json, &mut s.text_places);
-                    match text::line_to_json(custom, log, json, &mut s.record, places) {
-                        Some(n) => {
-                            // The matching listed the members it wrote, and which each is.
-                            text_format = text::formats(custom).nth(n).map(|f| (f, n));
-                            #[cfg(test)]
-                            {
-                                let mut general = Vec::new();
-                                text::members_of(&s.log_json, &mut general);
-                                assert_eq!(s.record, general);
-                            }
-                            source = LogSource::Text;
-                            Shape::LogText
-                        }
-                        None if text_log => Shape::LogKept(LogKept::NotJson),
-                        None => match read::read_object(log, &mut s.record, &mut s.stack) {
-                            Ok(()) => Shape::LogJson,
-                            Err(_) => Shape::LogKept(LogKept::InvalidJson),
-                        },
-                    }
-                }
-                Some(_) => match read::read_object(log, &mut s.record, &mut s.stack) {
-                    Ok(()) => Shape::LogJson,
-                    Err(_) => Shape::LogKept(LogKept::InvalidJson),
-                },
-            };
-            log_source = source;
-            let log = source.of(input, &s.envelope, &s.log_text, &s.log_json);
-
-            // The log's keys must be unique among themselves; those the top level also has are
-            // displaced to `_log`. The envelope's own `log` is being replaced, so its key is free.
-            collisions = false;
-            s.record_keys.clear();
-            if shape.merges_log() {
-                // A text log's keys are its format's member names, in order, some left out:
-                // what they mean is known, and so are the members that mean something.
-                let format_keys = text_format.map(|(f, n)| s.text_keys.of(f, n, &mut s.keys));
-                s.text_specials.clear();
-                s.text_scanned.clear();
-                for (i, m) in s.record.iter().enumerate() {
-                    let (id, meaning) = match format_keys {
-                        Some(format) => {
-                            let key = format.keys[s.text_places[i] as usize];
-                            if key.special {
-                                s.text_specials.push(i as u32);
-                            }
-                            if key.scanned {
-                                s.text_scanned.push((i as u32, key.meaning));
-                            }
-                            (key.id, key.meaning)
-                        }
-                        None => {
-                            let key = m.key.of(log);
-                            let id = s.keys.lookup_at(Level::Log, i, key, m.key_escaped);
-                            (id, s.keys.meaning(id))
-                        }
-                    };
-                    // Unique keys need no check among themselves, only against the top level.
-                    let seen = match format_keys {
-                        Some(format) if format.unique => {
-                            s.keys.at_top(id).map_or(Seen::First, Seen::AlsoAtTop)
-                        }
-                        _ => s.keys.see(id, Level::Log, i as u32),
-                    };
-                    match seen {
-                        Seen::First => {}
-                        Seen::AlsoAtTop(top) => collisions |= Some(top as usize) != log_at,
-                        Seen::Duplicate => {
-                            shape = Shape::LogKept(LogKept::DuplicateKey);
-                            break;
-                        }
-                    }
-                    uses_displaced |= meaning.name == Name::Displaced;
-                    s.record_keys.push(id);
-                }
-                if shape.merges_log() && collisions && uses_displaced {
-                    shape = Shape::LogKept(LogKept::KeyConflict);
-                }
-            }
-            // The members of a text log are compact and in a row, as a layout's are: the
-            // writer copies stretches of them, and `Found` looks at those that mean something
-            // (listed above).
-            if shape != Shape::LogText || collisions {
-                s.text_specials.clear();
-                s.text_scanned.clear();
-            }
-            // A layout is learned from records the general reader read: with a JSON `log`
-            // that merges without collisions, or with a text `log` (the envelope only). Not
-            // with a JSON `log` when the user's format looks like JSON: such a layout would
-            // read its lines as JSON without trying the format first.
-            let learn = match (log_at, layout_read.is_none() && self.learn_layouts) {
-                (Some(at), true) if text_log => Some(at),
-                (Some(at), true) if shape == Shape::LogJson && !collisions && !braced => Some(at),
-                _ => None,
-            };
-            if let Some(log_index) = learn {
-                // A text log's layout is of the envelope alone, with `log` as it was read.
-                let (log, record, record_ids, uses_displaced) = match text_log {
-                    true => {
-                        let log = decoded.of(input, &s.envelope, &s.log_text, &[]);
-                        (log, &[][..], &[][..], envelope_uses_displaced)
-                    }
-                    false => (log, &s.record[..], &s.record_keys[..], uses_displaced),
+            Some(hit) => RecordRead {
+                log_at: Some(hit.log_index),
+                shape: Shape::LogJson,
+                collisions: false,
+                uses_displaced: hit.uses_displaced,
+                log_source: LogSource::Decoded,
+            },
+            None => {
+                let text = TextSetup {
+                    format: self.config.text_format.as_ref(),
+                    braced: self.braced_text_format,
                 };
-                let learned = layout::Learned {
-                    envelope: &s.envelope,
-                    envelope_ids: &s.envelope_keys,
-                    log_index,
-                    log,
-                    record,
-                    record_ids,
-                    uses_displaced,
-                    text_log,
-                };
-                let keys = &s.keys;
-                let meaning_of = |id| keys.meaning(id);
-                s.layouts
-                    .consider(input, learned, epoch, &mut s.stack, meaning_of);
+                s.read_in_full(input, layout_read, epoch, text, self.learn_layouts)?
             }
-        }
+        };
+        let RecordRead {
+            log_at,
+            shape,
+            mut collisions,
+            mut uses_displaced,
+            log_source,
+        } = read;
         let log = log_source.of(input, &s.envelope, &s.log_text, &s.log_json);
         // The key ids of the envelope's members and of the record's: the layout's own, when a
         // layout read the record, else those worked out above.
@@ -815,10 +640,10 @@ impl Transformer {
         };
         let phase = ValuePlan::new(Name::Phase, &found.phase, fallback);
 
-        // Existing members, envelope first, each in its order. Members copied unchanged are
-        // gathered into runs, so a stretch of them costs one copy.
-        // The members the writer looks at one by one, per side; the others it copies in
-        // stretches. A layout knows them; otherwise every member is looked at.
+        // Existing members, envelope first, each in its order. The members that need more
+        // than copying are looked at one by one (a layout lists them; otherwise every member
+        // is looked at); those copied unchanged are gathered into runs, so that a stretch of
+        // them costs one copy.
         for ((all, members), list) in s.all_members.iter_mut().zip([env, rec]).zip(special_lists) {
             all.clear();
             if list.is_none() {
@@ -941,6 +766,241 @@ impl Transformer {
             shape,
             access_log: access.attributes.is_some(),
             trace: trace_source,
+        })
+    }
+}
+
+/// The user's text format, as the general path needs it.
+#[derive(Clone, Copy)]
+struct TextSetup<'f> {
+    /// [`Config::text_format`].
+    format: Option<&'f TextFormat>,
+    /// The format looks like JSON (see [`Transformer::braced_text_format`]).
+    braced: bool,
+}
+
+/// What reading a record found out: by a layout, or by [`Scratch::read_in_full`].
+struct RecordRead {
+    /// Which envelope member is a `log` string, if one is.
+    log_at: Option<usize>,
+    shape: Shape,
+    /// Keys of the log that the envelope has too.
+    collisions: bool,
+    /// A key means `_log` (see [`Name::Displaced`]).
+    uses_displaced: bool,
+    log_source: LogSource,
+}
+
+impl Scratch {
+    /// Reads a record that no layout read whole (the general path): the envelope, with its
+    /// key ids, unless `layout_read` (a layout of a text `log`) read it; what `log` holds (a
+    /// JSON object, a text access log, or text to keep); and the log's key ids, collisions and
+    /// duplicates. Learns a layout from the record when it is one to learn from. `Err` only
+    /// when the record is not one JSON object or its top level repeats a key.
+    fn read_in_full(
+        &mut self,
+        input: &[u8],
+        layout_read: Option<layout::Hit>,
+        epoch: u32,
+        text: TextSetup<'_>,
+        learn_layouts: bool,
+    ) -> Result<RecordRead, Error> {
+        let (log_at, mut shape, mut collisions, mut uses_displaced, log_source);
+        let log_member = match layout_read {
+            // The envelope as learned: its ids are known and unique, the top level still
+            // has to know them for the log's keys.
+            Some(hit) => {
+                let [envelope_ids, _] = self.layouts.ids(hit.layout);
+                self.envelope_keys.clear();
+                self.envelope_keys.extend_from_slice(envelope_ids);
+                for (i, &id) in envelope_ids.iter().enumerate() {
+                    self.keys.see(id, Level::Top, i as u32);
+                }
+                uses_displaced = hit.uses_displaced;
+                Some(hit.log_index)
+            }
+            None => {
+                self.envelope.clear();
+                // The `log` string is decoded while the record is read (it is most of
+                // the bytes).
+                let decode = Decode {
+                    key: b"log",
+                    into: &mut self.log_text,
+                };
+                let log_member = read::read_object_decoding(
+                    input,
+                    &mut self.envelope,
+                    &mut self.stack,
+                    Some(decode),
+                )
+                .map_err(Error::Json)?;
+
+                // Key ids, meanings, and duplicates: the top level must have unique keys.
+                self.envelope_keys.clear();
+                uses_displaced = false;
+                for (i, m) in self.envelope.iter().enumerate() {
+                    let id = self
+                        .keys
+                        .lookup_at(Level::Top, i, m.key.of(input), m.key_escaped);
+                    if self.keys.see(id, Level::Top, i as u32) == Seen::Duplicate {
+                        return Err(Error::DuplicateKey {
+                            offset: m.key.start as usize,
+                        });
+                    }
+                    uses_displaced |= self.keys.meaning(id).name == Name::Displaced;
+                    self.envelope_keys.push(id);
+                }
+                log_member
+            }
+        };
+        self.record.clear();
+        let envelope_uses_displaced = uses_displaced;
+
+        // A `log` string holding a JSON object is merged into the record (shapes A, D);
+        // other `log` strings stay as they are (B, E); without one the record is bare (C, F).
+        log_at = log_member.filter(|&at| self.envelope[at].kind == Kind::String);
+        let mut source = match log_at {
+            Some(at) if !self.envelope[at].value_escaped => LogSource::Input(at),
+            _ => LogSource::Decoded,
+        };
+        let decoded = source;
+        let log = source.of(input, &self.envelope, &self.log_text, &[]);
+        let text_log = log_at.is_some() && log.trim_ascii_start().first() != Some(&b'{');
+        let custom = text.format;
+        // A user's format may look like JSON (`{"method":"%REQ(:METHOD)%",...}`): a `log`
+        // that opens with `{` is then matched with it first, and read as JSON only if it
+        // does not match (Envoy does not escape the quotes in such a line's values).
+        let braced = text.braced;
+        let text_first = text_log || (log_at.is_some() && braced);
+        let mut text_format = None;
+        shape = match log_at {
+            None => Shape::Bare,
+            Some(_) if text_first => {
+                let (json, places) = (&mut self.log_json, &mut self.text_places);
+                match text::line_to_json(custom, log, json, &mut self.record, places) {
+                    Some(n) => {
+                        // The matching listed the members it wrote, and which each is.
+                        text_format = text::formats(custom).nth(n).map(|f| (f, n));
+                        #[cfg(test)]
+                        {
+                            let mut general = Vec::new();
+                            text::members_of(&self.log_json, &mut general);
+                            assert_eq!(self.record, general);
+                        }
+                        source = LogSource::Text;
+                        Shape::LogText
+                    }
+                    None if text_log => Shape::LogKept(LogKept::NotJson),
+                    None => match read::read_object(log, &mut self.record, &mut self.stack) {
+                        Ok(()) => Shape::LogJson,
+                        Err(_) => Shape::LogKept(LogKept::InvalidJson),
+                    },
+                }
+            }
+            Some(_) => match read::read_object(log, &mut self.record, &mut self.stack) {
+                Ok(()) => Shape::LogJson,
+                Err(_) => Shape::LogKept(LogKept::InvalidJson),
+            },
+        };
+        log_source = source;
+        let log = source.of(input, &self.envelope, &self.log_text, &self.log_json);
+
+        // The log's keys must be unique among themselves; those the top level also has are
+        // displaced to `_log`. The envelope's own `log` is being replaced, so its key is free.
+        collisions = false;
+        self.record_keys.clear();
+        if shape.merges_log() {
+            // A text log's keys are its format's member names, in order, some left out:
+            // what they mean is known, and so are the members that mean something.
+            let format_keys = text_format.map(|(f, n)| self.text_keys.of(f, n, &mut self.keys));
+            self.text_specials.clear();
+            self.text_scanned.clear();
+            for (i, m) in self.record.iter().enumerate() {
+                let (id, meaning) = match format_keys {
+                    Some(format) => {
+                        let key = format.keys[self.text_places[i] as usize];
+                        if key.special {
+                            self.text_specials.push(i as u32);
+                        }
+                        if key.scanned {
+                            self.text_scanned.push((i as u32, key.meaning));
+                        }
+                        (key.id, key.meaning)
+                    }
+                    None => {
+                        let key = m.key.of(log);
+                        let id = self.keys.lookup_at(Level::Log, i, key, m.key_escaped);
+                        (id, self.keys.meaning(id))
+                    }
+                };
+                // Unique keys need no check among themselves, only against the top level.
+                let seen = match format_keys {
+                    Some(format) if format.unique => {
+                        self.keys.at_top(id).map_or(Seen::First, Seen::AlsoAtTop)
+                    }
+                    _ => self.keys.see(id, Level::Log, i as u32),
+                };
+                match seen {
+                    Seen::First => {}
+                    Seen::AlsoAtTop(top) => collisions |= Some(top as usize) != log_at,
+                    Seen::Duplicate => {
+                        shape = Shape::LogKept(LogKept::DuplicateKey);
+                        break;
+                    }
+                }
+                uses_displaced |= meaning.name == Name::Displaced;
+                self.record_keys.push(id);
+            }
+            if shape.merges_log() && collisions && uses_displaced {
+                shape = Shape::LogKept(LogKept::KeyConflict);
+            }
+        }
+        // The members of a text log are compact and in a row, as a layout's are: the
+        // writer copies stretches of them, and `Found` looks at those that mean something
+        // (listed above).
+        if shape != Shape::LogText || collisions {
+            self.text_specials.clear();
+            self.text_scanned.clear();
+        }
+        // A layout is learned from records the general reader read: with a JSON `log`
+        // that merges without collisions, or with a text `log` (the envelope only). Not
+        // with a JSON `log` when the user's format looks like JSON: such a layout would
+        // read its lines as JSON without trying the format first.
+        let learn = match (log_at, layout_read.is_none() && learn_layouts) {
+            (Some(at), true) if text_log => Some(at),
+            (Some(at), true) if shape == Shape::LogJson && !collisions && !braced => Some(at),
+            _ => None,
+        };
+        if let Some(log_index) = learn {
+            // A text log's layout is of the envelope alone, with `log` as it was read.
+            let (log, record, record_ids, uses_displaced) = match text_log {
+                true => {
+                    let log = decoded.of(input, &self.envelope, &self.log_text, &[]);
+                    (log, &[][..], &[][..], envelope_uses_displaced)
+                }
+                false => (log, &self.record[..], &self.record_keys[..], uses_displaced),
+            };
+            let learned = layout::Learned {
+                envelope: &self.envelope,
+                envelope_ids: &self.envelope_keys,
+                log_index,
+                log,
+                record,
+                record_ids,
+                uses_displaced,
+                text_log,
+            };
+            let keys = &self.keys;
+            let meaning_of = |id| keys.meaning(id);
+            self.layouts
+                .consider(input, learned, epoch, &mut self.stack, meaning_of);
+        }
+        Ok(RecordRead {
+            log_at,
+            shape,
+            collisions,
+            uses_displaced,
+            log_source,
         })
     }
 }
