@@ -529,7 +529,7 @@ impl Transformer {
         } = read;
         let log = log_source.of(input, &s.envelope, &s.log_text, &s.log_json);
         // The key ids of the envelope's members and of the record's: the layout's own, when a
-        // layout read the record, else those worked out above.
+        // layout read the record, else those `read_in_full` worked out.
         let fast_ids = fast.map(|hit| s.layouts.ids(hit.layout));
         let [envelope_keys, record_keys] = fast_ids.unwrap_or([&s.envelope_keys, &s.record_keys]);
 
@@ -577,8 +577,8 @@ impl Transformer {
         let can_displace = !uses_displaced;
 
         // The members to look at, per side (indexed by `Side as usize`), where they are
-        // known: a layout lists them for the envelope it read and for a JSON log, and a text
-        // log's were listed above. Otherwise every member is looked at.
+        // known: a layout lists them for the envelope it read and for a JSON log, and
+        // `read_in_full` listed a text log's. Otherwise every member is looked at.
         let mut scanned_lists: [Option<&[(u32, Meaning)]>; 2] = [None; 2];
         let mut special_lists: [Option<&[u32]>; 2] = [None; 2];
         if let (Some(hit), true) = (layout_read, merged) {
