@@ -784,9 +784,9 @@ struct RecordRead {
     /// Which envelope member is a `log` string, if one is.
     log_at: Option<usize>,
     shape: Shape,
-    /// Keys of the log that the envelope has too.
+    /// Some of the log's keys are the envelope's too (they move to `_log`).
     collisions: bool,
-    /// A key means `_log` (see [`Name::Displaced`]).
+    /// The record already has a `_log` key of its own (see [`Name::Displaced`]).
     uses_displaced: bool,
     log_source: LogSource,
 }
