@@ -6,6 +6,7 @@
 //! `X-Forwarded-For` are one key. Envoy may print any value as a typed JSON value, a string,
 //! a float (`200.0`) or `"-"`; the helpers here accept all of them.
 
+use crate::absent::is_envoy_absent;
 use crate::trace::{classify_key, decimal_digits, TraceKey};
 
 /// The meaning of a record key.
@@ -217,7 +218,11 @@ impl Level {
 pub(crate) fn level(code: u64, flags: &[u8]) -> Level {
     let (mut upstream, mut downstream) = (false, false);
     // `-`, no flags, is by far the most common value: no need to look it up.
-    let flags = if is_absent(flags) { &[][..] } else { flags };
+    let flags = if is_envoy_absent(flags) {
+        &[][..]
+    } else {
+        flags
+    };
     for flag in flags.split(|&b| b == b',').filter(|flag| !flag.is_empty()) {
         match flag_class(flag.trim_ascii()) {
             Some(FlagClass::Upstream) => upstream = true,
@@ -233,12 +238,6 @@ pub(crate) fn level(code: u64, flags: &[u8]) -> Level {
     } else {
         Level::Info
     }
-}
-
-/// Whether a string value means "nothing" in Envoy's output.
-#[inline]
-pub(crate) fn is_absent(content: &[u8]) -> bool {
-    content.is_empty() || content == b"-"
 }
 
 /// A whole number from a record (a response code, a byte count), with what it takes to write

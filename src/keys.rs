@@ -7,6 +7,7 @@
 
 use crate::envoy::{self, Role};
 use crate::read;
+use crate::scan::swar::{half, same, word};
 use crate::trace;
 
 /// Names that envoy-dd writes or reads itself, matched exactly.
@@ -54,13 +55,40 @@ impl Meaning {
         };
         Meaning { name: exact, role }
     }
+
+    /// Whether the writer handles an envelope member of this meaning itself (besides `log`),
+    /// rather than copying it.
+    pub fn special_on_envelope(self) -> bool {
+        matches!(self.name, Name::Dd | Name::Hash | Name::Phase)
+    }
+
+    /// Whether the writer handles a member of the log of this meaning itself, rather than
+    /// copying it.
+    pub fn special_in_record(self) -> bool {
+        matches!(
+            self.name,
+            Name::Dd | Name::Hash | Name::Phase | Name::Duration
+        )
+    }
+
+    /// Whether planning (`plan::Found`) does anything with a member of this meaning.
+    pub fn scanned(self) -> bool {
+        self.role.is_some()
+            || matches!(
+                self.name,
+                Name::Dd | Name::Hash | Name::Phase | Name::Http | Name::Network | Name::Duration
+            )
+    }
 }
 
-/// Where a member sits: at the top level of the record, or inside its parsed `log`.
+/// Which of a record's two objects a member belongs to (and which buffer it lives in): the
+/// envelope is the top level around a `log` that is merged; the record is that parsed `log`,
+/// or the top level itself when nothing is merged. Readers see the top level as the envelope
+/// until they know.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Level {
-    Top,
-    Log,
+pub(crate) enum Side {
+    Envelope,
+    Record,
 }
 
 /// What [`KeyCache::see`] found.
@@ -86,7 +114,7 @@ pub(crate) struct KeyCache {
     generation: u32,
     /// Decoding space for the rare key that contains an escape.
     decoded: Vec<u8>,
-    /// The key ids of the previous record, per level and position: records of one stream
+    /// The key ids of the previous record, per side and position: records of one stream
     /// repeat their keys in the same order, so the guess is usually right and saves hashing.
     previous: [Vec<u32>; 2],
     /// Bumped whenever the cache starts afresh, which invalidates every id handed out.
@@ -127,32 +155,26 @@ impl KeyCache {
         self.epoch
     }
 
-    /// The id of the key of member `index` at `level`, as [`Self::lookup`] gives it, trying
+    /// The id of the key of member `index` on `side`, as [`Self::lookup`] gives it, trying
     /// the previous record's key at the same place first.
     #[inline(always)]
-    pub fn lookup_at(&mut self, level: Level, index: usize, raw: &[u8], escaped: bool) -> u32 {
-        let previous = &mut self.previous[level as usize];
+    pub fn lookup_at(&mut self, side: Side, index: usize, raw: &[u8], escaped: bool) -> u32 {
+        let previous = &mut self.previous[side as usize];
         if let Some(&guess) = previous.get(index) {
             let (start, end) = self.entries[guess as usize].name;
             if !escaped && same(&self.names[start as usize..end as usize], raw) {
                 return guess;
             }
         }
-        self.lookup_and_remember(level, index, raw, escaped)
+        self.lookup_and_remember(side, index, raw, escaped)
     }
 
     /// [`Self::lookup_at`] when the guess was wrong: out of line, so the guess stays small
     /// enough to inline.
     #[inline(never)]
-    fn lookup_and_remember(
-        &mut self,
-        level: Level,
-        index: usize,
-        raw: &[u8],
-        escaped: bool,
-    ) -> u32 {
+    fn lookup_and_remember(&mut self, side: Side, index: usize, raw: &[u8], escaped: bool) -> u32 {
         let id = self.lookup(raw, escaped);
-        let previous = &mut self.previous[level as usize];
+        let previous = &mut self.previous[side as usize];
         if index < previous.len() {
             previous[index] = id;
         } else if index == previous.len() {
@@ -231,20 +253,20 @@ impl KeyCache {
         self.entries[id as usize].meaning
     }
 
-    /// Records that member `member` at `level` of the current record uses key `id`.
+    /// Records that member `member` on `side` of the current record uses key `id`.
     #[inline]
-    pub fn see(&mut self, id: u32, level: Level, member: u32) -> Seen {
+    pub fn see(&mut self, id: u32, side: Side, member: u32) -> Seen {
         let generation = self.generation;
         let entry = &mut self.entries[id as usize];
-        match level {
-            Level::Top if entry.top_generation == generation => Seen::Duplicate,
-            Level::Top => {
+        match side {
+            Side::Envelope if entry.top_generation == generation => Seen::Duplicate,
+            Side::Envelope => {
                 entry.top_generation = generation;
                 entry.top_member = member;
                 Seen::First
             }
-            Level::Log if entry.log_generation == generation => Seen::Duplicate,
-            Level::Log => {
+            Side::Record if entry.log_generation == generation => Seen::Duplicate,
+            Side::Record => {
                 entry.log_generation = generation;
                 match entry.top_generation == generation {
                     true => Seen::AlsoAtTop(entry.top_member),
@@ -289,40 +311,6 @@ fn hash(bytes: &[u8]) -> u32 {
         );
     }
     (h >> 32) as u32
-}
-
-/// Byte equality of two names, a word at a time (short names; no call to `memcmp`).
-#[inline]
-fn same(a: &[u8], b: &[u8]) -> bool {
-    let len = a.len();
-    if len != b.len() {
-        return false;
-    }
-    if len < 8 {
-        return a == b;
-    }
-    let mut i = 0;
-    while i + 8 < len {
-        if word(a, i) != word(b, i) {
-            return false;
-        }
-        i += 8;
-    }
-    word(a, len - 8) == word(b, len - 8)
-}
-
-#[inline(always)]
-fn word(bytes: &[u8], at: usize) -> u64 {
-    let mut w = [0u8; 8];
-    w.copy_from_slice(&bytes[at..at + 8]);
-    u64::from_le_bytes(w)
-}
-
-#[inline(always)]
-fn half(bytes: &[u8], at: usize) -> u32 {
-    let mut w = [0u8; 4];
-    w.copy_from_slice(&bytes[at..at + 4]);
-    u32::from_le_bytes(w)
 }
 
 #[cfg(test)]
@@ -387,15 +375,15 @@ mod tests {
     fn guesses_from_the_previous_record_are_checked() {
         let mut cache = KeyCache::default();
         cache.start_record();
-        let a = cache.lookup_at(Level::Log, 0, b"a", false);
-        let b = cache.lookup_at(Level::Log, 1, b"b", false);
+        let a = cache.lookup_at(Side::Record, 0, b"a", false);
+        let b = cache.lookup_at(Side::Record, 1, b"b", false);
         cache.start_record();
-        assert_eq!(cache.lookup_at(Level::Log, 0, b"a", false), a);
-        assert_eq!(cache.lookup_at(Level::Log, 1, b"a", false), a);
-        assert_eq!(cache.lookup_at(Level::Log, 1, b"b", false), b);
-        assert_eq!(cache.lookup_at(Level::Top, 0, b"b", false), b);
-        assert_eq!(cache.lookup_at(Level::Top, 0, br"\u0062", true), b);
-        assert_ne!(cache.lookup_at(Level::Log, 5, b"c", false), a);
+        assert_eq!(cache.lookup_at(Side::Record, 0, b"a", false), a);
+        assert_eq!(cache.lookup_at(Side::Record, 1, b"a", false), a);
+        assert_eq!(cache.lookup_at(Side::Record, 1, b"b", false), b);
+        assert_eq!(cache.lookup_at(Side::Envelope, 0, b"b", false), b);
+        assert_eq!(cache.lookup_at(Side::Envelope, 0, br"\u0062", true), b);
+        assert_ne!(cache.lookup_at(Side::Record, 5, b"c", false), a);
     }
 
     #[test]
@@ -404,11 +392,11 @@ mod tests {
         for _ in 0..3 {
             cache.start_record();
             let (a, b) = (cache.lookup(b"a", false), cache.lookup(b"b", false));
-            assert_eq!(cache.see(a, Level::Top, 0), Seen::First);
-            assert_eq!(cache.see(a, Level::Top, 1), Seen::Duplicate);
-            assert_eq!(cache.see(a, Level::Log, 0), Seen::AlsoAtTop(0));
-            assert_eq!(cache.see(b, Level::Log, 1), Seen::First);
-            assert_eq!(cache.see(b, Level::Log, 2), Seen::Duplicate);
+            assert_eq!(cache.see(a, Side::Envelope, 0), Seen::First);
+            assert_eq!(cache.see(a, Side::Envelope, 1), Seen::Duplicate);
+            assert_eq!(cache.see(a, Side::Record, 0), Seen::AlsoAtTop(0));
+            assert_eq!(cache.see(b, Side::Record, 1), Seen::First);
+            assert_eq!(cache.see(b, Side::Record, 2), Seen::Duplicate);
             assert_eq!(cache.at_top(a), Some(0));
             assert_eq!(cache.at_top(b), None);
         }
@@ -440,7 +428,7 @@ mod tests {
                 .collect();
             for (i, &id) in ids.iter().enumerate() {
                 assert_eq!(cache.lookup(format!("k{round}-{i}").as_bytes(), false), id);
-                assert_eq!(cache.see(id, Level::Top, i as u32), Seen::First);
+                assert_eq!(cache.see(id, Side::Envelope, i as u32), Seen::First);
             }
         }
     }

@@ -38,7 +38,6 @@
 use crate::keys::Meaning;
 use crate::read::{self, Kind, Member, Span};
 use crate::scan;
-use crate::transform;
 
 /// The most layouts kept at once: a sidecar's stream has one or two (access logs with and
 /// without a field that some tasks add, say); more would only cost failed attempts.
@@ -87,7 +86,7 @@ pub(crate) struct Layout {
     /// `hash`, `phase` or `duration` in the record.
     specials: Vec<u32>,
     envelope_specials: usize,
-    /// The members that mean something to the transform (see `transform::scanned`), with
+    /// The members that mean something to the transform (see `Meaning::scanned`), with
     /// their meanings: the envelope's (but `log`), then the record's.
     scanned: Vec<(u32, Meaning)>,
     envelope_scanned: usize,
@@ -610,10 +609,10 @@ impl Layout {
         self.ids.extend_from_slice(read.record_ids);
         for (i, &id) in read.envelope_ids.iter().enumerate() {
             let meaning = meaning_of(id);
-            if i == read.log_index || transform::special_on_envelope(meaning) {
+            if i == read.log_index || meaning.special_on_envelope() {
                 self.specials.push(i as u32);
             }
-            if i != read.log_index && transform::scanned(meaning) {
+            if i != read.log_index && meaning.scanned() {
                 self.scanned.push((i as u32, meaning));
             }
         }
@@ -621,10 +620,10 @@ impl Layout {
         self.envelope_scanned = self.scanned.len();
         for (i, &id) in read.record_ids.iter().enumerate() {
             let meaning = meaning_of(id);
-            if transform::special_in_record(meaning) {
+            if meaning.special_in_record() {
                 self.specials.push(i as u32);
             }
-            if transform::scanned(meaning) {
+            if meaning.scanned() {
                 self.scanned.push((i as u32, meaning));
             }
         }
@@ -1113,7 +1112,7 @@ fn scan_string_content(input: &[u8], mut pos: usize, ascii: &mut Ascii) -> usize
 #[inline(always)]
 fn scan_tail(input: &[u8], mut pos: usize, ascii: &mut Ascii) -> usize {
     if let Some(chunk) = input.get(pos..).and_then(<[u8]>::first_chunk::<8>) {
-        let hits = scan::string_stops_in_word(u64::from_le_bytes(*chunk));
+        let hits = scan::swar::string_stops_in_word(u64::from_le_bytes(*chunk));
         if hits != 0 {
             return past_non_ascii(input, pos + (hits.trailing_zeros() / 8) as usize, ascii);
         }
@@ -1144,7 +1143,7 @@ fn past_non_ascii(input: &[u8], pos: usize, ascii: &mut Ascii) -> usize {
 #[inline(never)]
 fn after_non_ascii(input: &[u8], pos: usize, ascii: &mut Ascii) -> usize {
     ascii.unsure = true;
-    pos + read::find_string_special(input, pos)
+    pos + scan::find_string_special(input, pos)
 }
 
 /// Copies a string's content from `input` at `pos` to `dst` at `o` up to the first `"`, `\\`

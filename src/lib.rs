@@ -19,7 +19,10 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+mod absent;
+mod config;
 mod envoy;
+mod error;
 mod keys;
 mod layout;
 // The Fluent Bit WASM filter ABI: raw pointers from the host, so the one place with `unsafe`.
@@ -28,7 +31,10 @@ mod layout;
 mod fluent_bit;
 #[cfg(feature = "http")]
 pub mod http;
+mod output;
+mod plan;
 mod read;
+mod record;
 // SSE2 on x86_64 for the readers' hottest loops (string ends, learned keys): the other place
 // with `unsafe`, loads and a few compares, each justified where it is.
 mod scan;
@@ -41,9 +47,9 @@ pub mod trace;
 mod transform;
 mod write;
 
-pub use read::{ReadError, SyntaxError};
+pub use absent::is_placeholder;
+pub use config::Config;
+pub use error::{Enriched, Error, LogKept, Outcome, ReadError, Shape, SyntaxError};
 pub use text::{FormatError, TextFormat};
 pub use trace::{TraceContext, TraceIdFormat, TraceSource};
-pub use transform::{
-    is_placeholder, Config, Enriched, Error, LogKept, Outcome, Shape, Transformer,
-};
+pub use transform::Transformer;

@@ -10,8 +10,8 @@
 //! surrogate is rejected, because it cannot be turned into UTF-8). The caller checks UTF-8
 //! validity of the whole buffer beforehand.
 
+pub(crate) use crate::error::{ReadError, SyntaxError};
 use crate::scan;
-use core::fmt;
 
 /// A byte range in the buffer that was read.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -58,48 +58,6 @@ impl Member {
     pub fn str_content<'a>(&self, buf: &'a [u8]) -> &'a [u8] {
         &buf[self.value.start as usize + 1..self.value.end as usize - 1]
     }
-}
-
-/// Why a buffer is not one valid JSON object.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SyntaxError {
-    /// The input does not start with `{` (after white space).
-    NotAnObject,
-    /// The input ends inside the object.
-    Truncated,
-    /// Something other than white space follows the object.
-    TrailingData,
-    /// A byte that the grammar does not allow at this position.
-    Unexpected,
-    /// A control character, bad escape or lone surrogate inside a string.
-    BadString,
-    /// A malformed number.
-    BadNumber,
-    /// The input is larger than 4 GiB, which spans cannot address.
-    TooLarge,
-}
-
-impl fmt::Display for SyntaxError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            SyntaxError::NotAnObject => "not a JSON object",
-            SyntaxError::Truncated => "truncated JSON",
-            SyntaxError::TrailingData => "data after the JSON object",
-            SyntaxError::Unexpected => "unexpected character in JSON",
-            SyntaxError::BadString => "invalid string in JSON",
-            SyntaxError::BadNumber => "invalid number in JSON",
-            SyntaxError::TooLarge => "record larger than 4 GiB",
-        })
-    }
-}
-
-/// The error and the byte offset it was found at.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ReadError {
-    /// What is wrong.
-    pub kind: SyntaxError,
-    /// Where, in bytes from the start of the record.
-    pub offset: usize,
 }
 
 type Result<T> = core::result::Result<T, ReadError>;
@@ -382,7 +340,7 @@ impl<'a> Reader<'a> {
         self.pos += 1; // opening quote
         let mut escaped = false;
         loop {
-            self.pos += find_string_special(self.buf, self.pos);
+            self.pos += scan::find_string_special(self.buf, self.pos);
             match self.peek() {
                 Some(b'"') => {
                     self.pos += 1;
@@ -580,8 +538,6 @@ impl<'a> Reader<'a> {
     }
 }
 
-pub(crate) const ONES: u64 = 0x0101_0101_0101_0101;
-
 /// How many bytes past a decoded string's longest possible length its buffer is given, for
 /// stores of whole words. The layout reader (`crate::layout`) gives the same, so that a buffer
 /// that has grown for a record with either reader fits that record with the other: a warm
@@ -601,56 +557,6 @@ pub(crate) static SHORT_ESCAPES: [u8; 256] = {
     table[b't' as usize] = b'\t';
     table
 };
-
-/// Per byte of `word`, the high bit set where the byte is `"`, `\` or below 0x20.
-///
-/// Plain integer arithmetic (SWAR): portable, and fast on wasm32, where Fluent Bit's
-/// interpreter has no SIMD. Bits above the lowest hit may be spurious (borrows), so only the
-/// lowest one may be used.
-#[inline(always)]
-pub(crate) fn special_bytes(word: u64) -> u64 {
-    let quote = word ^ (ONES * b'"' as u64);
-    let backslash = word ^ (ONES * b'\\' as u64);
-    (quote.wrapping_sub(ONES) & !quote
-        | backslash.wrapping_sub(ONES) & !backslash
-        | word.wrapping_sub(ONES * 0x20) & !word)
-        & (ONES * 0x80)
-}
-
-/// Distance from `pos` to the first `"`, `\\` or control character (< 0x20) in `buf`, or to
-/// the end. Words may run past the string being read: the closing quote stops the search.
-#[inline(always)]
-pub(crate) fn find_string_special(buf: &[u8], pos: usize) -> usize {
-    let rest = buf.get(pos..).unwrap_or_default();
-    let mut chunks = rest.chunks_exact(scan::CHUNK);
-    let mut skipped = 0;
-    for chunk in &mut chunks {
-        let hits = scan::string_specials(chunk.try_into().unwrap_or(&[0; scan::CHUNK]));
-        if hits != 0 {
-            return skipped + scan::first(hits);
-        }
-        skipped += scan::CHUNK;
-    }
-    let mut words = chunks.remainder().chunks_exact(8);
-    for chunk in &mut words {
-        let hits = special_bytes(word_of(chunk));
-        if hits != 0 {
-            return skipped + (hits.trailing_zeros() / 8) as usize;
-        }
-        skipped += 8;
-    }
-    let tail = words.remainder();
-    let special = |&b: &u8| matches!(b, b'"' | b'\\' | 0..=0x1f);
-    skipped + tail.iter().position(special).unwrap_or(tail.len())
-}
-
-/// An eight-byte chunk as a little-endian word.
-#[inline(always)]
-fn word_of(chunk: &[u8]) -> u64 {
-    let mut bytes = [0u8; 8];
-    bytes.copy_from_slice(chunk);
-    u64::from_le_bytes(bytes)
-}
 
 /// Decodes the content of a valid JSON string (as validated by [`read_object`]) into `out`.
 pub(crate) fn unescape_into(content: &[u8], out: &mut Vec<u8>) {
@@ -805,7 +711,7 @@ mod tests {
                 .iter()
                 .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
                 .unwrap_or(s.len());
-            assert_eq!(find_string_special(s, 0), naive, "{s:?}");
+            assert_eq!(scan::find_string_special(s, 0), naive, "{s:?}");
         }
     }
 
@@ -861,7 +767,7 @@ mod tests {
         #[test]
         fn special_byte_search(s in proptest::collection::vec(proptest::num::u8::ANY, 0..40)) {
             let naive = s.iter().position(|&b| b == b'"' || b == b'\\' || b < 0x20).unwrap_or(s.len());
-            proptest::prop_assert_eq!(find_string_special(&s, 0), naive);
+            proptest::prop_assert_eq!(scan::find_string_special(&s, 0), naive);
         }
     }
 }

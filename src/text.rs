@@ -22,8 +22,8 @@ use nom::error::{ErrorKind, ParseError};
 use nom::sequence::{pair, preceded};
 use nom::{Err, IResult, Parser};
 
-use crate::read::{self, Kind, Member, Span};
-use crate::scan;
+use crate::read::{Kind, Member, Span};
+use crate::scan::{self, position};
 use crate::write;
 
 /// Envoy's default format (`usage.rst`, "Default Format String"), without its final newline.
@@ -153,7 +153,7 @@ fn value_at(json: &[u8], value: usize, end: usize) -> (usize, Kind, bool) {
         Some(b'"') => {
             let (mut at, mut escaped) = (value + 1, false);
             loop {
-                at += read::find_string_special(json, at);
+                at += scan::find_string_special(json, at);
                 if json.get(at) != Some(&b'\\') {
                     break;
                 }
@@ -975,7 +975,7 @@ fn snake_case(s: &str) -> String {
 /// escapes. Returns whether it needed escapes.
 fn write_member(out: &mut Vec<u8>, member: &str, value: &str) -> bool {
     out.extend_from_slice(member.as_bytes());
-    let plain = read::find_string_special(value.as_bytes(), 0) == value.len();
+    let plain = scan::find_string_special(value.as_bytes(), 0) == value.len();
     if plain {
         out.push(b'"');
         out.extend_from_slice(value.as_bytes());
@@ -1026,7 +1026,7 @@ fn copy_plain(bytes: &[u8], stop: u8, spaceless: bool, out: &mut Vec<u8>) -> usi
         rest = after;
     }
     if let Some((word, after)) = rest.split_first_chunk::<8>() {
-        let hits = scan::value_specials_in_word(u64::from_le_bytes(*word), stop, below);
+        let hits = scan::swar::value_specials_in_word(u64::from_le_bytes(*word), stop, below);
         out.extend_from_slice(word);
         if hits != 0 {
             let len = out.len() - 8 + (hits.trailing_zeros() / 8) as usize;
@@ -1042,37 +1042,6 @@ fn copy_plain(bytes: &[u8], stop: u8, spaceless: bool, out: &mut Vec<u8>) -> usi
         out.push(b);
     }
     out.len() - start
-}
-
-/// The first `byte` in `haystack`. Values are mostly short, too short for memchr's setup to
-/// pay off: the first bytes are searched eight at a time with plain integer arithmetic, the
-/// rest with memchr's SIMD. On wasm32 (no SIMD in Fluent Bit) memchr falls back to four bytes
-/// at a time, so there the whole haystack is searched eight at a time.
-#[inline]
-pub(crate) fn position(haystack: &[u8], byte: u8) -> Option<usize> {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const SHORT: usize = 64;
-    let short = match cfg!(target_arch = "wasm32") {
-        true => haystack.len(),
-        false => haystack.len().min(SHORT),
-    };
-    let (head, rest) = haystack.split_at(short);
-    let mut chunks = head.chunks_exact(8);
-    for (n, chunk) in chunks.by_ref().enumerate() {
-        let word = u64::from_le_bytes(chunk.try_into().unwrap_or_default()) ^ (ONES * byte as u64);
-        // High bit set in each zero byte; bits above the first hit may be spurious (borrows),
-        // so only the lowest one is used.
-        let hits = word.wrapping_sub(ONES) & !word & (ONES << 7);
-        if hits != 0 {
-            return Some(n * 8 + (hits.trailing_zeros() / 8) as usize);
-        }
-    }
-    let done = head.len() - chunks.remainder().len();
-    match chunks.remainder().iter().position(|&b| b == byte) {
-        Some(i) => Some(done + i),
-        None if rest.is_empty() => None,
-        None => memchr::memchr(byte, rest).map(|i| head.len() + i),
-    }
 }
 
 /// `bytes` starts with `literal`, whose [`Piece::word`] is `word`: compared at once when
@@ -1612,7 +1581,7 @@ mod tests {
                 let format = formats(Some(format)).nth(n).unwrap();
                 let (mut found, mut read, mut stack) = (Vec::new(), Vec::new(), Vec::new());
                 members_of(&json, &mut found);
-                read::read_object(&json, &mut read, &mut stack).unwrap();
+                crate::read::read_object(&json, &mut read, &mut stack).unwrap();
                 let fields = |m: &Member| (m.key, m.value, m.kind, m.key_escaped, m.value_escaped);
                 let read: Vec<_> = read.iter().map(fields).collect();
                 let text = String::from_utf8_lossy(&json);

@@ -1,0 +1,94 @@
+//! What the transform adds, and from what: [`Config`].
+
+use crate::absent::is_placeholder;
+use crate::text::TextFormat;
+use crate::trace::TraceIdFormat;
+use crate::write;
+
+/// What the transform adds, and from what.
+///
+/// ```
+/// use envoy_dd::{Config, TraceIdFormat};
+///
+/// let config = Config {
+///     hash: Some("4f9c2a1".into()),
+///     phase: Some("canary".into()),
+///     trace_id_128: TraceIdFormat::Hex,
+///     ..Config::default()
+/// };
+/// assert!(config.standard_attributes && config.status && config.message);
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// Git commit of the running code, used when the record carries no `hash` of its own.
+    pub hash: Option<String>,
+    /// `stable` or `canary`, used when the record carries no `phase` of its own.
+    pub phase: Option<String>,
+    /// How 128-bit trace ids are written (`dd.trace_id`).
+    pub trace_id_128: TraceIdFormat,
+    /// Add Datadog standard attributes (`http.*`, `network.*`, `duration`) to access logs.
+    pub standard_attributes: bool,
+    /// Add a Datadog `status` (log level) to access logs that have none.
+    pub status: bool,
+    /// Add a short `message` to access logs that have none.
+    pub message: bool,
+    /// Derive `phase` from an `ecs_task_definition` family ending in `-canary` / `-stable`.
+    pub derive_phase: bool,
+    /// The format of the Envoy text access logs in `log`, tried before the built-in ones
+    /// (Envoy's default format and Istio's), which are always recognised.
+    pub text_format: Option<TextFormat>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            hash: None,
+            phase: None,
+            trace_id_128: TraceIdFormat::Decimal,
+            standard_attributes: true,
+            status: true,
+            message: true,
+            derive_phase: true,
+            text_format: None,
+        }
+    }
+}
+
+impl Config {
+    /// The default config with `hash` and `phase` taken from the environment variables
+    /// `GIT_COMMIT_SHA` and `DEPLOY_PHASE` (the names the Fluent Bit examples use).
+    pub fn from_env() -> Self {
+        Config {
+            hash: std::env::var("GIT_COMMIT_SHA").ok(),
+            phase: std::env::var("DEPLOY_PHASE").ok(),
+            ..Config::default()
+        }
+    }
+}
+
+/// What the transform needs of a [`Config`] on every record, worked out once.
+pub(crate) struct Setup {
+    /// `hash` / `phase` from the config, already JSON-encoded; `None` if unset or a placeholder.
+    pub hash_json: Option<Vec<u8>>,
+    pub phase_json: Option<Vec<u8>>,
+    /// The configured text format looks like JSON (`{"method":"%REQ(:METHOD)%",...}`): it is
+    /// tried first on a `log` that opens with `{` too.
+    pub braced_text_format: bool,
+}
+
+impl Setup {
+    pub fn of(config: &Config) -> Self {
+        let encode = |value: &Option<String>| {
+            let value = value.as_deref().filter(|v| !is_placeholder(v.as_bytes()))?;
+            let mut json = Vec::new();
+            write::string(&mut json, value);
+            Some(json)
+        };
+        let braced = |f: &TextFormat| f.as_str().trim_start().starts_with('{');
+        Setup {
+            hash_json: encode(&config.hash),
+            phase_json: encode(&config.phase),
+            braced_text_format: config.text_format.as_ref().is_some_and(braced),
+        }
+    }
+}

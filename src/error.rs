@@ -1,0 +1,168 @@
+//! Every way a record can fail, and what a transform reports: one taxonomy for the crate.
+//!
+//! [`Error`] says why a record was passed through unchanged; [`ReadError`] (with its
+//! [`SyntaxError`]) is the one kind of it that the JSON reader finds. [`Outcome`], [`Enriched`],
+//! [`Shape`] and [`LogKept`] say what a transform did.
+
+use core::fmt;
+
+use crate::trace::TraceSource;
+
+/// Why a buffer is not one valid JSON object.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SyntaxError {
+    /// The input does not start with `{` (after white space).
+    NotAnObject,
+    /// The input ends inside the object.
+    Truncated,
+    /// Something other than white space follows the object.
+    TrailingData,
+    /// A byte that the grammar does not allow at this position.
+    Unexpected,
+    /// A control character, bad escape or lone surrogate inside a string.
+    BadString,
+    /// A malformed number.
+    BadNumber,
+    /// The input is larger than 4 GiB, which spans cannot address.
+    TooLarge,
+}
+
+impl fmt::Display for SyntaxError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SyntaxError::NotAnObject => "not a JSON object",
+            SyntaxError::Truncated => "truncated JSON",
+            SyntaxError::TrailingData => "data after the JSON object",
+            SyntaxError::Unexpected => "unexpected character in JSON",
+            SyntaxError::BadString => "invalid string in JSON",
+            SyntaxError::BadNumber => "invalid number in JSON",
+            SyntaxError::TooLarge => "record larger than 4 GiB",
+        })
+    }
+}
+
+/// The error and the byte offset it was found at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReadError {
+    /// What is wrong.
+    pub kind: SyntaxError,
+    /// Where, in bytes from the start of the record.
+    pub offset: usize,
+}
+
+/// Why a record could not be transformed. The record is then passed through unchanged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Error {
+    /// The record is not valid UTF-8.
+    InvalidUtf8 {
+        /// Length of the valid prefix.
+        valid_up_to: usize,
+    },
+    /// The record is not one valid JSON object.
+    Json(ReadError),
+    /// The record has the same key twice; rewriting it would have to drop one.
+    DuplicateKey {
+        /// Byte offset of the second occurrence's key.
+        offset: usize,
+    },
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::InvalidUtf8 { valid_up_to } => write!(f, "invalid UTF-8 at byte {valid_up_to}"),
+            Error::Json(e) => write!(f, "{} at byte {}", e.kind, e.offset),
+            Error::DuplicateKey { offset } => write!(f, "duplicate key at byte {offset}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl Error {
+    /// A short, stable name for counting (`invalid_utf8`, `invalid_json`, `duplicate_key`).
+    pub const fn reason(&self) -> &'static str {
+        match self {
+            Error::InvalidUtf8 { .. } => "invalid_utf8",
+            Error::Json(_) => "invalid_json",
+            Error::DuplicateKey { .. } => "duplicate_key",
+        }
+    }
+}
+
+/// Which input shape a record had (see "The rules" in the README).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shape {
+    /// A FireLens record whose `log` held a JSON object, now merged into the record.
+    LogJson,
+    /// A FireLens record whose `log` held an Envoy text access log line (in
+    /// [`Config::text_format`](crate::Config::text_format) or a built-in format), now parsed and merged into the record.
+    LogText,
+    /// A FireLens record whose `log` was kept as it is, and why.
+    LogKept(LogKept),
+    /// A record without a `log` string: a bare or already flattened Envoy object.
+    Bare,
+}
+
+impl Shape {
+    /// A short, stable name for counting: `log_json`, `log_text`, `log_kept`, `bare`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Shape::LogJson => "log_json",
+            Shape::LogText => "log_text",
+            Shape::LogKept(_) => "log_kept",
+            Shape::Bare => "bare",
+        }
+    }
+
+    /// The `log` was parsed and its members are merged into the record.
+    pub(crate) fn merges_log(self) -> bool {
+        matches!(self, Shape::LogJson | Shape::LogText)
+    }
+}
+
+/// Why a `log` string was kept as it is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogKept {
+    /// Not a JSON object: plain text, an Envoy text access log, Envoy's own messages.
+    NotJson,
+    /// It starts like a JSON object but is not valid JSON.
+    InvalidJson,
+    /// It is a JSON object with a key twice.
+    DuplicateKey,
+    /// Merging it would need `_log`, which the record already uses for something else.
+    KeyConflict,
+}
+
+impl LogKept {
+    /// A short, stable name for counting: `not_json`, `invalid_json`, `duplicate_key`,
+    /// `key_conflict`.
+    pub const fn reason(self) -> &'static str {
+        match self {
+            LogKept::NotJson => "not_json",
+            LogKept::InvalidJson => "invalid_json",
+            LogKept::DuplicateKey => "duplicate_key",
+            LogKept::KeyConflict => "key_conflict",
+        }
+    }
+}
+
+/// What a successful transform did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Enriched {
+    /// The input shape.
+    pub shape: Shape,
+    /// A response code was found, so access-log attributes were considered.
+    pub access_log: bool,
+    /// Where `dd.trace_id` came from, if the output has a valid one.
+    pub trace: Option<TraceSource>,
+}
+
+/// The result of [`Transformer::transform`](crate::Transformer::transform), which always writes a record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// The output is the enriched record.
+    Enriched(Enriched),
+    /// The output is the input, unchanged.
+    PassedThrough(Error),
+}

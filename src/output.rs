@@ -1,0 +1,652 @@
+//! Writing: the third phase of the transform, which carries out a [`Plan`].
+//!
+//! The output is written in one pass from spans of the input: the envelope's members, then
+//! the record's, each in its order. Members that need nothing are copied in stretches
+//! ([`Run`]); the few that planning lists are handled as [`Plan::action`] says (the merged
+//! `dd`, `hash` and `phase` in their places, `duration` in nanoseconds, members moved to
+//! `_log`). Then the added members: `dd`, `hash`, `phase`, the access-log attributes, and
+//! `_log` with what was moved.
+
+use crate::absent::{is_envoy_absent, is_placeholder_id};
+use crate::envoy;
+use crate::keys::{Name, Side};
+use crate::plan::{Action, Attributes, DdPlan, Found, Plan, ValuePlan};
+use crate::read::{Kind, Member, Span};
+use crate::record::{Bufs, Record};
+use crate::scan;
+use crate::trace::{self, TraceContext, TraceIdFormat};
+use crate::write::ObjectWriter;
+
+/// Working memory of the writer, reused across records.
+#[derive(Default)]
+pub(crate) struct Writer {
+    /// Every member index of the envelope and of the record, for a side whose reader did
+    /// not list the members to look at.
+    all_members: [Vec<u32>; 2],
+    displaced: Vec<Displaced>,
+}
+
+/// Appends `record`, rewritten as `plan` says, to `out`.
+#[inline(always)]
+pub(crate) fn write(
+    record: &Record<'_>,
+    found: &Found<'_>,
+    plan: &Plan<'_>,
+    writer: &mut Writer,
+    out: &mut Vec<u8>,
+) {
+    let Writer {
+        all_members,
+        displaced,
+    } = writer;
+    displaced.clear();
+    let bufs = &record.bufs;
+    // Existing members, envelope first, each in its order. The members that need more
+    // than copying are looked at one by one (a reader lists them; otherwise every member
+    // is looked at); those copied unchanged are gathered into runs, so that a stretch of
+    // them costs one copy.
+    for ((all, members), list) in all_members
+        .iter_mut()
+        .zip(record.sides)
+        .zip(record.specials)
+    {
+        all.clear();
+        if list.is_none() {
+            all.extend(0..members.members.len() as u32);
+        }
+    }
+    let mut w = ObjectWriter::open(out);
+    for side in [Side::Envelope, Side::Record] {
+        let specials = record.specials[side as usize].unwrap_or(&all_members[side as usize]);
+        let members = record.side(side).members;
+        let buf = bufs.of(side);
+        let mut run = Run::default();
+        let mut plain = 0;
+        for &i in specials {
+            let i = i as usize;
+            if plain < i {
+                // A layout's members are compact and in a row: one stretch.
+                let (first, last) = (&members[plain], &members[i - 1]);
+                run.add_stretch(&mut w, out, buf, first.key.start - 1, last.value.end);
+            }
+            plain = i + 1;
+            let m = &members[i];
+            let action = plan.action(record, side, i);
+            if action == Action::Copy {
+                run.add(&mut w, out, buf, m);
+                continue;
+            }
+            run.flush(&mut w, out, buf);
+            match action {
+                Action::Copy | Action::Drop => {}
+                Action::Dd => plan.dd.write(
+                    &mut w,
+                    out,
+                    bufs,
+                    plan.resolved,
+                    plan.trace_id_128,
+                    displaced,
+                ),
+                Action::Hash => plan.hash.write(&mut w, out, bufs, displaced),
+                Action::Phase => plan.phase.write(&mut w, out, bufs, displaced),
+                Action::Duration => {
+                    w.start(out, br#","duration":"#);
+                    match found.duration {
+                        Some((duration, _)) => duration.write_nanos(out),
+                        None => out.push(b'0'),
+                    }
+                    displaced.push(Displaced::of(side, m));
+                }
+                Action::Displace => displaced.push(Displaced::of(side, m)),
+            }
+        }
+        if let (Some(first), Some(last)) = (members.get(plain), members.last()) {
+            run.add_stretch(&mut w, out, buf, first.key.start - 1, last.value.end);
+        }
+        run.flush(&mut w, out, buf);
+    }
+
+    // Added members.
+    if plan.dd.managed && plan.dd.position.is_none() && plan.resolved.is_some() {
+        plan.dd.write(
+            &mut w,
+            out,
+            bufs,
+            plan.resolved,
+            plan.trace_id_128,
+            displaced,
+        );
+    }
+    for value in [&plan.hash, &plan.phase] {
+        if value.position.is_none() {
+            value.write(&mut w, out, bufs, displaced);
+        }
+    }
+    if let Some(access) = &plan.access.attributes {
+        access.write(&mut w, out, found);
+    }
+    write_displaced(&mut w, out, bufs, displaced);
+    w.close(out);
+}
+
+/// A stretch of members to copy unchanged: `"k1":v1,"k2":v2` as it stands in the input.
+#[derive(Default)]
+struct Run {
+    start: usize,
+    end: usize,
+}
+
+impl Run {
+    /// Adds a member, extending the run when the member follows it directly.
+    #[inline]
+    fn add(&mut self, w: &mut ObjectWriter, out: &mut Vec<u8>, buf: &[u8], m: &Member) {
+        let (key_start, key_end) = (m.key.start as usize - 1, m.key.end as usize);
+        // Only compact members (`"key":value`, no white space) can be copied whole.
+        if buf.get(key_end + 1) != Some(&b':') || m.value.start as usize != key_end + 2 {
+            self.flush(w, out, buf);
+            w.raw(out, m.key.of(buf), m.value.of(buf));
+            return;
+        }
+        if self.start == self.end || self.end + 1 != key_start || buf[self.end] != b',' {
+            self.flush(w, out, buf);
+            self.start = key_start;
+        }
+        self.end = m.value.end as usize;
+    }
+
+    /// Adds compact members that follow each other directly: `buf[start..end]`.
+    #[inline]
+    fn add_stretch(
+        &mut self,
+        w: &mut ObjectWriter,
+        out: &mut Vec<u8>,
+        buf: &[u8],
+        start: u32,
+        end: u32,
+    ) {
+        let (start, end) = (start as usize, end as usize);
+        if self.start == self.end || self.end + 1 != start || buf[self.end] != b',' {
+            self.flush(w, out, buf);
+            self.start = start;
+        }
+        self.end = end;
+    }
+
+    #[inline]
+    fn flush(&mut self, w: &mut ObjectWriter, out: &mut Vec<u8>, buf: &[u8]) {
+        if self.start != self.end {
+            w.members(out, &buf[self.start..self.end]);
+            self.start = self.end;
+        }
+    }
+}
+
+/// A member moved under `_log` (or `_log.dd`) because another value took its key.
+#[derive(Clone, Copy)]
+pub(crate) struct Displaced {
+    side: Side,
+    key: Span,
+    value: Span,
+    in_dd: bool,
+}
+
+impl Displaced {
+    /// A member kept under `_log`.
+    fn of(side: Side, m: &Member) -> Self {
+        Displaced {
+            side,
+            key: m.key,
+            value: m.value,
+            in_dd: false,
+        }
+    }
+
+    /// A member of a `dd` object, kept under `_log.dd`.
+    fn in_dd(side: Side, m: &Member) -> Self {
+        Displaced {
+            side,
+            key: m.key,
+            value: m.value,
+            in_dd: true,
+        }
+    }
+}
+
+impl ValuePlan<'_, '_> {
+    fn write(
+        &self,
+        w: &mut ObjectWriter,
+        out: &mut Vec<u8>,
+        bufs: &Bufs<'_>,
+        displaced: &mut Vec<Displaced>,
+    ) {
+        let value = match self.winner {
+            Some(at) => at.raw(bufs),
+            None => match self.fallback {
+                Some(value) => value,
+                None => return,
+            },
+        };
+        // A constant key each: copied without a call to `memcpy`.
+        match self.name {
+            Name::Hash => w.start(out, br#","hash":"#),
+            _ => w.start(out, br#","phase":"#),
+        }
+        out.extend_from_slice(value);
+        if let Some(loser) = self.loser {
+            if loser.raw(bufs) != value {
+                displaced.push(Displaced::of(loser.side, &loser.member));
+            }
+        }
+    }
+}
+
+impl DdPlan<'_> {
+    /// Writes `"dd":{...}`: the existing members, with the new ids in place of invalid ones.
+    fn write(
+        &self,
+        w: &mut ObjectWriter,
+        out: &mut Vec<u8>,
+        bufs: &Bufs<'_>,
+        resolved: Option<TraceContext>,
+        format: TraceIdFormat,
+        displaced: &mut Vec<Displaced>,
+    ) {
+        if let (Some(at), true, true, None) = (
+            self.at,
+            self.first.0.is_empty(),
+            self.second.0.is_empty(),
+            resolved,
+        ) {
+            // A `dd` that is null or empty, and nothing to put in it: keep it as it was.
+            w.raw(out, b"dd", at.raw(bufs));
+            return;
+        }
+        if let (true, true, Some(ctx)) =
+            (self.first.0.is_empty(), self.second.0.is_empty(), resolved)
+        {
+            // No ids of a `dd` object to keep or move (most records): the resolved ones alone,
+            // as the general way below writes them.
+            w.start(out, br#","dd":{"trace_id":""#);
+            ctx.write_trace_id(format, out);
+            if ctx.span_id.is_some() {
+                out.extend_from_slice(br#"","span_id":""#);
+                ctx.write_span_id(out);
+            }
+            out.extend_from_slice(br#""}"#);
+            return;
+        }
+        w.start(out, br#","dd":{"#);
+        let mut dd = ObjectWriter::opened();
+        let (mut wrote_trace, mut wrote_span) = (false, false);
+        let (first, first_side) = self.first;
+        let (second, second_side) = self.second;
+        // With valid ids, both come from one `dd`: the first whose `trace_id` is valid.
+        let (source, source_side) = match self.ids_in_second {
+            true => self.second,
+            false => self.first,
+        };
+        let source_value = |key: &[u8]| {
+            let buf = bufs.of(source_side);
+            (source.iter().find(|s| s.key.of(buf) == key)).map(|s| s.value.of(buf))
+        };
+        for (which, (members, side)) in [(first, first_side), (second, second_side)]
+            .into_iter()
+            .enumerate()
+        {
+            let buf = bufs.of(side);
+            for m in members {
+                let key = m.key.of(buf);
+                let (is_trace, is_span) = (key == b"trace_id", key == b"span_id");
+                if self.existing_valid && (is_trace || is_span) {
+                    let from_source = (which == 1) == self.ids_in_second;
+                    // A span id of the same trace completes a source that has none.
+                    let completes = || {
+                        let own_trace = members.iter().find(|o| o.key.of(buf) == b"trace_id");
+                        is_span
+                            && source_value(b"span_id").is_none()
+                            && source_value(b"trace_id") == own_trace.map(|o| o.value.of(buf))
+                    };
+                    if !from_source && !completes() {
+                        // The other ids are kept under `_log.dd`: invalid ones that the
+                        // source replaces (placeholders are dropped), and different ones.
+                        let keep = match self.ids_in_second {
+                            true => !is_placeholder_id(m, buf),
+                            false => source_value(key) != Some(m.value.of(buf)),
+                        };
+                        if keep {
+                            displaced.push(Displaced::in_dd(side, m));
+                        }
+                        continue;
+                    }
+                    write_existing_id(&mut dd, out, key, m, buf);
+                    continue;
+                }
+                if side == second_side && !second.is_empty() && members.as_ptr() == second.as_ptr()
+                {
+                    // Merging the log's `dd` into the envelope's: the envelope keeps its keys.
+                    if let Some(theirs) =
+                        first.iter().find(|f| f.key.of(bufs.of(first_side)) == key)
+                    {
+                        if theirs.value.of(bufs.of(first_side)) != m.value.of(buf) {
+                            displaced.push(Displaced::in_dd(side, m));
+                        }
+                        continue;
+                    }
+                }
+                if let (Some(ctx), true) = (resolved, is_trace || is_span) {
+                    // Replace the invalid ids, once each (a `dd` that repeats a key gets it
+                    // once); keep anything that was more than a placeholder.
+                    if is_trace && !wrote_trace {
+                        write_trace_id(&mut dd, out, &ctx, format);
+                        wrote_trace = true;
+                    } else if is_span && !wrote_span && ctx.span_id.is_some() {
+                        write_span_id(&mut dd, out, &ctx);
+                        wrote_span = true;
+                    }
+                    if !is_placeholder_id(m, buf) {
+                        displaced.push(Displaced::in_dd(side, m));
+                    }
+                    continue;
+                }
+                match is_trace || is_span {
+                    true => write_existing_id(&mut dd, out, key, m, buf),
+                    false => dd.raw(out, key, m.value.of(buf)),
+                }
+            }
+        }
+        if let Some(ctx) = resolved {
+            if !wrote_trace {
+                write_trace_id(&mut dd, out, &ctx, format);
+            }
+            if !wrote_span && ctx.span_id.is_some() {
+                write_span_id(&mut dd, out, &ctx);
+            }
+        }
+        dd.close(out);
+    }
+}
+
+/// Writes an existing `trace_id` or `span_id`; a valid id given as a JSON number becomes a
+/// string.
+fn write_existing_id(dd: &mut ObjectWriter, out: &mut Vec<u8>, key: &[u8], m: &Member, buf: &[u8]) {
+    let value = m.value.of(buf);
+    match m.kind == Kind::Number && trace::parse_decimal_id(value).is_some() {
+        true => dd.str(out, key, value),
+        false => dd.raw(out, key, value),
+    }
+}
+
+fn write_trace_id(
+    dd: &mut ObjectWriter,
+    out: &mut Vec<u8>,
+    ctx: &TraceContext,
+    format: TraceIdFormat,
+) {
+    dd.start(out, br#","trace_id":""#);
+    ctx.write_trace_id(format, out);
+    out.push(b'"');
+}
+
+fn write_span_id(dd: &mut ObjectWriter, out: &mut Vec<u8>, ctx: &TraceContext) {
+    dd.start(out, br#","span_id":""#);
+    ctx.write_span_id(out);
+    out.push(b'"');
+}
+
+impl Attributes<'_> {
+    fn write(&self, w: &mut ObjectWriter, out: &mut Vec<u8>, found: &Found<'_>) {
+        let path = found.original_path.or(found.path);
+        // Each member starts with one constant (`,"key":`, `,"key":"`, or more): the added
+        // members follow the record's own, and `status_code` always comes first in `http`.
+        if self.http {
+            w.start(out, br#","http":{"status_code":"#);
+            self.code.write(out);
+            if let Some(method) = found.method {
+                str_member(out, br#","method":""#, method);
+            }
+            if path.is_some() || found.host.is_some() {
+                out.extend_from_slice(br#","url_details":{"#);
+                if let Some(path) = path {
+                    let (path, query) = match scan::position(path, b'?') {
+                        Some(q) => (&path[..q], Some(&path[q + 1..])),
+                        None => (path, None),
+                    };
+                    str_member(out, br#""path":""#, path);
+                    if let Some(query) = query.filter(|q| !q.is_empty()) {
+                        out.extend_from_slice(br#","queryString":"#);
+                        write_query(out, query);
+                    }
+                }
+                if let Some(host) = found.host {
+                    let key: &[u8] = match path {
+                        Some(_) => br#","host":""#,
+                        None => br#""host":""#,
+                    };
+                    str_member(out, key, host);
+                }
+                out.push(b'}');
+            }
+            if let Some(version) = found.version {
+                str_member(out, br#","version":""#, version);
+            }
+            if let Some(id) = found.request_id {
+                str_member(out, br#","request_id":""#, id);
+            }
+            if let Some(agent) = found.user_agent {
+                str_member(out, br#","useragent":""#, agent);
+            }
+            out.push(b'}');
+        }
+        if self.network {
+            w.start(out, br#","network":{"#);
+            let mut network = ObjectWriter::opened();
+            if let Some(ip) = found.client_ip.or(found.remote_ip) {
+                network.start(out, br#","client":{"ip":""#);
+                out.extend_from_slice(ip);
+                out.extend_from_slice(br#""}"#);
+            }
+            if let Some(n) = found.bytes_read {
+                network.start(out, br#","bytes_read":"#);
+                n.write(out);
+            }
+            if let Some(n) = found.bytes_written {
+                network.start(out, br#","bytes_written":"#);
+                n.write(out);
+            }
+            network.close(out);
+        }
+        if let (true, Some((duration, _))) = (self.duration, found.duration) {
+            w.start(out, br#","duration":"#);
+            duration.write_nanos(out);
+        }
+        if self.status {
+            let flags = found.flags.unwrap_or_default();
+            match envoy::level(self.code.value, flags) {
+                envoy::Level::Error => w.start(out, br#","status":"error""#),
+                envoy::Level::Warn => w.start(out, br#","status":"warn""#),
+                envoy::Level::Info => w.start(out, br#","status":"info""#),
+            }
+        }
+        if self.message {
+            // `GET /users/42 200 12ms UH`: what a person scanning the log wants to see. Its
+            // words are escaped string content already.
+            w.start(out, br#","message":""#);
+            if let Some(method) = found.method {
+                out.extend_from_slice(method);
+                out.push(b' ');
+            }
+            if let Some(path) = path {
+                // A short line: a huge path is cut (it is kept whole in its own field).
+                let cut = escaped_prefix(path, MESSAGE_PATH_MAX);
+                out.extend_from_slice(cut);
+                if cut.len() < path.len() {
+                    out.extend_from_slice("…".as_bytes());
+                }
+                out.push(b' ');
+            }
+            self.code.write(out);
+            if let Some((duration, _)) = found.duration {
+                out.push(b' ');
+                duration.write_millis(out);
+                out.extend_from_slice(b"ms");
+            }
+            if let Some(flags) = found.flags.filter(|f| !is_envoy_absent(f)) {
+                out.push(b' ');
+                out.extend_from_slice(flags);
+            }
+            out.push(b'"');
+        }
+    }
+}
+
+/// Appends `key` (the member's start up to its value's opening quote, `,"key":"`), the escaped
+/// string content `value`, and the closing quote.
+#[inline(always)]
+fn str_member(out: &mut Vec<u8>, key: &[u8], value: &[u8]) {
+    out.extend_from_slice(key);
+    out.extend_from_slice(value);
+    out.push(b'"');
+}
+
+/// The longest a path may be in the `message` line, in bytes.
+const MESSAGE_PATH_MAX: usize = 200;
+
+/// The longest prefix of escaped JSON string content `s`, at most `max` bytes, that ends
+/// between two characters (never inside an escape sequence or a UTF-8 sequence).
+fn escaped_prefix(s: &[u8], max: usize) -> &[u8] {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = 0;
+    while end < s.len() {
+        let unit = match s[end] {
+            b'\\' if s.get(end + 1) == Some(&b'u') => {
+                // A surrogate pair is two `\uXXXX` escapes that belong together.
+                let high = s.get(end + 2..end + 6).is_some_and(|h| {
+                    matches!(h[0] | 0x20, b'd') && matches!(h[1] | 0x20, b'8' | b'9' | b'a' | b'b')
+                });
+                if high {
+                    12
+                } else {
+                    6
+                }
+            }
+            b'\\' => 2,
+            0xf0.. => 4,
+            0xe0.. => 3,
+            0xc0.. => 2,
+            _ => 1,
+        };
+        if end + unit > max {
+            break;
+        }
+        end += unit;
+    }
+    &s[..end.min(s.len())]
+}
+
+/// `a=1&b=&c` → `{"a":"1","b":"","c":""}`. Values stay as Envoy logged them (still
+/// percent-encoded); a repeated name keeps its first value (the full path is kept anyway).
+/// `query` is escaped JSON string content, and `&`, `=` never occur inside an escape, so
+/// every piece is valid string content too.
+fn write_query(out: &mut Vec<u8>, query: &[u8]) {
+    const MAX_PARAMS: usize = 64;
+    let mut params = ObjectWriter::open(out);
+    // The names written, as where they are in `query` (half the size of slices, and so half
+    // the zeros to start with).
+    let mut seen = [(0u32, 0u32); MAX_PARAMS];
+    let mut count = 0;
+    let mut start = 0;
+    for pair in query.split(|&b| b == b'&') {
+        let pair_start = start;
+        start += pair.len() + 1;
+        let (name, value) = match pair.iter().position(|&b| b == b'=') {
+            Some(eq) => (&pair[..eq], &pair[eq + 1..]),
+            None => (pair, &pair[pair.len()..]),
+        };
+        let name_of = |&(at, len): &(u32, u32)| &query[at as usize..(at + len) as usize];
+        if name.is_empty() || seen[..count].iter().any(|seen| name_of(seen) == name) {
+            continue;
+        }
+        if count == MAX_PARAMS {
+            break;
+        }
+        seen[count] = (pair_start as u32, name.len() as u32);
+        count += 1;
+        params.str(out, name, value);
+    }
+    params.close(out);
+}
+
+fn write_displaced(
+    w: &mut ObjectWriter,
+    out: &mut Vec<u8>,
+    bufs: &Bufs<'_>,
+    displaced: &[Displaced],
+) {
+    if displaced.is_empty() {
+        return;
+    }
+    w.start(out, br#","_log":{"#);
+    let mut log = ObjectWriter::opened();
+    for d in displaced.iter().filter(|d| !d.in_dd) {
+        log.raw(out, d.key.of(bufs.of(d.side)), d.value.of(bufs.of(d.side)));
+    }
+    if displaced.iter().any(|d| d.in_dd) {
+        log.start(out, br#","dd":{"#);
+        let mut dd = ObjectWriter::opened();
+        let key = |d: &Displaced| d.key.of(bufs.of(d.side));
+        let value = |d: &Displaced| d.value.of(bufs.of(d.side));
+        for (i, d) in displaced.iter().enumerate().filter(|(_, d)| d.in_dd) {
+            if displaced[..i].iter().any(|e| e.in_dd && key(e) == key(d)) {
+                continue;
+            }
+            // Both `dd` objects may have held an invalid id that was replaced: one key, and
+            // an array of the values, so neither is lost.
+            let mut same = displaced[i + 1..]
+                .iter()
+                .filter(|e| e.in_dd && key(e) == key(d))
+                .peekable();
+            if same.peek().is_none() {
+                dd.raw(out, key(d), value(d));
+                continue;
+            }
+            dd.key(out, key(d));
+            out.push(b'[');
+            out.extend_from_slice(value(d));
+            for e in same {
+                out.push(b',');
+                out.extend_from_slice(value(e));
+            }
+            out.push(b']');
+        }
+        dd.close(out);
+    }
+    log.close(out);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::escaped_prefix;
+
+    #[test]
+    fn prefixes_end_between_characters() {
+        let cases: [(&str, usize, &str); 7] = [
+            ("/short", 200, "/short"),
+            ("/abcdef", 4, "/abc"),
+            (r"/a\u00e9b", 4, "/a"),
+            (r"/a\u00e9b", 8, r"/a\u00e9"),
+            (r"/\ud83d\ude00x", 10, "/"),
+            (r#"/a\"b"#, 3, "/a"),
+            ("/aéb", 3, "/a"),
+        ];
+        for (s, max, want) in cases {
+            assert_eq!(
+                escaped_prefix(s.as_bytes(), max),
+                want.as_bytes(),
+                "{s} {max}"
+            );
+        }
+    }
+}

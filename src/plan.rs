@@ -1,0 +1,560 @@
+//! Planning: what the transform adds, moves and replaces, decided before anything is
+//! written. The second phase of the transform.
+//!
+//! [`Found`] notes what the members of a [`Record`] mean (per role, the first usable value);
+//! [`Plan::new`] then decides, with pure functions of what was found and the config: the
+//! trace context to write ([`DdPlan`]), where `hash` and `phase` go and with which value
+//! ([`ValuePlan`]), and which access-log attributes are added ([`Access`]). The writer
+//! ([`crate::output`]) asks [`Plan::action`] what to do with each member it looks at.
+
+use crate::absent::{is_debris, is_envoy_absent, is_placeholder_id};
+use crate::config::{Config, Setup};
+use crate::envoy::{self, Role};
+use crate::error::Enriched;
+use crate::keys::{Meaning, Name, Side};
+use crate::read::{self, Kind, Member};
+use crate::record::{Bufs, Record};
+use crate::trace::{self, TraceCandidates, TraceContext, TraceIdFormat, TraceSource};
+
+/// Everything decided about one record before writing it.
+pub(crate) struct Plan<'f> {
+    pub dd: DdPlan<'f>,
+    pub hash: ValuePlan<'f, 'f>,
+    pub phase: ValuePlan<'f, 'f>,
+    pub access: Access<'f>,
+    /// The trace context written into `dd` (replacing invalid ids or added).
+    pub resolved: Option<TraceContext>,
+    /// Where `dd.trace_id` comes from, if the output has a valid one.
+    pub trace_source: Option<TraceSource>,
+    pub trace_id_128: TraceIdFormat,
+}
+
+/// What the writer does with a member it looks at (see [`Plan::action`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Action {
+    /// Copy it unchanged.
+    Copy,
+    /// Leave it out: the merged `log`, a `dd`, `hash` or `phase` written elsewhere, debris.
+    Drop,
+    /// Write the merged `dd` in its place.
+    Dd,
+    /// Write `hash` in its place.
+    Hash,
+    /// Write `phase` in its place.
+    Phase,
+    /// Write `duration` in nanoseconds in its place, and move it to `_log`.
+    Duration,
+    /// Move it to `_log`: another value takes its key.
+    Displace,
+}
+
+/// Working memory of planning, reused across records: the members of the `dd` objects.
+#[derive(Default)]
+pub(crate) struct DdScratch {
+    first: Vec<Member>,
+    second: Vec<Member>,
+    stack: Vec<u8>,
+}
+
+impl<'f> Plan<'f> {
+    /// Decides what to write for `record`, whose meaningful members are `found`; `context`
+    /// is the last trace source tried.
+    #[inline(always)]
+    pub fn new(
+        record: &Record<'f>,
+        found: &'f Found<'f>,
+        config: &Config,
+        setup: &'f Setup,
+        context: Option<&TraceContext>,
+        scratch: &'f mut DdScratch,
+    ) -> Self {
+        let bufs = &record.bufs;
+        let access = Access::plan(config, found, record.can_displace);
+        let DdScratch {
+            first,
+            second,
+            stack,
+        } = scratch;
+        let dd = DdPlan::new(found, bufs, first, second, stack);
+        // Replacing an invalid id that is more than a placeholder moves it to `_log`; when the
+        // record already uses `_log` for something else, the ids stay as they were.
+        let replaceable = record.can_displace || !dd.holds_data(bufs);
+        let resolved = match dd.managed && !dd.existing_valid && replaceable {
+            true => {
+                let [envelope, record] = &found.trace;
+                TraceCandidates::of_sides(record, envelope)
+                    .resolve_for(config.trace_id_128)
+                    .or(context.copied())
+            }
+            false => None,
+        };
+        let trace_source = if dd.existing_valid {
+            Some(TraceSource::Existing)
+        } else {
+            resolved.map(|c| c.source)
+        };
+        let hash = ValuePlan::new(Name::Hash, &found.hash, setup.hash_json.as_deref());
+        // The phase derived from the task definition is the last resort: worked out only
+        // when neither the record nor the configuration has one.
+        let fallback = match setup.phase_json.as_deref() {
+            Some(configured) => Some(configured),
+            None if config.derive_phase && found.phase.iter().all(Option::is_none) => {
+                derived_phase(found, bufs)
+            }
+            None => None,
+        };
+        let phase = ValuePlan::new(Name::Phase, &found.phase, fallback);
+        Plan {
+            dd,
+            hash,
+            phase,
+            access,
+            resolved,
+            trace_source,
+            trace_id_128: config.trace_id_128,
+        }
+    }
+
+    /// What the writer does with member `i` of `side`, one the record lists as needing more
+    /// than copying (or any member, where none are listed).
+    #[inline(always)]
+    pub fn action(&self, record: &Record<'_>, side: Side, i: usize) -> Action {
+        let id = record.side(side).keys[i];
+        let here = Some((side, i));
+        let at = |position| match here == position {
+            true => Action::Dd,
+            false => Action::Drop,
+        };
+        match record.keys.meaning(id).name {
+            _ if side == Side::Envelope && Some(i) == record.log_at => Action::Drop,
+            Name::Dd if self.dd.managed => at(self.dd.position),
+            // Debris is dropped; of two real values the winner takes the first place.
+            Name::Hash if here == self.hash.position => Action::Hash,
+            Name::Phase if here == self.phase.position => Action::Phase,
+            Name::Hash | Name::Phase => Action::Drop,
+            _ if side == Side::Record && self.access.duration_in_place == Some(i) => {
+                Action::Duration
+            }
+            _ if side == Side::Record && record.collisions => {
+                let top = record
+                    .keys
+                    .at_top(id)
+                    .filter(|&t| Some(t as usize) != record.log_at);
+                match top {
+                    Some(_) => Action::Displace,
+                    None => Action::Copy,
+                }
+            }
+            _ => Action::Copy,
+        }
+    }
+
+    /// What the transform reports.
+    pub fn enriched(&self, record: &Record<'_>) -> Enriched {
+        Enriched {
+            shape: record.shape,
+            access_log: self.access.attributes.is_some(),
+            trace: self.trace_source,
+        }
+    }
+}
+
+/// A member and the side it is on.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct At {
+    pub side: Side,
+    pub index: usize,
+    pub member: Member,
+}
+
+impl At {
+    pub fn raw<'a>(&self, bufs: &Bufs<'a>) -> &'a [u8] {
+        self.member.value.of(bufs.of(self.side))
+    }
+}
+
+/// The meaningful members of a record. Per role the first usable value wins, the record's
+/// before the envelope's.
+#[derive(Default)]
+pub(crate) struct Found<'a> {
+    /// Each side's trace keys apart (indexed by `Side as usize`), so that ids of two contexts
+    /// are never paired (see [`TraceCandidates::of_sides`]).
+    pub trace: [TraceCandidates<'a>; 2],
+    /// Indexed by `Side as usize`.
+    pub dd: [Option<At>; 2],
+    pub hash: [Option<At>; 2],
+    pub phase: [Option<At>; 2],
+    /// Indexed by `Side as usize`.
+    pub task_definition: [Option<At>; 2],
+    pub has_level: bool,
+    pub has_message: bool,
+    pub has_http: bool,
+    pub has_network: bool,
+    /// Index of a record member named exactly `duration`.
+    pub duration_key: Option<usize>,
+    pub duration_key_on_envelope: bool,
+    // Access-log fields, from the record side only.
+    pub code: Option<envoy::Whole<'a>>,
+    pub method: Option<&'a [u8]>,
+    pub path: Option<&'a [u8]>,
+    pub original_path: Option<&'a [u8]>,
+    pub host: Option<&'a [u8]>,
+    pub version: Option<&'a [u8]>,
+    pub request_id: Option<&'a [u8]>,
+    pub user_agent: Option<&'a [u8]>,
+    pub client_ip: Option<&'a [u8]>,
+    pub remote_ip: Option<&'a [u8]>,
+    pub bytes_read: Option<envoy::Whole<'a>>,
+    pub bytes_written: Option<envoy::Whole<'a>>,
+    /// The duration, and the index of the member it came from.
+    pub duration: Option<(envoy::Duration<'a>, usize)>,
+    pub flags: Option<&'a [u8]>,
+}
+
+impl<'a> Found<'a> {
+    /// Notes what the members of `record` mean (into a `Found::default()`: filled in place,
+    /// as the struct is large enough for a move to cost a `memcpy`).
+    #[inline(always)]
+    pub fn note(&mut self, record: &Record<'a>) {
+        // Side by side rather than in a loop over both: each call knows its side, so the
+        // checks of it in `Found::member` fold away.
+        self.side(Side::Record, record, None);
+        self.side(Side::Envelope, record, record.log_at);
+    }
+
+    /// Notes what the members of `side` mean: those listed in `scanned` when it has a list
+    /// for the side, else every member but `skip`.
+    #[inline(always)]
+    fn side(&mut self, side: Side, record: &Record<'a>, skip: Option<usize>) {
+        let (members, buf) = (record.side(side), record.bufs.of(side));
+        match record.scanned[side as usize] {
+            Some(list) => {
+                for &(i, meaning) in list {
+                    let i = i as usize;
+                    self.member(side, i, &members.members[i], meaning, buf);
+                }
+            }
+            None => self.scan(side, record, buf, skip),
+        }
+    }
+
+    fn scan(&mut self, side: Side, record: &Record<'a>, buf: &'a [u8], skip: Option<usize>) {
+        let (members, keys) = (record.side(side), record.keys);
+        for (index, m) in members.members.iter().enumerate() {
+            if Some(index) != skip {
+                self.member(side, index, m, keys.meaning(members.keys[index]), buf);
+            }
+        }
+    }
+
+    /// Notes what member `index` of `side` means. Members for which [`Meaning::scanned`] is false
+    /// mean nothing here.
+    ///
+    /// One dispatch, on the role: the keys whose exact name matters (`dd`, `hash`, `phase`,
+    /// `http`, `network`) have no role, and `duration`, the one name with a role, is its own
+    /// arm (`keys` tests pin this down).
+    #[inline(always)]
+    fn member(&mut self, side: Side, index: usize, m: &Member, meaning: Meaning, buf: &'a [u8]) {
+        let slot = side as usize;
+        let record = side == Side::Record;
+        // Built only for the few members that need it.
+        let at = || {
+            Some(At {
+                side,
+                index,
+                member: *m,
+            })
+        };
+        match meaning.role {
+            None => match meaning.name {
+                Name::Dd => first(&mut self.dd[slot], at()),
+                Name::Hash | Name::Phase => {
+                    let values = if meaning.name == Name::Hash {
+                        &mut self.hash
+                    } else {
+                        &mut self.phase
+                    };
+                    if !is_debris(m, buf) {
+                        first(&mut values[slot], at());
+                    }
+                }
+                Name::Http => self.has_http = true,
+                Name::Network => self.has_network = true,
+                _ => {}
+            },
+            Some(Role::Trace(kind)) => {
+                if let Some(text) = scalar_text(m, buf) {
+                    self.trace[slot].offer(kind, text);
+                }
+            }
+            Some(Role::Level) => self.has_level = true,
+            Some(Role::Message) => self.has_message = true,
+            Some(Role::TaskDefinition) => first(&mut self.task_definition[slot], at()),
+            Some(Role::Duration) => {
+                if meaning.name == Name::Duration {
+                    match side {
+                        Side::Envelope => self.duration_key_on_envelope = true,
+                        Side::Record => self.duration_key = Some(index),
+                    }
+                }
+                if record {
+                    let duration = scalar_text(m, buf).and_then(envoy::duration);
+                    first(&mut self.duration, duration.map(|d| (d, index)));
+                }
+            }
+            // The access log's fields count on the record side only.
+            Some(Role::ResponseCode) if record => {
+                let code = scalar_text(m, buf)
+                    .and_then(envoy::integer)
+                    .filter(|c| c.value < 1000);
+                first(&mut self.code, code);
+            }
+            Some(Role::Method) if record => first(&mut self.method, string_content(m, buf)),
+            Some(Role::Path) if record => first(&mut self.path, string_content(m, buf)),
+            Some(Role::OriginalPath) if record => {
+                first(&mut self.original_path, string_content(m, buf))
+            }
+            Some(Role::Host) if record => first(&mut self.host, string_content(m, buf)),
+            Some(Role::Protocol) if record => first(
+                &mut self.version,
+                string_content(m, buf).and_then(envoy::http_version),
+            ),
+            Some(Role::RequestId) if record => first(&mut self.request_id, string_content(m, buf)),
+            Some(Role::UserAgent) if record => first(&mut self.user_agent, string_content(m, buf)),
+            Some(Role::ForwardedFor) if record => first(
+                &mut self.client_ip,
+                string_content(m, buf).and_then(envoy::first_forwarded),
+            ),
+            Some(Role::RemoteAddress) if record => first(
+                &mut self.remote_ip,
+                string_content(m, buf).and_then(envoy::ip_address),
+            ),
+            Some(Role::BytesReceived) if record => first(
+                &mut self.bytes_read,
+                scalar_text(m, buf).and_then(envoy::integer),
+            ),
+            Some(Role::BytesSent) if record => first(
+                &mut self.bytes_written,
+                scalar_text(m, buf).and_then(envoy::integer),
+            ),
+            Some(Role::ResponseFlags) if record => first(&mut self.flags, scalar_text(m, buf)),
+            Some(_) => {}
+        }
+    }
+}
+
+#[inline]
+fn first<T>(slot: &mut Option<T>, value: Option<T>) {
+    if slot.is_none() {
+        *slot = value;
+    }
+}
+
+/// The text of a scalar: a string's content (when free of escapes) or a number's token.
+pub(crate) fn scalar_text<'a>(m: &Member, buf: &'a [u8]) -> Option<&'a [u8]> {
+    match m.kind {
+        Kind::String if !m.value_escaped => Some(m.str_content(buf)),
+        Kind::Number => Some(m.value.of(buf)),
+        _ => None,
+    }
+}
+
+/// A string's content, escapes kept (to be copied into another JSON string); `None` when
+/// not a string or Envoy's "nothing" (`""`, `"-"`).
+pub(crate) fn string_content<'a>(m: &Member, buf: &'a [u8]) -> Option<&'a [u8]> {
+    let content = (m.kind == Kind::String).then(|| m.str_content(buf))?;
+    (!is_envoy_absent(content)).then_some(content)
+}
+
+/// Where `hash` or `phase` goes and which value it gets: the record's own, then the
+/// envelope's, then the configured (or derived) one. When both sides have one, the key stays
+/// at the envelope's place with the record's value, and the envelope's moves to `_log`.
+pub(crate) struct ValuePlan<'f, 'c> {
+    /// `Name::Hash` or `Name::Phase`.
+    pub name: Name,
+    pub position: Option<(Side, usize)>,
+    pub winner: Option<&'f At>,
+    pub loser: Option<&'f At>,
+    pub fallback: Option<&'c [u8]>,
+}
+
+impl<'f, 'c> ValuePlan<'f, 'c> {
+    fn new(name: Name, found: &'f [Option<At>; 2], fallback: Option<&'c [u8]>) -> Self {
+        let [record, envelope] =
+            [Side::Record, Side::Envelope].map(|side| found[side as usize].as_ref());
+        ValuePlan {
+            name,
+            position: envelope.or(record).map(|a| (a.side, a.index)),
+            winner: record.or(envelope),
+            loser: record.and(envelope),
+            fallback,
+        }
+    }
+}
+
+/// `phase` from an ECS task definition family such as `api-canary:42`.
+fn derived_phase<'c>(found: &Found<'_>, bufs: &Bufs<'_>) -> Option<&'c [u8]> {
+    // ECS sets the envelope's; a copy inside the log is only a fallback.
+    let [envelope, record] =
+        [Side::Envelope, Side::Record].map(|side| found.task_definition[side as usize]);
+    let at = envelope.or(record)?;
+    let text = string_content(&at.member, bufs.of(at.side))?;
+    let family = text.split(|&b| b == b':').next()?;
+    if family.ends_with(b"-canary") || family.ends_with(b"_canary") {
+        Some(b"\"canary\"")
+    } else if family.ends_with(b"-stable") || family.ends_with(b"_stable") {
+        Some(b"\"stable\"")
+    } else {
+        None
+    }
+}
+
+/// What happens to the `dd` object(s).
+pub(crate) struct DdPlan<'s> {
+    /// Every `dd` member is an object (or null), so envoy-dd may write `dd`. A `dd` that is
+    /// something else belongs to the application, and is left alone.
+    pub managed: bool,
+    /// The `dd` member whose place the merged object takes (the envelope's before the log's).
+    pub position: Option<(Side, usize)>,
+    pub at: Option<&'s At>,
+    /// Members of the `dd` at `position`, then of the other side's `dd`.
+    pub first: (&'s [Member], Side),
+    pub second: (&'s [Member], Side),
+    /// An existing `dd.trace_id` is valid, so it wins over everything.
+    pub existing_valid: bool,
+    /// Only the second `dd` has a valid `trace_id`: the ids are that object's.
+    pub ids_in_second: bool,
+}
+
+impl<'s> DdPlan<'s> {
+    fn new(
+        found: &'s Found<'_>,
+        bufs: &Bufs<'_>,
+        first: &'s mut Vec<Member>,
+        second: &'s mut Vec<Member>,
+        stack: &mut Vec<u8>,
+    ) -> Self {
+        first.clear();
+        second.clear();
+        let [env, rec] =
+            [Side::Envelope, Side::Record].map(|side| found.dd[side as usize].as_ref());
+        let managed = [env, rec]
+            .iter()
+            .flatten()
+            .all(|a| matches!(a.member.kind, Kind::Object | Kind::Null));
+        let (at, other) = match env {
+            Some(_) => (env, rec),
+            None => (rec, None),
+        };
+        let mut plan = DdPlan {
+            managed,
+            position: at.map(|a| (a.side, a.index)),
+            at,
+            first: (&[], Side::Record),
+            second: (&[], Side::Record),
+            existing_valid: false,
+            ids_in_second: false,
+        };
+        if !managed {
+            return plan;
+        }
+        let read_members = |at: Option<&At>, into: &mut Vec<Member>, stack: &mut Vec<u8>| {
+            let Some(at) = at.filter(|a| a.member.kind == Kind::Object) else {
+                return Side::Record;
+            };
+            let span = at.member.value;
+            // Validated already, so this cannot fail; spans are made absolute to the buffer.
+            if read::read_object(span.of(bufs.of(at.side)), into, stack).is_ok() {
+                for m in into.iter_mut() {
+                    for s in [&mut m.key, &mut m.value] {
+                        s.start += span.start;
+                        s.end += span.start;
+                    }
+                }
+            }
+            at.side
+        };
+        let first_side = read_members(at, first, stack);
+        let second_side = read_members(other, second, stack);
+        let valid = |members: &[Member], side: Side| {
+            members.iter().any(|m| {
+                m.key.of(bufs.of(side)) == b"trace_id"
+                    && scalar_text(m, bufs.of(side))
+                        .and_then(trace::parse_existing_trace_id)
+                        .is_some()
+            })
+        };
+        // Most records have no `dd` object: nothing to look through.
+        let (first_valid, second_valid) = match first.is_empty() && second.is_empty() {
+            true => (false, false),
+            false => (valid(first, first_side), valid(second, second_side)),
+        };
+        plan.existing_valid = first_valid || second_valid;
+        plan.ids_in_second = !first_valid && second_valid;
+        plan.first = (first, first_side);
+        plan.second = (second, second_side);
+        plan
+    }
+
+    /// Whether an existing `trace_id`/`span_id` holds something other than a placeholder.
+    fn holds_data(&self, bufs: &Bufs<'_>) -> bool {
+        [self.first, self.second].iter().any(|&(members, side)| {
+            let buf = bufs.of(side);
+            members.iter().any(|m| {
+                matches!(m.key.of(buf), b"trace_id" | b"span_id") && !is_placeholder_id(m, buf)
+            })
+        })
+    }
+}
+
+/// The access-log attributes to add, decided before writing.
+#[derive(Default)]
+pub(crate) struct Access<'a> {
+    pub attributes: Option<Attributes<'a>>,
+    /// The record member `duration` whose key the nanosecond attribute takes.
+    pub duration_in_place: Option<usize>,
+}
+
+pub(crate) struct Attributes<'a> {
+    pub code: envoy::Whole<'a>,
+    pub http: bool,
+    pub network: bool,
+    /// Add `duration` at the end (no member of that name exists).
+    pub duration: bool,
+    pub status: bool,
+    pub message: bool,
+}
+
+impl<'a> Access<'a> {
+    fn plan(config: &Config, found: &Found<'a>, can_displace: bool) -> Self {
+        let Some(code) = found.code else {
+            return Access::default();
+        };
+        let standard = config.standard_attributes;
+        let mut duration_in_place = None;
+        let mut duration = false;
+        if let (true, Some((_, source))) = (standard, found.duration) {
+            match found.duration_key {
+                Some(key) if key == source && can_displace && !found.duration_key_on_envelope => {
+                    duration_in_place = Some(key)
+                }
+                Some(_) => {}
+                None => duration = !found.duration_key_on_envelope,
+            }
+        }
+        let network = found.client_ip.or(found.remote_ip).is_some()
+            || found.bytes_read.is_some()
+            || found.bytes_written.is_some();
+        Access {
+            attributes: Some(Attributes {
+                code,
+                http: standard && !found.has_http,
+                network: standard && !found.has_network && network,
+                duration,
+                status: config.status && !found.has_level,
+                message: config.message && !found.has_message,
+            }),
+            duration_in_place,
+        }
+    }
+}
