@@ -62,7 +62,7 @@ mod tests {
         assert!(is_envoy_absent(b"") && is_envoy_absent(b"-"));
         assert!(!is_envoy_absent(b" - ") && !is_envoy_absent(b"0"));
         let member = |json: &str| {
-            let (mut members, mut stack) = (Vec::new(), Vec::new());
+            let (mut members, mut stack) = (Vec::new(), crate::read::Stack::default());
             crate::read::read_object(json.as_bytes(), &mut members, &mut stack).unwrap();
             members[0]
         };

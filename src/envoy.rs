@@ -323,9 +323,29 @@ impl Duration<'_> {
     }
 }
 
-/// Milliseconds (`12`, `6.0`, `"0.25"`) as nanoseconds, exactly up to six decimals; further
-/// digits, below a nanosecond, round it to the nearest.
+/// Milliseconds (`12`, `6.0`, `"0.25"`, `1.5e3`) as nanoseconds, exactly up to six decimals;
+/// further digits, below a nanosecond, round it to the nearest. `None` for what is not a
+/// number of milliseconds from zero up to `i64::MAX` nanoseconds (Datadog reads `duration` as
+/// a signed 64-bit number): `-5`, `1e30`, `-`.
 pub(crate) fn duration(text: &[u8]) -> Option<Duration<'_>> {
+    let duration = match plain_duration(text) {
+        Some(duration) => duration,
+        None => with_exponent(text)?,
+    };
+    (duration.nanos <= i64::MAX as u64).then_some(duration)
+}
+
+/// [`duration`] of a number with an exponent (`1e3`, `2.5E-1`).
+#[cold]
+fn with_exponent(text: &[u8]) -> Option<Duration<'_>> {
+    let e = text.iter().position(|&b| b | 0x20 == b'e')?;
+    let (whole, frac) = decimal_parts(&text[..e])?;
+    let nanos = scaled_nanos(whole, frac, exponent(&text[e + 1..])?)?;
+    Some(Duration { nanos, millis: &[] })
+}
+
+/// [`duration`] of a number without an exponent.
+fn plain_duration(text: &[u8]) -> Option<Duration<'_>> {
     let (whole, frac) = decimal_parts(text)?;
     let millis = decimal_digits(whole)?;
     if millis > u64::MAX / 1_000_000 {
@@ -344,6 +364,53 @@ pub(crate) fn duration(text: &[u8]) -> Option<Duration<'_>> {
     let plain = frac.is_empty() && whole.len() == text.len() && millis != 0;
     let millis = if plain { canonical(whole) } else { &[] };
     Some(Duration { nanos, millis })
+}
+
+/// The exponent of a number (`3`, `+3`, `-12`); a huge one is clamped, which changes nothing
+/// (the value is then zero or too large either way).
+fn exponent(text: &[u8]) -> Option<i64> {
+    let (negative, digits) = match text {
+        [b'-', rest @ ..] => (true, rest),
+        [b'+', rest @ ..] => (false, rest),
+        _ => (false, text),
+    };
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let magnitude = digits
+        .iter()
+        .fold(0i64, |n, &d| (n * 10 + i64::from(d - b'0')).min(1 << 20));
+    Some(if negative { -magnitude } else { magnitude })
+}
+
+/// The nanoseconds of `whole.frac` × 10^`exponent` milliseconds, digit by digit (exact, as
+/// for numbers without an exponent: the digit below a nanosecond rounds to the nearest).
+fn scaled_nanos(whole: &[u8], frac: &[u8], exponent: i64) -> Option<u64> {
+    let len = (whole.len() + frac.len()) as i64;
+    let digit = |i: i64| -> u64 {
+        let d = match i {
+            _ if i < 0 || i >= len => b'0',
+            _ if (i as usize) < whole.len() => whole[i as usize],
+            _ => frac[i as usize - whole.len()],
+        };
+        u64::from(d - b'0')
+    };
+    // Digits `..cut` are the whole nanoseconds, digit `cut` rounds them.
+    let cut = whole.len() as i64 + exponent + 6;
+    let Some(first) = (0..len).find(|&i| digit(i) != 0) else {
+        return Some(0);
+    };
+    if cut - first > 20 {
+        return None;
+    }
+    let mut nanos = 0u64;
+    for i in first..cut {
+        nanos = nanos.checked_mul(10)?.checked_add(digit(i))?;
+    }
+    if digit(cut) >= 5 {
+        nanos = nanos.checked_add(1)?;
+    }
+    Some(nanos)
 }
 
 /// Splits `123.456` into digit runs; rejects signs, exponents and anything else.
@@ -583,6 +650,41 @@ mod tests {
     }
 
     #[test]
+    fn durations_with_exponents_convert_exactly_and_out_of_range_ones_do_not() {
+        let millis_to_nanos = |text: &str| duration(text.as_bytes()).map(|d| d.nanos);
+        for (text, nanos) in [
+            ("1e3", Some(1_000_000_000)),
+            ("1E3", Some(1_000_000_000)),
+            ("1.5e+2", Some(150_000_000)),
+            ("25e-2", Some(250_000)),
+            ("1e-6", Some(1)),
+            ("5e-7", Some(1)),
+            ("4.9e-7", Some(0)),
+            ("0e999999999999", Some(0)),
+            ("0.000e5", Some(0)),
+            ("12.345678912e1", Some(123_456_789)),
+            ("1e-999999999999", Some(0)),
+            // Datadog reads `duration` as a signed 64-bit number of nanoseconds.
+            ("9223372036854", Some(9_223_372_036_854_000_000)),
+            ("9223372036855", None),
+            ("9.223372036854775807e12", Some(i64::MAX as u64)),
+            ("9.223372036854775808e12", None),
+            ("1e13", None),
+            ("1e30", None),
+            ("1e999999999999", None),
+            ("-5", None),
+            ("-0", None),
+            ("-1e3", None),
+            ("1e", None),
+            ("1e+", None),
+            ("e3", None),
+            ("1.e3", None),
+        ] {
+            assert_eq!(millis_to_nanos(text), nanos, "{text}");
+        }
+    }
+
+    #[test]
     fn numbers_are_written_as_logged_when_that_is_their_decimal_form() {
         let written = |text: &[u8]| {
             let (mut number, mut nanos, mut millis) = (Vec::new(), Vec::new(), Vec::new());
@@ -601,10 +703,13 @@ mod tests {
         assert_eq!(written(b"00"), ["0", "0", "0"]);
         assert_eq!(written(b"200.0"), ["200", "200000000", "200"]);
         assert_eq!(written(b"0.25"), ["", "250000", "0.25"]);
+        // The longest duration is `i64::MAX` nanoseconds (Datadog reads a signed number).
         assert_eq!(
-            written(b"18446744073709"),
-            ["18446744073709", "18446744073709000000", "18446744073709"]
+            written(b"9223372036854"),
+            ["9223372036854", "9223372036854000000", "9223372036854"]
         );
+        assert_eq!(written(b"9223372036855"), ["9223372036855", "", ""]);
+        assert_eq!(written(b"18446744073709"), ["18446744073709", "", ""]);
         assert_eq!(written(b"18446744073710"), ["18446744073710", "", ""]);
         assert_eq!(
             written(b"18446744073709551615"),

@@ -65,7 +65,17 @@ pub enum Error {
         /// Byte offset of the second occurrence's key.
         offset: usize,
     },
+    /// The record is longer than [`MAX_RECORD_LEN`] bytes, which the transform's byte offsets
+    /// (32 bits, to keep its working memory small) cannot address.
+    TooLarge {
+        /// The record's length in bytes.
+        len: usize,
+    },
 }
+
+/// The longest record the transform rewrites, in bytes: 4 GiB − 1. A longer one is passed
+/// through unchanged ([`Error::TooLarge`]).
+pub const MAX_RECORD_LEN: usize = u32::MAX as usize;
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -73,6 +83,10 @@ impl fmt::Display for Error {
             Error::InvalidUtf8 { valid_up_to } => write!(f, "invalid UTF-8 at byte {valid_up_to}"),
             Error::Json(e) => write!(f, "{} at byte {}", e.kind, e.offset),
             Error::DuplicateKey { offset } => write!(f, "duplicate key at byte {offset}"),
+            Error::TooLarge { len } => write!(
+                f,
+                "record of {len} bytes, longer than the limit of {MAX_RECORD_LEN} bytes"
+            ),
         }
     }
 }
@@ -80,12 +94,14 @@ impl fmt::Display for Error {
 impl std::error::Error for Error {}
 
 impl Error {
-    /// A short, stable name for counting (`invalid_utf8`, `invalid_json`, `duplicate_key`).
+    /// A short, stable name for counting (`invalid_utf8`, `invalid_json`, `duplicate_key`,
+    /// `too_large`).
     pub const fn reason(&self) -> &'static str {
         match self {
             Error::InvalidUtf8 { .. } => "invalid_utf8",
             Error::Json(_) => "invalid_json",
             Error::DuplicateKey { .. } => "duplicate_key",
+            Error::TooLarge { .. } => "too_large",
         }
     }
 }

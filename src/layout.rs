@@ -278,7 +278,7 @@ type Buffers<'b> = (
     &'b mut Vec<Member>,
     &'b mut Vec<Member>,
     &'b mut Vec<u8>,
-    &'b mut Vec<u8>,
+    &'b mut read::Stack,
 );
 
 /// What the general path read: the envelope, the decoded `log` and its members, with ids.
@@ -306,7 +306,7 @@ impl Layouts {
         envelope: &mut Vec<Member>,
         record: &mut Vec<Member>,
         log: &mut Vec<u8>,
-        stack: &mut Vec<u8>,
+        stack: &mut read::Stack,
     ) -> Option<Hit> {
         if self.resting > 0 {
             self.resting -= 1;
@@ -414,7 +414,7 @@ impl Layouts {
         input: &[u8],
         read: Learned<'_>,
         epoch: u32,
-        stack: &mut Vec<u8>,
+        stack: &mut read::Stack,
         meaning_of: impl Fn(u32) -> Meaning,
     ) {
         let digest = read.digest();
@@ -815,7 +815,14 @@ impl Layout {
             } else {
                 let (kind, escaped, end) = read::value_at(input, pos, stack).ok_or(Stop::Failed)?;
                 // Numbers and literals are ASCII, or they would not be valid.
-                ascii.unsure |= matches!(kind, Kind::Object | Kind::Array);
+                if matches!(kind, Kind::Object | Kind::Array) {
+                    ascii.unsure = true;
+                    // A nested object that repeats a key is left to the general reader, which
+                    // notes it for the writer.
+                    if stack.take_repeated() {
+                        return Err(Stop::Failed);
+                    }
+                }
                 pos = end;
                 (kind, escaped)
             };

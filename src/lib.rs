@@ -21,6 +21,7 @@
 
 mod absent;
 mod config;
+mod dedup;
 mod envoy;
 mod error;
 mod keys;
@@ -49,7 +50,7 @@ mod write;
 
 pub use absent::is_placeholder;
 pub use config::Config;
-pub use error::{Enriched, Error, LogKept, Outcome, ReadError, Shape, SyntaxError};
+pub use error::{Enriched, Error, LogKept, Outcome, ReadError, Shape, SyntaxError, MAX_RECORD_LEN};
 pub use text::{FormatError, TextFormat};
 pub use trace::{TraceContext, TraceIdFormat, TraceSource};
 pub use transform::Transformer;

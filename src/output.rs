@@ -8,10 +8,11 @@
 //! `_log` with what was moved.
 
 use crate::absent::{is_envoy_absent, is_placeholder_id};
+use crate::dedup::{self, Dedup};
 use crate::envoy;
 use crate::keys::{Name, Side};
-use crate::plan::{Action, Attributes, DdPlan, Found, Plan, ValuePlan};
-use crate::read::{Kind, Member, Span};
+use crate::plan::{Action, Attributes, Found, Plan, ValuePlan};
+use crate::read::{self, Kind, Member, Span};
 use crate::record::{Bufs, Record};
 use crate::scan;
 use crate::trace::{self, TraceContext, TraceIdFormat};
@@ -24,6 +25,7 @@ pub(crate) struct Writer {
     /// not list the members to look at.
     all_members: [Vec<u32>; 2],
     displaced: Vec<Displaced>,
+    dedup: Dedup,
 }
 
 /// Appends `record`, rewritten as `plan` says, to `out`.
@@ -38,6 +40,7 @@ pub(crate) fn write(
     let Writer {
         all_members,
         displaced,
+        dedup,
     } = writer;
     displaced.clear();
     let bufs = &record.bufs;
@@ -79,25 +82,21 @@ pub(crate) fn write(
             run.flush(&mut w, out, buf);
             match action {
                 Action::Copy | Action::Drop => {}
-                Action::Dd => plan.dd.write(
-                    &mut w,
-                    out,
-                    bufs,
-                    plan.resolved,
-                    plan.trace_id_128,
-                    displaced,
-                ),
-                Action::Hash => plan.hash.write(&mut w, out, bufs, displaced),
-                Action::Phase => plan.phase.write(&mut w, out, bufs, displaced),
+                Action::Dd => write_dd(&mut w, out, bufs, plan, displaced, dedup),
+                Action::Hash => plan.hash.write(&mut w, out, bufs, displaced, dedup),
+                Action::Phase => plan.phase.write(&mut w, out, bufs, displaced, dedup),
                 Action::Duration => {
                     w.start(out, br#","duration":"#);
-                    match found.duration {
-                        Some((duration, _)) => duration.write_nanos(out),
-                        None => out.push(b'0'),
+                    if let Some((_, nanos)) = plan.access.duration_in_place {
+                        nanos.write_nanos(out);
                     }
                     displaced.push(Displaced::of(side, m));
                 }
                 Action::Displace => displaced.push(Displaced::of(side, m)),
+                Action::Dedup => {
+                    w.key(out, m.key.of(buf));
+                    dedup::write_value(out, m.value.of(buf), dedup);
+                }
             }
         }
         if let (Some(first), Some(last)) = (members.get(plain), members.last()) {
@@ -108,24 +107,17 @@ pub(crate) fn write(
 
     // Added members.
     if plan.dd.managed && plan.dd.position.is_none() && plan.resolved.is_some() {
-        plan.dd.write(
-            &mut w,
-            out,
-            bufs,
-            plan.resolved,
-            plan.trace_id_128,
-            displaced,
-        );
+        write_dd(&mut w, out, bufs, plan, displaced, dedup);
     }
     for value in [&plan.hash, &plan.phase] {
         if value.position.is_none() {
-            value.write(&mut w, out, bufs, displaced);
+            value.write(&mut w, out, bufs, displaced, dedup);
         }
     }
     if let Some(access) = &plan.access.attributes {
         access.write(&mut w, out, found);
     }
-    write_displaced(&mut w, out, bufs, displaced);
+    write_displaced(&mut w, out, bufs, displaced, dedup);
     w.close(out);
 }
 
@@ -219,6 +211,7 @@ impl ValuePlan<'_, '_> {
         out: &mut Vec<u8>,
         bufs: &Bufs<'_>,
         displaced: &mut Vec<Displaced>,
+        dedup: &mut Dedup,
     ) {
         let value = match self.winner {
             Some(at) => at.raw(bufs),
@@ -232,7 +225,7 @@ impl ValuePlan<'_, '_> {
             Name::Hash => w.start(out, br#","hash":"#),
             _ => w.start(out, br#","phase":"#),
         }
-        out.extend_from_slice(value);
+        dedup::write_value(out, value, dedup);
         if let Some(loser) = self.loser {
             if loser.raw(bufs) != value {
                 displaced.push(Displaced::of(loser.side, &loser.member));
@@ -241,139 +234,153 @@ impl ValuePlan<'_, '_> {
     }
 }
 
-impl DdPlan<'_> {
-    /// Writes `"dd":{...}`: the existing members, with the new ids in place of invalid ones.
-    fn write(
-        &self,
-        w: &mut ObjectWriter,
-        out: &mut Vec<u8>,
-        bufs: &Bufs<'_>,
-        resolved: Option<TraceContext>,
-        format: TraceIdFormat,
-        displaced: &mut Vec<Displaced>,
+/// Writes `"dd":{...}` as `plan.dd` says: the existing members, with the new ids
+/// (`plan.resolved`) in place of invalid ones.
+fn write_dd(
+    w: &mut ObjectWriter,
+    out: &mut Vec<u8>,
+    bufs: &Bufs<'_>,
+    plan: &Plan<'_>,
+    displaced: &mut Vec<Displaced>,
+    dedup: &mut Dedup,
+) {
+    let (dd_plan, resolved, format) = (&plan.dd, plan.resolved, plan.trace_id_128);
+    if let (Some(at), true, true, None) = (
+        dd_plan.at,
+        dd_plan.first.0.is_empty(),
+        dd_plan.second.0.is_empty(),
+        resolved,
     ) {
-        if let (Some(at), true, true, None) = (
-            self.at,
-            self.first.0.is_empty(),
-            self.second.0.is_empty(),
-            resolved,
-        ) {
-            // A `dd` that is null or empty, and nothing to put in it: keep it as it was.
-            w.raw(out, b"dd", at.raw(bufs));
-            return;
+        // A `dd` that is null or empty, and nothing to put in it: keep it as it was.
+        w.raw(out, b"dd", at.raw(bufs));
+        return;
+    }
+    if let (true, true, Some(ctx)) = (
+        dd_plan.first.0.is_empty(),
+        dd_plan.second.0.is_empty(),
+        resolved,
+    ) {
+        // No ids of a `dd` object to keep or move (most records): the resolved ones alone,
+        // as the general way below writes them.
+        w.start(out, br#","dd":{"trace_id":""#);
+        ctx.write_trace_id(format, out);
+        if ctx.span_id.is_some() {
+            out.extend_from_slice(br#"","span_id":""#);
+            ctx.write_span_id(out);
         }
-        if let (true, true, Some(ctx)) =
-            (self.first.0.is_empty(), self.second.0.is_empty(), resolved)
-        {
-            // No ids of a `dd` object to keep or move (most records): the resolved ones alone,
-            // as the general way below writes them.
-            w.start(out, br#","dd":{"trace_id":""#);
-            ctx.write_trace_id(format, out);
-            if ctx.span_id.is_some() {
-                out.extend_from_slice(br#"","span_id":""#);
-                ctx.write_span_id(out);
-            }
-            out.extend_from_slice(br#""}"#);
-            return;
-        }
-        w.start(out, br#","dd":{"#);
-        let mut dd = ObjectWriter::opened();
-        let (mut wrote_trace, mut wrote_span) = (false, false);
-        let (first, first_side) = self.first;
-        let (second, second_side) = self.second;
-        // With valid ids, both come from one `dd`: the first whose `trace_id` is valid.
-        let (source, source_side) = match self.ids_in_second {
-            true => self.second,
-            false => self.first,
-        };
-        let source_value = |key: &[u8]| {
-            let buf = bufs.of(source_side);
-            (source.iter().find(|s| s.key.of(buf) == key)).map(|s| s.value.of(buf))
-        };
-        for (which, (members, side)) in [(first, first_side), (second, second_side)]
-            .into_iter()
-            .enumerate()
-        {
-            let buf = bufs.of(side);
-            for m in members {
-                let key = m.key.of(buf);
-                let (is_trace, is_span) = (key == b"trace_id", key == b"span_id");
-                if self.existing_valid && (is_trace || is_span) {
-                    let from_source = (which == 1) == self.ids_in_second;
-                    // A span id of the same trace completes a source that has none.
-                    let completes = || {
-                        let own_trace = members.iter().find(|o| o.key.of(buf) == b"trace_id");
-                        is_span
-                            && source_value(b"span_id").is_none()
-                            && source_value(b"trace_id") == own_trace.map(|o| o.value.of(buf))
+        out.extend_from_slice(br#""}"#);
+        return;
+    }
+    w.start(out, br#","dd":{"#);
+    let mut dd = ObjectWriter::opened();
+    let (mut wrote_trace, mut wrote_span) = (false, false);
+    let (first, first_side) = dd_plan.first;
+    let (second, second_side) = dd_plan.second;
+    // With valid ids, both come from one `dd`: the first whose `trace_id` is valid.
+    let (source, source_side) = match dd_plan.ids_in_second {
+        true => dd_plan.second,
+        false => dd_plan.first,
+    };
+    let source_value = |name: &[u8]| {
+        let buf = bufs.of(source_side);
+        (source.iter().find(|s| read::key_is(s, buf, name))).map(|s| s.value.of(buf))
+    };
+    for (which, (members, side)) in [(first, first_side), (second, second_side)]
+        .into_iter()
+        .enumerate()
+    {
+        let buf = bufs.of(side);
+        for m in members {
+            let key = m.key.of(buf);
+            let is_trace = read::key_is(m, buf, b"trace_id");
+            let is_span = !is_trace && read::key_is(m, buf, b"span_id");
+            let name: &[u8] = if is_trace { b"trace_id" } else { b"span_id" };
+            if dd_plan.existing_valid && (is_trace || is_span) {
+                let from_source = (which == 1) == dd_plan.ids_in_second;
+                // A span id of the same trace completes a source that has none.
+                let completes = || {
+                    let own_trace = members.iter().find(|o| read::key_is(o, buf, b"trace_id"));
+                    is_span
+                        && source_value(b"span_id").is_none()
+                        && source_value(b"trace_id") == own_trace.map(|o| o.value.of(buf))
+                };
+                if !from_source && !completes() {
+                    // The other ids are kept under `_log.dd`: invalid ones that the
+                    // source replaces (placeholders are dropped), and different ones.
+                    let keep = match dd_plan.ids_in_second {
+                        true => !is_placeholder_id(m, buf),
+                        false => source_value(name) != Some(m.value.of(buf)),
                     };
-                    if !from_source && !completes() {
-                        // The other ids are kept under `_log.dd`: invalid ones that the
-                        // source replaces (placeholders are dropped), and different ones.
-                        let keep = match self.ids_in_second {
-                            true => !is_placeholder_id(m, buf),
-                            false => source_value(key) != Some(m.value.of(buf)),
-                        };
-                        if keep {
-                            displaced.push(Displaced::in_dd(side, m));
-                        }
-                        continue;
-                    }
-                    write_existing_id(&mut dd, out, key, m, buf);
-                    continue;
-                }
-                if side == second_side && !second.is_empty() && members.as_ptr() == second.as_ptr()
-                {
-                    // Merging the log's `dd` into the envelope's: the envelope keeps its keys.
-                    if let Some(theirs) =
-                        first.iter().find(|f| f.key.of(bufs.of(first_side)) == key)
-                    {
-                        if theirs.value.of(bufs.of(first_side)) != m.value.of(buf) {
-                            displaced.push(Displaced::in_dd(side, m));
-                        }
-                        continue;
-                    }
-                }
-                if let (Some(ctx), true) = (resolved, is_trace || is_span) {
-                    // Replace the invalid ids, once each (a `dd` that repeats a key gets it
-                    // once); keep anything that was more than a placeholder.
-                    if is_trace && !wrote_trace {
-                        write_trace_id(&mut dd, out, &ctx, format);
-                        wrote_trace = true;
-                    } else if is_span && !wrote_span && ctx.span_id.is_some() {
-                        write_span_id(&mut dd, out, &ctx);
-                        wrote_span = true;
-                    }
-                    if !is_placeholder_id(m, buf) {
+                    if keep {
                         displaced.push(Displaced::in_dd(side, m));
                     }
                     continue;
                 }
-                match is_trace || is_span {
-                    true => write_existing_id(&mut dd, out, key, m, buf),
-                    false => dd.raw(out, key, m.value.of(buf)),
+                write_existing_id(&mut dd, out, key, m, buf, dedup);
+                continue;
+            }
+            if side == second_side && !second.is_empty() && members.as_ptr() == second.as_ptr() {
+                // Merging the log's `dd` into the envelope's: the envelope keeps its keys.
+                let first_buf = bufs.of(first_side);
+                if let Some(theirs) = first.iter().find(|f| read::same_key(f, first_buf, m, buf)) {
+                    if theirs.value.of(bufs.of(first_side)) != m.value.of(buf) {
+                        displaced.push(Displaced::in_dd(side, m));
+                    }
+                    continue;
+                }
+            }
+            if let (Some(ctx), true) = (resolved, is_trace || is_span) {
+                // Replace the invalid ids, once each (a `dd` that repeats a key gets it
+                // once); keep anything that was more than a placeholder.
+                if is_trace && !wrote_trace {
+                    write_trace_id(&mut dd, out, &ctx, format);
+                    wrote_trace = true;
+                } else if is_span && !wrote_span && ctx.span_id.is_some() {
+                    write_span_id(&mut dd, out, &ctx);
+                    wrote_span = true;
+                }
+                if !is_placeholder_id(m, buf) {
+                    displaced.push(Displaced::in_dd(side, m));
+                }
+                continue;
+            }
+            match is_trace || is_span {
+                true => write_existing_id(&mut dd, out, key, m, buf, dedup),
+                false => {
+                    dd.key(out, key);
+                    dedup::write_value(out, m.value.of(buf), dedup);
                 }
             }
         }
-        if let Some(ctx) = resolved {
-            if !wrote_trace {
-                write_trace_id(&mut dd, out, &ctx, format);
-            }
-            if !wrote_span && ctx.span_id.is_some() {
-                write_span_id(&mut dd, out, &ctx);
-            }
-        }
-        dd.close(out);
     }
+    if let Some(ctx) = resolved {
+        if !wrote_trace {
+            write_trace_id(&mut dd, out, &ctx, format);
+        }
+        if !wrote_span && ctx.span_id.is_some() {
+            write_span_id(&mut dd, out, &ctx);
+        }
+    }
+    dd.close(out);
 }
 
 /// Writes an existing `trace_id` or `span_id`; a valid id given as a JSON number becomes a
 /// string.
-fn write_existing_id(dd: &mut ObjectWriter, out: &mut Vec<u8>, key: &[u8], m: &Member, buf: &[u8]) {
+fn write_existing_id(
+    dd: &mut ObjectWriter,
+    out: &mut Vec<u8>,
+    key: &[u8],
+    m: &Member,
+    buf: &[u8],
+    dedup: &mut Dedup,
+) {
     let value = m.value.of(buf);
     match m.kind == Kind::Number && trace::parse_decimal_id(value).is_some() {
         true => dd.str(out, key, value),
-        false => dd.raw(out, key, value),
+        false => {
+            dd.key(out, key);
+            dedup::write_value(out, value, dedup);
+        }
     }
 }
 
@@ -579,47 +586,44 @@ fn write_query(out: &mut Vec<u8>, query: &[u8]) {
     params.close(out);
 }
 
+/// Writes `_log`: the members that other values took the keys of, in the order they were
+/// moved; then `_log.dd`, the ids and keys of `dd` objects that were replaced or merged, in
+/// the order of the input (the envelope's `dd` before the log's).
 fn write_displaced(
     w: &mut ObjectWriter,
     out: &mut Vec<u8>,
     bufs: &Bufs<'_>,
-    displaced: &[Displaced],
+    displaced: &mut [Displaced],
+    dedup: &mut Dedup,
 ) {
     if displaced.is_empty() {
         return;
     }
+    // `DdPlan::write` moved the ids and keys of `dd` objects in one go, in the order it met
+    // them: put them in the order of the input.
+    let dd_start = displaced
+        .iter()
+        .position(|d| d.in_dd)
+        .unwrap_or(displaced.len());
+    let dd_len = displaced[dd_start..].iter().take_while(|d| d.in_dd).count();
+    debug_assert!(displaced[dd_start + dd_len..].iter().all(|d| !d.in_dd));
+    if dd_len > 1 {
+        let in_dd = &mut displaced[dd_start..dd_start + dd_len];
+        in_dd.sort_by_key(|d| (d.side == Side::Record, d.value.start));
+    }
     w.start(out, br#","_log":{"#);
     let mut log = ObjectWriter::opened();
     for d in displaced.iter().filter(|d| !d.in_dd) {
-        log.raw(out, d.key.of(bufs.of(d.side)), d.value.of(bufs.of(d.side)));
+        log.key(out, d.key.of(bufs.of(d.side)));
+        dedup::write_value(out, d.value.of(bufs.of(d.side)), dedup);
     }
     if displaced.iter().any(|d| d.in_dd) {
         log.start(out, br#","dd":{"#);
         let mut dd = ObjectWriter::opened();
-        let key = |d: &Displaced| d.key.of(bufs.of(d.side));
-        let value = |d: &Displaced| d.value.of(bufs.of(d.side));
-        for (i, d) in displaced.iter().enumerate().filter(|(_, d)| d.in_dd) {
-            if displaced[..i].iter().any(|e| e.in_dd && key(e) == key(d)) {
-                continue;
-            }
-            // Both `dd` objects may have held an invalid id that was replaced: one key, and
-            // an array of the values, so neither is lost.
-            let mut same = displaced[i + 1..]
-                .iter()
-                .filter(|e| e.in_dd && key(e) == key(d))
-                .peekable();
-            if same.peek().is_none() {
-                dd.raw(out, key(d), value(d));
-                continue;
-            }
-            dd.key(out, key(d));
-            out.push(b'[');
-            out.extend_from_slice(value(d));
-            for e in same {
-                out.push(b',');
-                out.extend_from_slice(value(e));
-            }
-            out.push(b']');
+        // Planning leaves one value per key here.
+        for d in displaced.iter().filter(|d| d.in_dd) {
+            dd.key(out, d.key.of(bufs.of(d.side)));
+            dedup::write_value(out, d.value.of(bufs.of(d.side)), dedup);
         }
         dd.close(out);
     }

@@ -46,6 +46,8 @@ pub(crate) enum Action {
     Duration,
     /// Move it to `_log`: another value takes its key.
     Displace,
+    /// Copy it with each key of its nested objects once (see [`crate::dedup`]).
+    Dedup,
 }
 
 /// Working memory of planning, reused across records: the members of the `dd` objects.
@@ -53,7 +55,7 @@ pub(crate) enum Action {
 pub(crate) struct DdScratch {
     first: Vec<Member>,
     second: Vec<Member>,
-    stack: Vec<u8>,
+    stack: read::Stack,
 }
 
 impl<'f> Plan<'f> {
@@ -78,7 +80,8 @@ impl<'f> Plan<'f> {
         let dd = DdPlan::new(found, bufs, first, second, stack);
         // Replacing an invalid id that is more than a placeholder moves it to `_log`; when the
         // record already uses `_log` for something else, the ids stay as they were.
-        let replaceable = record.can_displace || !dd.holds_data(bufs);
+        let replaceable =
+            (record.can_displace || !dd.holds_data(bufs)) && !dd.replacing_conflicts(bufs);
         let resolved = match dd.managed && !dd.existing_valid && replaceable {
             true => {
                 let [envelope, record] = &found.trace;
@@ -132,8 +135,13 @@ impl<'f> Plan<'f> {
             Name::Hash if here == self.hash.position => Action::Hash,
             Name::Phase if here == self.phase.position => Action::Phase,
             Name::Hash | Name::Phase => Action::Drop,
-            _ if side == Side::Record && self.access.duration_in_place == Some(i) => {
+            _ if side == Side::Record
+                && self.access.duration_in_place.is_some_and(|d| d.0 == i) =>
+            {
                 Action::Duration
+            }
+            _ if side == Side::Record && self.access.duration_displaced == Some(i) => {
+                Action::Displace
             }
             _ if side == Side::Record && record.collisions => {
                 let top = record
@@ -142,10 +150,10 @@ impl<'f> Plan<'f> {
                     .filter(|&t| Some(t as usize) != record.log_at);
                 match top {
                     Some(_) => Action::Displace,
-                    None => Action::Copy,
+                    None => copy(record, side, i),
                 }
             }
-            _ => Action::Copy,
+            _ => copy(record, side, i),
         }
     }
 
@@ -190,8 +198,9 @@ pub(crate) struct Found<'a> {
     pub has_message: bool,
     pub has_http: bool,
     pub has_network: bool,
-    /// Index of a record member named exactly `duration`.
-    pub duration_key: Option<usize>,
+    /// Index of a record member named exactly `duration`, and its value in nanoseconds if it
+    /// converts.
+    pub duration_key: Option<(usize, Option<envoy::Duration<'a>>)>,
     pub duration_key_on_envelope: bool,
     // Access-log fields, from the record side only.
     pub code: Option<envoy::Whole<'a>>,
@@ -291,14 +300,15 @@ impl<'a> Found<'a> {
             Some(Role::Message) => self.has_message = true,
             Some(Role::TaskDefinition) => first(&mut self.task_definition[slot], at()),
             Some(Role::Duration) => {
-                if meaning.name == Name::Duration {
-                    match side {
-                        Side::Envelope => self.duration_key_on_envelope = true,
-                        Side::Record => self.duration_key = Some(index),
-                    }
+                let exact = meaning.name == Name::Duration;
+                if exact && !record {
+                    self.duration_key_on_envelope = true;
                 }
                 if record {
                     let duration = scalar_text(m, buf).and_then(envoy::duration);
+                    if exact {
+                        self.duration_key = Some((index, duration));
+                    }
                     first(&mut self.duration, duration.map(|d| (d, index)));
                 }
             }
@@ -392,6 +402,68 @@ impl<'f, 'c> ValuePlan<'f, 'c> {
     }
 }
 
+/// How a member that stays is written: copied, unless a nested object of it repeats a key.
+#[inline(always)]
+fn copy(record: &Record<'_>, side: Side, i: usize) -> Action {
+    let repeating = record.repeating[side as usize];
+    match !repeating.is_empty() && repeating.contains(&(i as u32)) {
+        true => Action::Dedup,
+        false => Action::Copy,
+    }
+}
+
+/// Keeps one member per key of an object that repeats one, as JSON parsers read it: the last
+/// value, at the first key's place (the rule for every object below the top level).
+#[inline(never)]
+fn keep_last(members: &mut Vec<Member>, buf: &[u8]) {
+    // Objects are small: pairs are compared, but a large one is sorted by name first, so
+    // that the cost stays n log n.
+    let repeats = match members.len() {
+        0..=32 => (1..members.len())
+            .any(|j| (0..j).any(|i| read::same_key(&members[i], buf, &members[j], buf))),
+        _ => {
+            let mut names: Vec<Vec<u8>> = members.iter().map(|m| decoded_key(m, buf)).collect();
+            names.sort_unstable();
+            names.windows(2).any(|w| w[0] == w[1])
+        }
+    };
+    if !repeats {
+        return;
+    }
+    let names: Vec<Vec<u8>> = members.iter().map(|m| decoded_key(m, buf)).collect();
+    let mut last = std::collections::HashMap::new();
+    for (i, name) in names.iter().enumerate() {
+        last.insert(&name[..], i);
+    }
+    let mut kept = Vec::with_capacity(members.len());
+    for (i, name) in names.iter().enumerate() {
+        if let Some(j) = last.remove(&name[..]) {
+            let later = members[j];
+            kept.push(Member {
+                key: members[i].key,
+                key_escaped: members[i].key_escaped,
+                ..later
+            });
+        }
+    }
+    *members = kept;
+}
+
+/// A member's key, decoded.
+fn decoded_key(m: &Member, buf: &[u8]) -> Vec<u8> {
+    let mut name = Vec::new();
+    match m.key_escaped {
+        true => read::unescape_into(m.key.of(buf), &mut name),
+        false => name.extend_from_slice(m.key.of(buf)),
+    }
+    name
+}
+
+/// Whether a member of a `dd` object is `trace_id` or `span_id`.
+pub(crate) fn is_id(m: &Member, buf: &[u8]) -> bool {
+    read::key_is(m, buf, b"trace_id") || read::key_is(m, buf, b"span_id")
+}
+
 /// `phase` from an ECS task definition family such as `api-canary:42`.
 fn derived_phase<'c>(found: &Found<'_>, bufs: &Bufs<'_>) -> Option<&'c [u8]> {
     // ECS sets the envelope's; a copy inside the log is only a fallback.
@@ -432,7 +504,7 @@ impl<'s> DdPlan<'s> {
         bufs: &Bufs<'_>,
         first: &'s mut Vec<Member>,
         second: &'s mut Vec<Member>,
-        stack: &mut Vec<u8>,
+        stack: &mut read::Stack,
     ) -> Self {
         first.clear();
         second.clear();
@@ -458,7 +530,7 @@ impl<'s> DdPlan<'s> {
         if !managed {
             return plan;
         }
-        let read_members = |at: Option<&At>, into: &mut Vec<Member>, stack: &mut Vec<u8>| {
+        let read_members = |at: Option<&At>, into: &mut Vec<Member>, stack: &mut read::Stack| {
             let Some(at) = at.filter(|a| a.member.kind == Kind::Object) else {
                 return Side::Record;
             };
@@ -471,14 +543,25 @@ impl<'s> DdPlan<'s> {
                         s.end += span.start;
                     }
                 }
+                if into.len() > 1 {
+                    keep_last(into, bufs.of(at.side));
+                }
             }
             at.side
         };
-        let first_side = read_members(at, first, stack);
-        let second_side = read_members(other, second, stack);
+        // Most records have no `dd` object: nothing to read.
+        let is_object = |at: Option<&At>| at.is_some_and(|a| a.member.kind == Kind::Object);
+        let first_side = match is_object(at) {
+            true => read_members(at, first, stack),
+            false => Side::Record,
+        };
+        let second_side = match is_object(other) {
+            true => read_members(other, second, stack),
+            false => Side::Record,
+        };
         let valid = |members: &[Member], side: Side| {
             members.iter().any(|m| {
-                m.key.of(bufs.of(side)) == b"trace_id"
+                read::key_is(m, bufs.of(side), b"trace_id")
                     && scalar_text(m, bufs.of(side))
                         .and_then(trace::parse_existing_trace_id)
                         .is_some()
@@ -496,13 +579,29 @@ impl<'s> DdPlan<'s> {
         plan
     }
 
+    /// Whether replacing the invalid ids would move two values to one key of `_log.dd`: the
+    /// envelope's `dd` holds an id that is more than a placeholder (it moves when replaced),
+    /// and the log's `dd` a different value under the same key (it moves as the log's
+    /// members that the envelope's `dd` has do). The ids then stay as they were.
+    pub fn replacing_conflicts(&self, bufs: &Bufs<'_>) -> bool {
+        let ((first, first_side), (second, second_side)) = (self.first, self.second);
+        let (a_buf, b_buf) = (bufs.of(first_side), bufs.of(second_side));
+        first.iter().any(|a| {
+            is_id(a, a_buf)
+                && !is_placeholder_id(a, a_buf)
+                && second.iter().any(|b| {
+                    read::same_key(a, a_buf, b, b_buf) && a.value.of(a_buf) != b.value.of(b_buf)
+                })
+        })
+    }
+
     /// Whether an existing `trace_id`/`span_id` holds something other than a placeholder.
     fn holds_data(&self, bufs: &Bufs<'_>) -> bool {
         [self.first, self.second].iter().any(|&(members, side)| {
             let buf = bufs.of(side);
-            members.iter().any(|m| {
-                matches!(m.key.of(buf), b"trace_id" | b"span_id") && !is_placeholder_id(m, buf)
-            })
+            members
+                .iter()
+                .any(|m| is_id(m, buf) && !is_placeholder_id(m, buf))
         })
     }
 }
@@ -511,8 +610,11 @@ impl<'s> DdPlan<'s> {
 #[derive(Default)]
 pub(crate) struct Access<'a> {
     pub attributes: Option<Attributes<'a>>,
-    /// The record member `duration` whose key the nanosecond attribute takes.
-    pub duration_in_place: Option<usize>,
+    /// The record member `duration` whose key the nanosecond attribute takes, and its value.
+    pub duration_in_place: Option<(usize, envoy::Duration<'a>)>,
+    /// The record member `duration` that does not convert to nanoseconds: it moves to `_log`,
+    /// and no `duration` is written (Datadog would read its milliseconds as nanoseconds).
+    pub duration_displaced: Option<usize>,
 }
 
 pub(crate) struct Attributes<'a> {
@@ -531,15 +633,16 @@ impl<'a> Access<'a> {
             return Access::default();
         };
         let standard = config.standard_attributes;
-        let mut duration_in_place = None;
+        let (mut duration_in_place, mut duration_displaced) = (None, None);
         let mut duration = false;
-        if let (true, Some((_, source))) = (standard, found.duration) {
+        // A `duration` of the envelope's own is left alone (and the log's then moves to `_log`
+        // as any colliding key does); so is one that cannot move to `_log`.
+        if standard && !found.duration_key_on_envelope {
             match found.duration_key {
-                Some(key) if key == source && can_displace && !found.duration_key_on_envelope => {
-                    duration_in_place = Some(key)
-                }
+                Some((key, Some(nanos))) if can_displace => duration_in_place = Some((key, nanos)),
+                Some((key, None)) if can_displace => duration_displaced = Some(key),
                 Some(_) => {}
-                None => duration = !found.duration_key_on_envelope,
+                None => duration = found.duration.is_some(),
             }
         }
         let network = found.client_ip.or(found.remote_ip).is_some()
@@ -555,6 +658,7 @@ impl<'a> Access<'a> {
                 message: config.message && !found.has_message,
             }),
             duration_in_place,
+            duration_displaced,
         }
     }
 }

@@ -62,13 +62,79 @@ impl Member {
 
 type Result<T> = core::result::Result<T, ReadError>;
 
+/// Scratch space for reading nested values, reused across calls: the open brackets (so depth
+/// costs heap, not call stack), and the keys of the open objects, so that a key repeated in a
+/// nested object is noticed (see [`crate::dedup`] for what is done about it).
+#[derive(Default)]
+pub(crate) struct Stack {
+    brackets: Vec<u8>,
+    /// The keys of the open objects, innermost last: where each starts and ends (without the
+    /// quotes), and whether it has an escape.
+    keys: Vec<(u32, u32, bool)>,
+    /// For each open object, where its keys start in `keys`.
+    frames: Vec<u32>,
+    /// The decoded names of one object's keys, when they are compared sorted.
+    names: Vec<u8>,
+    order: Vec<(u32, u32)>,
+    /// A nested object of the value just read repeats a key (see [`Stack::take_repeated`]).
+    repeated: bool,
+    /// The members of the object [`read_object`] read last whose values repeat a key in a
+    /// nested object, by index.
+    pub repeating: Vec<u32>,
+}
+
+/// Objects with up to this many keys compare them pair by pair; larger ones sort them.
+const PAIRWISE_KEYS: usize = 16;
+
+impl Stack {
+    /// Whether a nested object of the container [`value_at`] just read repeats a key.
+    #[inline]
+    pub fn take_repeated(&mut self) -> bool {
+        core::mem::take(&mut self.repeated)
+    }
+
+    /// Notes the keys of the object that just closed; true if one of them repeats.
+    fn close_object(&mut self, buf: &[u8]) -> bool {
+        let from = self.frames.pop().unwrap_or(0) as usize;
+        let keys = &self.keys[from..];
+        let repeats = match keys.len() {
+            0 | 1 => false,
+            n if n <= PAIRWISE_KEYS => {
+                (1..n).any(|j| (0..j).any(|i| same_raw_key(buf, keys[i], keys[j])))
+            }
+            _ => {
+                self.names.clear();
+                self.order.clear();
+                for &(start, end, escaped) in keys {
+                    let at = self.names.len() as u32;
+                    let raw = &buf[start as usize..end as usize];
+                    match escaped {
+                        true => unescape_into(raw, &mut self.names),
+                        false => self.names.extend_from_slice(raw),
+                    }
+                    self.order.push((at, self.names.len() as u32));
+                }
+                let names = &self.names;
+                let name = |&(s, e): &(u32, u32)| &names[s as usize..e as usize];
+                self.order.sort_unstable_by(|a, b| name(a).cmp(name(b)));
+                self.order.windows(2).any(|w| name(&w[0]) == name(&w[1]))
+            }
+        };
+        self.keys.truncate(from);
+        repeats
+    }
+}
+
+/// Whether two keys of `buf` are the same name, decoded.
+fn same_raw_key(buf: &[u8], a: (u32, u32, bool), b: (u32, u32, bool)) -> bool {
+    let key =
+        |(start, end, escaped): (u32, u32, bool)| (&buf[start as usize..end as usize], escaped);
+    same_name(key(a), key(b))
+}
+
 /// Reads `buf` as exactly one JSON object (white space around it allowed), appending its
 /// top-level members to `members`. `stack` is scratch space for nesting, reused across calls.
-pub(crate) fn read_object(
-    buf: &[u8],
-    members: &mut Vec<Member>,
-    stack: &mut Vec<u8>,
-) -> Result<()> {
+pub(crate) fn read_object(buf: &[u8], members: &mut Vec<Member>, stack: &mut Stack) -> Result<()> {
     read_object_decoding(buf, members, stack, None).map(drop)
 }
 
@@ -85,10 +151,11 @@ pub(crate) struct Decode<'k, 'o> {
 pub(crate) fn read_object_decoding(
     buf: &[u8],
     members: &mut Vec<Member>,
-    stack: &mut Vec<u8>,
+    stack: &mut Stack,
     mut decode: Option<Decode<'_, '_>>,
 ) -> Result<Option<usize>> {
     let mut decoded = None;
+    stack.repeating.clear();
     if buf.len() > u32::MAX as usize {
         return Err(ReadError {
             kind: SyntaxError::TooLarge,
@@ -128,6 +195,10 @@ pub(crate) fn read_object_decoding(
                 }
                 _ => r.value(stack)?,
             };
+            if stack.repeated {
+                stack.repeated = false;
+                stack.repeating.push(members.len() as u32);
+            }
             members.push(Member {
                 key,
                 value: Span {
@@ -158,7 +229,7 @@ pub(crate) fn read_object_decoding(
 /// [`read_object`] reads a member's value: returns its kind, whether it is a string with an
 /// escape, and where it ends. `None` if it is not a valid value.
 #[inline]
-pub(crate) fn value_at(buf: &[u8], pos: usize, stack: &mut Vec<u8>) -> Option<(Kind, bool, usize)> {
+pub(crate) fn value_at(buf: &[u8], pos: usize, stack: &mut Stack) -> Option<(Kind, bool, usize)> {
     let mut r = Reader { buf, pos };
     let (kind, escaped) = r.value(stack).ok()?;
     Some((kind, escaped, r.pos))
@@ -231,7 +302,7 @@ impl<'a> Reader<'a> {
     /// Reads one value of any type, skipping nested containers iteratively. Inlined into
     /// both its callers: the dispatch is small, and the string scan must stay in the loop.
     #[inline(always)]
-    fn value(&mut self, stack: &mut Vec<u8>) -> Result<(Kind, bool)> {
+    fn value(&mut self, stack: &mut Stack) -> Result<(Kind, bool)> {
         let kind = match self.peek() {
             Some(b'"') => return Ok((Kind::String, self.string()?)),
             Some(b'{') => Kind::Object,
@@ -272,8 +343,10 @@ impl<'a> Reader<'a> {
     /// Skips an object or array starting at `self.pos`, validating everything inside. `stack`
     /// holds the open brackets, so depth costs heap, not call stack.
     #[inline(never)]
-    fn skip_container(&mut self, stack: &mut Vec<u8>) -> Result<()> {
-        stack.clear();
+    fn skip_container(&mut self, stack: &mut Stack) -> Result<()> {
+        stack.brackets.clear();
+        stack.keys.clear();
+        stack.frames.clear();
         // Each iteration starts where a value is expected.
         loop {
             self.skip_ws();
@@ -285,9 +358,10 @@ impl<'a> Reader<'a> {
                     if self.peek() == Some(close) {
                         self.pos += 1;
                     } else {
-                        stack.push(open);
+                        stack.brackets.push(open);
                         if open == b'{' {
-                            self.member_key()?;
+                            stack.frames.push(stack.keys.len() as u32);
+                            self.member_key(stack)?;
                         }
                         continue;
                     }
@@ -301,7 +375,7 @@ impl<'a> Reader<'a> {
             }
             // A value just ended: close containers or move to the next element.
             loop {
-                let Some(&open) = stack.last() else {
+                let Some(&open) = stack.brackets.last() else {
                     return Ok(());
                 };
                 self.skip_ws();
@@ -309,12 +383,18 @@ impl<'a> Reader<'a> {
                     (_, Some(b',')) => {
                         if open == b'{' {
                             self.skip_ws();
-                            self.member_key()?;
+                            self.member_key(stack)?;
                         }
                         break;
                     }
-                    (b'{', Some(b'}')) | (b'[', Some(b']')) => {
-                        stack.pop();
+                    (b'{', Some(b'}')) => {
+                        stack.brackets.pop();
+                        if stack.close_object(self.buf) {
+                            stack.repeated = true;
+                        }
+                    }
+                    (b'[', Some(b']')) => {
+                        stack.brackets.pop();
                     }
                     (_, Some(_)) => return Err(self.err_back(SyntaxError::Unexpected)),
                     (_, None) => return Err(self.err(SyntaxError::Truncated)),
@@ -324,11 +404,13 @@ impl<'a> Reader<'a> {
     }
 
     /// `"key" :` inside a nested object.
-    fn member_key(&mut self) -> Result<()> {
+    fn member_key(&mut self, stack: &mut Stack) -> Result<()> {
         if self.peek() != Some(b'"') {
             return Err(self.err_at_end_or(SyntaxError::Unexpected));
         }
-        self.string()?;
+        let start = self.pos as u32 + 1;
+        let escaped = self.string()?;
+        stack.keys.push((start, self.pos as u32 - 1, escaped));
         self.skip_ws();
         self.expect(b':')
     }
@@ -570,6 +652,58 @@ pub(crate) fn unescape_into(content: &[u8], out: &mut Vec<u8>) {
     out.extend_from_slice(rest);
 }
 
+/// Whether the key of `m` (in `buf`) is `name`, compared decoded: `"trace\u005fid"` is
+/// `trace_id`.
+#[inline]
+pub(crate) fn key_is(m: &Member, buf: &[u8], name: &[u8]) -> bool {
+    let raw = m.key.of(buf);
+    match m.key_escaped {
+        false => raw == name,
+        true => decodes_to(raw, name),
+    }
+}
+
+/// Whether members `a` (in `a_buf`) and `b` (in `b_buf`) have the same key, decoded.
+pub(crate) fn same_key(a: &Member, a_buf: &[u8], b: &Member, b_buf: &[u8]) -> bool {
+    same_name(
+        (a.key.of(a_buf), a.key_escaped),
+        (b.key.of(b_buf), b.key_escaped),
+    )
+}
+
+/// Whether two keys (their JSON string content, and whether it has an escape) are the same
+/// name, decoded.
+fn same_name((x, x_escaped): (&[u8], bool), (y, y_escaped): (&[u8], bool)) -> bool {
+    match (x_escaped, y_escaped) {
+        (false, false) => x == y,
+        (true, false) => decodes_to(x, y),
+        (false, true) => decodes_to(y, x),
+        (true, true) => {
+            let (mut x_name, mut y_name) = (Vec::new(), Vec::new());
+            unescape_into(x, &mut x_name);
+            unescape_into(y, &mut y_name);
+            x_name == y_name
+        }
+    }
+}
+
+/// Whether the valid JSON string content `escaped` decodes to `name`, without decoding it
+/// into a buffer.
+fn decodes_to(escaped: &[u8], name: &[u8]) -> bool {
+    let (mut rest, mut want) = (escaped, name);
+    while let Some(at) = memchr::memchr(b'\\', rest) {
+        let Some(after) = want.strip_prefix(&rest[..at]) else {
+            return false;
+        };
+        let (c, consumed) = decode_escape(&rest[at..]);
+        let Some(after) = after.strip_prefix(c.encode_utf8(&mut [0u8; 4]).as_bytes()) else {
+            return false;
+        };
+        (rest, want) = (&rest[at + consumed..], after);
+    }
+    rest == want
+}
+
 /// Decodes the escape at the start of `s` (which begins with `\`); returns it and its length.
 /// The input was validated, so malformed sequences cannot occur; should one slip through, it
 /// decodes to U+FFFD rather than panicking.
@@ -612,7 +746,7 @@ mod tests {
 
     fn read(s: &str) -> core::result::Result<Vec<(String, Kind, String)>, SyntaxError> {
         let mut members = Vec::new();
-        let mut stack = Vec::new();
+        let mut stack = Stack::default();
         read_object(s.as_bytes(), &mut members, &mut stack).map_err(|e| e.kind)?;
         Ok(members
             .iter()
@@ -718,7 +852,7 @@ mod tests {
     #[test]
     fn decodes_one_member_while_reading() {
         let input = br#"{"a":"x\"y","log":"{\"k\":\"\u00e9\\n\ud83d\ude00\"}\n","log":"second"}"#;
-        let (mut members, mut stack, mut text) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut members, mut stack, mut text) = (Vec::new(), Stack::default(), Vec::new());
         let decode = Decode {
             key: b"log",
             into: &mut text,
@@ -738,7 +872,7 @@ mod tests {
         // Every prefix: an escape may sit at any place of a word, and at the very end.
         let input = br#"{"log":"{\"k\":\"a\\\"b\u00e9\t\ud83d\ude00\"}\n"}"#;
         for end in 1..input.len() {
-            let (mut members, mut stack, mut text) = (Vec::new(), Vec::new(), Vec::new());
+            let (mut members, mut stack, mut text) = (Vec::new(), Stack::default(), Vec::new());
             let decode = Decode {
                 key: b"log",
                 into: &mut text,
@@ -754,6 +888,37 @@ mod tests {
         let mut out = Vec::new();
         unescape_into(br#"a\"b\\c\/\n\t\u00e9\ud83d\ude00z"#, &mut out);
         assert_eq!(String::from_utf8(out).unwrap(), "a\"b\\c/\n\té😀z");
+    }
+
+    #[test]
+    fn keys_are_compared_decoded() {
+        let (mut members, mut stack) = (Vec::new(), Stack::default());
+        let json =
+            br#"{"trace\u005fid":1,"trace_id":2,"\u0074race_id":3,"trace_i":4,"trace_idd":5}"#;
+        read_object(json, &mut members, &mut stack).unwrap();
+        let is = |i: usize| key_is(&members[i], json, b"trace_id");
+        assert_eq!(
+            (0..5).map(is).collect::<Vec<_>>(),
+            [true, true, true, false, false]
+        );
+        for (i, j, same) in [
+            (0, 1, true),
+            (0, 2, true),
+            (1, 2, true),
+            (2, 3, false),
+            (0, 4, false),
+        ] {
+            assert_eq!(
+                same_key(&members[i], json, &members[j], json),
+                same,
+                "{i} {j}"
+            );
+            assert_eq!(
+                same_key(&members[j], json, &members[i], json),
+                same,
+                "{j} {i}"
+            );
+        }
     }
 
     proptest::proptest! {

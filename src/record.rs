@@ -32,6 +32,9 @@ pub(crate) struct Record<'a> {
     pub scanned: [Option<&'a [(u32, Meaning)]>; 2],
     /// Per side, the members the writer must look at rather than copy, where listed.
     pub specials: [Option<&'a [u32]>; 2],
+    /// Per side, the members whose values repeat a key in a nested object: they are written
+    /// with each key once (see [`crate::dedup`]).
+    pub repeating: [&'a [u32]; 2],
 }
 
 impl<'a> Record<'a> {
@@ -79,7 +82,7 @@ pub(crate) struct Reader {
     /// general path read the record (a layout has its own).
     envelope_keys: Vec<u32>,
     record_keys: Vec<u32>,
-    stack: Vec<u8>,
+    stack: read::Stack,
     log_text: Vec<u8>,
     /// A text `log` rewritten as a JSON object, which then plays the part of `log`.
     log_json: Vec<u8>,
@@ -95,6 +98,9 @@ pub(crate) struct Reader {
     /// For each member of a text log (listed in `record` by the matching), its place among
     /// its format's member names.
     text_places: Vec<u16>,
+    /// The members of the top level and of the log whose values repeat a key in a nested
+    /// object (see [`crate::dedup`]).
+    repeating: [Vec<u32>; 2],
 }
 
 impl Default for Reader {
@@ -104,7 +110,7 @@ impl Default for Reader {
             record: Vec::new(),
             envelope_keys: Vec::new(),
             record_keys: Vec::new(),
-            stack: Vec::new(),
+            stack: read::Stack::default(),
             log_text: Vec::new(),
             log_json: Vec::new(),
             keys: KeyCache::default(),
@@ -114,6 +120,7 @@ impl Default for Reader {
             text_scanned: Vec::new(),
             text_keys: TextKeys::default(),
             text_places: Vec::new(),
+            repeating: [Vec::new(), Vec::new()],
         }
     }
 }
@@ -128,6 +135,10 @@ impl Reader {
         format: Option<&TextFormat>,
         setup: &Setup,
     ) -> Result<Record<'s>, Error> {
+        check_len(input.len())?;
+        for list in &mut self.repeating {
+            list.clear();
+        }
         // Before the epoch is taken: starting a record may start the key cache afresh.
         self.keys.start_record();
         let epoch = self.keys.epoch();
@@ -204,6 +215,7 @@ impl Reader {
                 can_displace: !uses_displaced,
                 scanned: [None; 2],
                 specials: [None; 2],
+                repeating: [&[], &s.repeating[0]],
             });
         }
         let record = Members {
@@ -230,6 +242,10 @@ impl Reader {
             scanned[Side::Record as usize] = Some(&s.text_scanned);
             specials[Side::Record as usize] = Some(&s.text_specials);
         }
+        let repeating = [&s.repeating[0][..], &s.repeating[1][..]];
+        // Only the general reader lists members that repeat a key, and then it lists no
+        // specials: every member is looked at, these too.
+        debug_assert!((0..2).all(|side| repeating[side].is_empty() || specials[side].is_none()));
         Ok(Record {
             shape,
             sides: [envelope, record],
@@ -243,6 +259,7 @@ impl Reader {
             can_displace: !read.uses_displaced,
             scanned,
             specials,
+            repeating,
         })
     }
 
@@ -316,6 +333,7 @@ impl Reader {
                     Some(decode),
                 )
                 .map_err(Error::Json)?;
+                self.repeating[0].clone_from(&self.stack.repeating);
 
                 // Key ids, meanings, and duplicates: the top level must have unique keys.
                 self.envelope_keys.clear();
@@ -332,7 +350,7 @@ impl Reader {
                     uses_displaced |= self.keys.meaning(id).name == Name::Displaced;
                     self.envelope_keys.push(id);
                 }
-                log_member
+                log_member.or_else(|| self.escaped_log(input))
             }
         };
         self.record.clear();
@@ -374,13 +392,19 @@ impl Reader {
                     }
                     None if text_log => Shape::LogKept(LogKept::NotJson),
                     None => match read::read_object(log, &mut self.record, &mut self.stack) {
-                        Ok(()) => Shape::LogJson,
+                        Ok(()) => {
+                            self.repeating[1].clone_from(&self.stack.repeating);
+                            Shape::LogJson
+                        }
                         Err(_) => Shape::LogKept(LogKept::InvalidJson),
                     },
                 }
             }
             Some(_) => match read::read_object(log, &mut self.record, &mut self.stack) {
-                Ok(()) => Shape::LogJson,
+                Ok(()) => {
+                    self.repeating[1].clone_from(&self.stack.repeating);
+                    Shape::LogJson
+                }
                 Err(_) => Shape::LogKept(LogKept::InvalidJson),
             },
         };
@@ -448,7 +472,13 @@ impl Reader {
         // that merges without collisions, or with a text `log` (the envelope only). Not
         // with a JSON `log` when the user's format looks like JSON: such a layout would
         // read its lines as JSON without trying the format first.
-        let learn = match (log_at, layout_read.is_none() && self.learn_layouts) {
+        // Nor from a record whose `log` key is spelled with escapes, which layouts do not
+        // decode.
+        let escaped_key = log_at.is_some_and(|at| self.envelope[at].key_escaped);
+        let learn = match (
+            log_at,
+            layout_read.is_none() && self.learn_layouts && !escaped_key,
+        ) {
             (Some(at), true) if text_log => Some(at),
             (Some(at), true) if shape == Shape::LogJson && !collisions && !braced => Some(at),
             _ => None,
@@ -487,6 +517,32 @@ impl Reader {
     }
 }
 
+impl Reader {
+    /// The `log` member of an envelope whose key is spelled with escapes (`"lo\u0067"`),
+    /// which the reader did not decode on the way: keys are told by their decoded names.
+    #[cold]
+    fn escaped_log(&mut self, input: &[u8]) -> Option<usize> {
+        let keys = &self.keys;
+        let at = (self.envelope_keys.iter()).position(|&id| keys.meaning(id).name == Name::Log)?;
+        let m = self.envelope[at];
+        if m.kind == Kind::String && m.value_escaped {
+            self.log_text.clear();
+            read::unescape_into(m.str_content(input), &mut self.log_text);
+        }
+        Some(at)
+    }
+}
+
+/// Spans are 32-bit offsets: a longer record is passed through, and said to be too large.
+#[inline(always)]
+fn check_len(len: usize) -> Result<(), Error> {
+    // `MAX_RECORD_LEN` is `u32::MAX` (on 32-bit targets no slice is longer).
+    match u32::try_from(len) {
+        Ok(_) => Ok(()),
+        Err(_) => Err(Error::TooLarge { len }),
+    }
+}
+
 /// The record must be UTF-8 (JSON is), or it is passed through.
 fn check_utf8(input: &[u8]) -> Result<(), Error> {
     match core::str::from_utf8(input) {
@@ -508,7 +564,8 @@ fn check_layout_read(
     record: Option<&[Member]>,
     log: &[u8],
 ) {
-    let (mut envelope2, mut record2, mut log2, mut stack) = (vec![], vec![], vec![], vec![]);
+    let (mut envelope2, mut record2, mut log2) = (vec![], vec![], vec![]);
+    let mut stack = read::Stack::default();
     let decode = Decode {
         key: b"log",
         into: &mut log2,
@@ -603,5 +660,22 @@ impl LogSource {
             LogSource::Decoded => log_text,
             LogSource::Text => log_json,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::MAX_RECORD_LEN;
+
+    #[test]
+    fn records_over_4_gib_are_too_large() {
+        // Allocating 4 GiB in a test is too much: the check is of the length alone.
+        assert_eq!(check_len(MAX_RECORD_LEN), Ok(()));
+        let len = MAX_RECORD_LEN + 1;
+        let error = check_len(len).unwrap_err();
+        assert_eq!(error, Error::TooLarge { len });
+        assert_eq!(error.reason(), "too_large");
+        assert!(error.to_string().contains("4294967296 bytes"), "{error}");
     }
 }

@@ -1579,7 +1579,8 @@ mod tests {
             let (mut json, mut noted, mut places) = (Vec::new(), Vec::new(), Vec::new());
             if let Some(n) = line_to_json(Some(format), &line, &mut json, &mut noted, &mut places) {
                 let format = formats(Some(format)).nth(n).unwrap();
-                let (mut found, mut read, mut stack) = (Vec::new(), Vec::new(), Vec::new());
+                let (mut found, mut read) = (Vec::new(), Vec::new());
+                let mut stack = crate::read::Stack::default();
                 members_of(&json, &mut found);
                 crate::read::read_object(&json, &mut read, &mut stack).unwrap();
                 let fields = |m: &Member| (m.key, m.value, m.kind, m.key_escaped, m.value_escaped);

@@ -558,3 +558,55 @@ fn a_closed_output_pipe_ends_the_run_quietly() {
     assert_eq!(output.status.code(), Some(0));
     assert_eq!(stderr(&output), "");
 }
+
+#[test]
+fn a_closed_standard_output_is_an_error() {
+    // `envoy-dd transform FILE >&-`: nothing can be written, so the run fails and says why
+    // instead of reporting the records as enriched.
+    let dir = scratch("closed_stdout");
+    let input = file(&dir, "in.jsonl", format!("{ACCESS}\n"));
+    for args in [&["transform", input.as_str()][..], &["--version"]] {
+        let output = Command::new("sh")
+            .arg("-c")
+            .arg(r#""$0" "$@" >&-"#)
+            .arg(env!("CARGO_BIN_EXE_envoy-dd"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(1), "{args:?}");
+        assert!(
+            stderr(&output).contains("cannot write to standard output"),
+            "{args:?}: {}",
+            stderr(&output)
+        );
+    }
+    // Output sent to /dev/null on purpose is written there without complaint.
+    let output = Command::new("sh")
+        .arg("-c")
+        .arg(r#""$0" "$@" >/dev/null"#)
+        .arg(env!("CARGO_BIN_EXE_envoy-dd"))
+        .args(["transform", input.as_str()])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+}
+
+#[test]
+fn a_full_output_is_an_error() {
+    if !Path::new("/dev/full").exists() {
+        return;
+    }
+    let dir = scratch("full_output");
+    let input = file(&dir, "in.jsonl", format!("{ACCESS}\n"));
+    let output = envoy_dd(&["transform", &input])
+        .stdout(
+            fs::OpenOptions::new()
+                .write(true)
+                .open("/dev/full")
+                .unwrap(),
+        )
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr(&output).contains("cannot write to standard output"));
+}

@@ -80,6 +80,11 @@ const FIELDS: &[(&[&str], &[&str])] = &[
             "0.0000001",
             "18446744073710",
             "null",
+            "1e3",
+            "2.5E-1",
+            "-5",
+            "1e30",
+            "9223372036855",
         ],
     ),
     (
@@ -371,10 +376,10 @@ proptest! {
         let mut out = Vec::new();
         match t.transform(&input, &mut out) {
             Outcome::PassedThrough(_) => prop_assert_eq!(&out, &input),
-            // A key twice in a nested object of the input is copied as it is (only the top
-            // level and the `log` are rewritten), so only validity can be asked of the output.
+            // A key twice in a nested object of the input: the output has it once (the last
+            // value, which `repeated_keys_below_the_top_level_keep_the_last_value` checks).
             Outcome::Enriched(_) if check_json(&input).is_err() && check_json_allowing_duplicates(&input).is_ok() => {
-                if let Err(e) = check_json_allowing_duplicates(&out) {
+                if let Err(e) = check_json(&out) {
                     return Err(TestCaseError::fail(format!("{e}\n in:  {}\n out: {}", preview(&input), preview(&out))));
                 }
             }
@@ -388,5 +393,107 @@ proptest! {
             }
         }
         prop_assert!(!out.is_empty());
+    }
+}
+
+/// A JSON object as text whose objects may repeat a key, at any depth (keys from a small pool,
+/// one of them an escaped spelling of another).
+fn repeating_object() -> impl Strategy<Value = String> {
+    const KEYS: &[&str] = &["a", "b", "\\u0061", "dd", "span_id", "trace_id"];
+    let key = || proptest::sample::select(KEYS);
+    let leaf = prop_oneof![
+        Just("null".to_string()),
+        Just(r#""x""#.to_string()),
+        "[1-9][0-9]{0,2}",
+        Just("{}".to_string()),
+    ];
+    let value = leaf.prop_recursive(4, 32, 5, move |inner| {
+        prop_oneof![
+            proptest::collection::vec((key(), inner.clone()), 0..5).prop_map(|members| {
+                let members: Vec<String> = members
+                    .iter()
+                    .map(|(k, v)| format!(r#""{k}":{v}"#))
+                    .collect();
+                format!("{{{}}}", members.join(","))
+            }),
+            proptest::collection::vec(inner, 0..4).prop_map(|v| format!("[{}]", v.join(","))),
+        ]
+    });
+    proptest::collection::vec((key(), value), 1..5).prop_map(|members| {
+        let members: Vec<String> = members
+            .iter()
+            .map(|(k, v)| format!(r#""{k}":{v}"#))
+            .collect();
+        format!("{{{}}}", members.join(","))
+    })
+}
+
+/// `value` written as JSON with the first character of every key (a letter, digit or `_`) spelled as a
+/// `\u` escape.
+fn with_escaped_keys(value: &Value) -> String {
+    match value {
+        Value::Object(map) => {
+            let members: Vec<String> = map
+                .iter()
+                .map(|(k, v)| {
+                    let plain = Value::String(k.clone()).to_string();
+                    let key = match k.chars().next() {
+                        Some(c) if c.is_ascii_alphanumeric() || c == '_' => {
+                            format!("\"\\u{:04x}{}", c as u32, &plain[1 + c.len_utf8()..])
+                        }
+                        _ => plain,
+                    };
+                    format!("{key}:{}", with_escaped_keys(v))
+                })
+                .collect();
+            format!("{{{}}}", members.join(","))
+        }
+        Value::Array(items) => {
+            let items: Vec<String> = items.iter().map(with_escaped_keys).collect();
+            format!("[{}]", items.join(","))
+        }
+        other => other.to_string(),
+    }
+}
+
+proptest! {
+    #![proptest_config(cases(256))]
+
+    /// A key repeated below the top level (in a bare record, an envelope, a `log`) is read as
+    /// JSON parsers read it: the output holds what serde_json (`preserve_order`) reads from
+    /// the input, with no key twice at any depth.
+    #[test]
+    fn repeated_keys_below_the_top_level_keep_the_last_value(object in repeating_object(), place in 0..3u8) {
+        let log = |inner: &str| Value::String(format!(r#"{{"response_code":200,"x":{inner}}}"#));
+        let input = match place {
+            0 => format!(r#"{{"response_code":200,"x":{object}}}"#),
+            1 => format!(r#"{{"x":{object},"log":{}}}"#, log("1")),
+            _ => format!(r#"{{"source":"stdout","log":{}}}"#, log(&object)),
+        };
+        let mut t = Transformer::new(default_config());
+        let mut out = Vec::new();
+        let outcome = t.transform(input.as_bytes(), &mut out);
+        prop_assert!(matches!(outcome, Outcome::Enriched(_)), "{:?} for {}", outcome, input);
+        if let Err(e) = check_json(&out) {
+            return Err(TestCaseError::fail(format!("{e}\n in:  {input}\n out: {}", preview(&out))));
+        }
+        let out: Value = serde_json::from_slice(&out).unwrap();
+        let expected: Value = serde_json::from_str(&object).unwrap();
+        prop_assert_eq!(&out["x"], &expected, "in: {}", input);
+    }
+
+    /// Keys are told by their decoded names: spelling every key with an escape changes
+    /// nothing but the spelling.
+    #[test]
+    fn escaped_keys_are_the_same_keys(input in record(), config in config()) {
+        let value: Value = serde_json::from_str(&input).unwrap();
+        let escaped = with_escaped_keys(&value);
+        let transform = |record: &str| {
+            let mut out = Vec::new();
+            let outcome = Transformer::new(config.clone()).transform(record.as_bytes(), &mut out);
+            (outcome, serde_json::from_slice::<Value>(&out).unwrap())
+        };
+        let (plain, escaped) = (transform(&input), transform(&escaped));
+        prop_assert_eq!(&plain, &escaped, "in: {}", input);
     }
 }

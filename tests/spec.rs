@@ -1500,3 +1500,197 @@ fn s7_deep_nesting_does_not_overflow_the_stack() {
     assert!(matches!(outcome, Outcome::PassedThrough(_)));
     assert_eq!(out, input.as_bytes());
 }
+
+#[test]
+fn s7_a_duration_that_cannot_be_converted_stays_under__log_duration() {
+    // Exponents convert exactly.
+    // The output's text, checked as `enrich` checks it.
+    let text = |input: &str| {
+        enrich(input);
+        String::from_utf8(run(&default_config(), input.as_bytes()).0).unwrap()
+    };
+    let input = r#"{"response_code":200,"duration":1e3}"#;
+    assert_eq!(enrich(input)["duration"], 1_000_000_000u64);
+    assert!(text(input).ends_with(r#""_log":{"duration":1e3}}"#));
+    let out = enrich(r#"{"response_code":200,"duration":"2.5E-1"}"#);
+    assert_eq!(out["duration"], 250_000);
+    // Negative, beyond what i64 nanoseconds hold, or not a number: no `duration` at all, the
+    // value as it was under `_log`.
+    for ms in [
+        "-5",
+        "-0",
+        "1e30",
+        "9223372036855",
+        "18446744073709551616",
+        r#""-""#,
+        r#""12ms""#,
+        "null",
+        "true",
+        r#"{"ms":3}"#,
+    ] {
+        let input = format!(r#"{{"response_code":200,"method":"GET","path":"/","duration":{ms}}}"#);
+        let out = enrich(&input);
+        assert_eq!(out.get("duration"), None, "{input}");
+        assert_eq!(out["message"], "GET / 200", "{input}");
+        let kept = format!(r#""_log":{{"duration":{ms}}}}}"#);
+        assert!(text(&input).ends_with(&kept), "{input}");
+    }
+    // The same inside a FireLens record's log.
+    let out = enrich(&firelens(&json!({"response_code": 200, "duration": -5})));
+    assert_eq!(out.get("duration"), None);
+    assert_eq!(out["_log"]["duration"], -5);
+}
+
+#[test]
+fn s7_keys_are_compared_by_their_decoded_names() {
+    // `log` spelled with an escape is the record's `log`, merged as the plain one is.
+    let (out, done) = enrich_with(
+        &default_config(),
+        r#"{"source":"stdout","lo\u0067":"{\"response_code\":200,\"trace_id\":\"42\"}"}"#,
+    );
+    assert_eq!(done.shape, Shape::LogJson);
+    assert_eq!(out["dd"], json!({"trace_id": "42"}));
+    assert_eq!(out["http"]["status_code"], 200);
+    let (_, done) = enrich_with(&default_config(), r#"{"\u006cog":"plain text"}"#);
+    assert_eq!(done.shape, Shape::LogKept(LogKept::NotJson));
+    // Inside `dd`: an escaped `trace_id` is the `trace_id`, replaced or kept as the plain one.
+    let out = enrich(r#"{"dd":{"trace\u005fid":"-"},"trace_id":"5"}"#);
+    assert_eq!(out["dd"], json!({"trace_id": "5"}));
+    let (out, done) = enrich_with(
+        &default_config(),
+        r#"{"dd":{"trace\u005fid":"77"},"trace_id":"5"}"#,
+    );
+    assert_eq!(done.trace, Some(TraceSource::Existing));
+    assert_eq!(out["dd"], json!({"trace_id": "77"}));
+    // Two `dd` objects merged: one key, however each spells it.
+    let log = r#"{\"dd\":{\"s\\u0065rvice\":\"b\",\"span\\u005fid\":\"9\"}}"#;
+    let out = enrich(&format!(
+        r#"{{"dd":{{"service":"a","span_id":"8"}},"log":"{log}"}}"#
+    ));
+    assert_eq!(out["dd"], json!({"service": "a", "span_id": "8"}));
+    assert_eq!(out["_log"]["dd"], json!({"service": "b", "span_id": "9"}));
+    // `hash` with an escape is still configuration debris to replace.
+    let out = enrich(r#"{"h\u0061sh":"${GIT_COMMIT_SHA}","msg":"x"}"#);
+    assert_eq!(out["hash"], HASH);
+}
+
+#[test]
+fn s7_two_ids_for_one_key_of__log_dd_keep_the_ids_as_they_were() {
+    // Replacing the envelope's invalid id would move it to `_log.dd.trace_id`, where the log's
+    // different one goes too: no invented array, the ids stay, every value is kept.
+    let log = json!({"dd": {"trace_id": "xyz", "span_id": "7"}, "trace_id": "1234"}).to_string();
+    let input = json!({"dd": {"trace_id": "abc", "span_id": "8"}, "log": log}).to_string();
+    let (out, done) = enrich_with(&default_config(), &input);
+    assert_eq!(done.trace, None);
+    assert_eq!(out["dd"], json!({"trace_id": "abc", "span_id": "8"}));
+    assert_eq!(
+        out["_log"]["dd"],
+        json!({"trace_id": "xyz", "span_id": "7"})
+    );
+    // A placeholder in the envelope's `dd` is replaced as before.
+    let log = json!({"dd": {"trace_id": "xyz"}, "trace_id": "1234"}).to_string();
+    let input = json!({"dd": {"trace_id": "-"}, "log": log}).to_string();
+    let out = enrich(&input);
+    assert_eq!(out["dd"]["trace_id"], "1234");
+    assert_eq!(out["_log"]["dd"], json!({"trace_id": "xyz"}));
+}
+
+/// Transforms `input`, which repeats a key in a nested object, and checks the output is one
+/// valid object without a key twice at any depth; returns it as text and parsed.
+fn enrich_repeating(input: &str) -> (String, Value) {
+    let (out, outcome) = run(&default_config(), input.as_bytes());
+    assert!(
+        matches!(outcome, Outcome::Enriched(_)),
+        "{outcome:?}\n in: {input}"
+    );
+    assert_valid(&out);
+    let text = String::from_utf8(out).unwrap();
+    let value = serde_json::from_str(&text).unwrap();
+    (text, value)
+}
+
+#[test]
+fn s7_a_key_repeated_below_the_top_level_keeps_its_last_value_at_its_first_place() {
+    // As JSON parsers read it (serde_json with `preserve_order` too): the last value wins,
+    // and stays where the key first was. At every depth, in arrays too.
+    for (value, kept) in [
+        (r#"{"b":1,"b":2}"#, r#"{"b":2}"#),
+        (r#"{"b":1,"c":2,"b":3}"#, r#"{"b":3,"c":2}"#),
+        (r#"{"b":1,"\u0062":2}"#, r#"{"b":2}"#),
+        (
+            r#"{"x":{"b":1,"c":[{"d":1,"d":{"e":1,"e":2}}],"b":3}}"#,
+            r#"{"x":{"b":3,"c":[{"d":{"e":2}}]}}"#,
+        ),
+        (r#"[{"d":1,"d":2},{"d":3}]"#, r#"[{"d":2},{"d":3}]"#),
+        // A value that is rewritten is written compactly.
+        (r#"{ "b" : 1 , "b" : [ 1 , 2 ] }"#, r#"{"b":[1,2]}"#),
+    ] {
+        // In a bare record, in a FireLens record's envelope, and inside its `log`.
+        let log = json!({"response_code": 200}).to_string();
+        for input in [
+            format!(r#"{{"response_code":200,"a":{value}}}"#),
+            format!(r#"{{"a":{value},"log":{}}}"#, Value::String(log.clone())),
+            format!(
+                r#"{{"log":{}}}"#,
+                Value::String(format!(r#"{{"response_code":200,"a":{value}}}"#))
+            ),
+        ] {
+            let (text, out) = enrich_repeating(&input);
+            assert!(text.contains(&format!(r#""a":{kept}"#)), "{input}\n{text}");
+            let parsed: Value = serde_json::from_str(value).unwrap();
+            assert_eq!(out["a"], parsed, "{input}");
+        }
+    }
+    // Values that repeat nothing are copied byte for byte, white space and all.
+    let (text, _) = enrich_repeating(r#"{"a":{"b":1,"c":{ "b" : 2 }},"r":{"b":1,"b":2}}"#);
+    assert!(
+        text.starts_with(r#"{"a":{"b":1,"c":{ "b" : 2 }},"r":{"b":2}"#),
+        "{text}"
+    );
+}
+
+#[test]
+fn s7_repeated_nested_keys_are_found_in_large_objects_and_deep_nesting() {
+    // Many keys: compared after sorting, not pair by pair.
+    let members: Vec<String> = (0..40).map(|i| format!(r#""k{i}":{i}"#)).collect();
+    let value = format!("{{{},\"k7\":\"last\"}}", members.join(","));
+    let (_, out) = enrich_repeating(&format!(r#"{{"a":{value}}}"#));
+    assert_eq!(out["a"]["k7"], "last");
+    assert_eq!(out["a"].as_object().unwrap().len(), 40);
+    // Deep nesting around the repeated key: no recursion on either side.
+    let depth = 50_000;
+    let input = format!(
+        r#"{{"a":{}{{"b":1,"b":2}}{}}}"#,
+        "[".repeat(depth),
+        "]".repeat(depth)
+    );
+    let (text, _) = {
+        let (out, outcome) = run(&default_config(), input.as_bytes());
+        assert!(matches!(outcome, Outcome::Enriched(_)));
+        (String::from_utf8(out).unwrap(), ())
+    };
+    assert!(text.contains(r#"{"b":2}"#));
+    assert!(!text.contains(r#""b":1"#));
+}
+
+#[test]
+fn s7_repeated_keys_in_dd_moved_and_added_values() {
+    // In a `dd` object: its own keys (the last value is the one taken), and nested in it.
+    // The ids are replaced as usual: the span id of another trace moves to `_log.dd`.
+    let (_, out) = enrich_repeating(
+        r#"{"dd":{"span_id":"7","span_id":"8","env":{"a":1,"a":2}},"trace_id":"5"}"#,
+    );
+    assert_eq!(out["dd"], json!({"env": {"a": 2}, "trace_id": "5"}));
+    assert_eq!(out["_log"], json!({"dd": {"span_id": "8"}}));
+    let (_, out) =
+        enrich_repeating(r#"{"dd":{"span_id":"7","span_id":"8"},"trace_id":"5","span_id":"6"}"#);
+    assert_eq!(out["dd"], json!({"span_id": "6", "trace_id": "5"}));
+    assert_eq!(out["_log"], json!({"dd": {"span_id": "8"}}));
+    // A value moved under `_log` because the envelope has its key.
+    let log = r#"{"x":{"k":1,"k":2},"response_code":200}"#;
+    let (_, out) = enrich_repeating(&format!(r#"{{"x":0,"log":{}}}"#, Value::String(log.into())));
+    assert_eq!(out["_log"]["x"], json!({"k": 2}));
+    // `hash` given as an object.
+    let (_, out) = enrich_repeating(r#"{"hash":{"c":1,"c":2}}"#);
+    assert_eq!(out["hash"], json!({"c": 2}));
+}

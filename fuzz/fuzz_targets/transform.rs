@@ -1,11 +1,16 @@
 //! Any bytes in, as lines: for each, the transform must not panic, must write a record, and
-//! must either pass the line through unchanged or write one valid JSON object. The lines go
+//! must either pass the line through unchanged or write one valid JSON object without a key
+//! twice at any depth (keys compared decoded), that keeps every top-level key. The lines go
 //! through one transformer in order, so that a layout learned from the first records reads the
 //! later ones; a second transformer without layouts must write exactly the same.
 #![no_main]
 
 use envoy_dd::{Config, Outcome, Transformer};
 use libfuzzer_sys::fuzz_target;
+
+// The tests' strict JSON checker: rejects a key twice in any object, which serde_json accepts.
+#[path = "../../tests/common/mod.rs"]
+mod common;
 
 fuzz_target!(|data: &[u8]| {
     let config = Config {
@@ -47,6 +52,9 @@ fn check(data: &[u8], outcome: Outcome, out: &[u8]) {
                 Err(e) => panic!("output is not valid JSON: {e}"),
             };
             assert!(value.is_object(), "output is one JSON object");
+            if let Err(e) = common::check_json(out) {
+                panic!("output: {e}");
+            }
             // The input was valid JSON too, so it parses; its top-level keys are all kept
             // (`log` only when it was not merged).
             let input: serde_json::Value =

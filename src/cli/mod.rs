@@ -44,7 +44,8 @@ pub fn main() -> ExitCode {
 
 /// Prints to standard output; returns the exit code. A closed pipe (`| head`) is not an error.
 fn print(text: &str) -> u8 {
-    match io::stdout().lock().write_all(text.as_bytes()) {
+    let written = stdout_is_open().and_then(|()| io::stdout().lock().write_all(text.as_bytes()));
+    match written {
         Err(e) if e.kind() != io::ErrorKind::BrokenPipe => {
             say(format_args!(
                 "cannot write to standard output: {}",
@@ -54,6 +55,41 @@ fn print(text: &str) -> u8 {
         }
         _ => 0,
     }
+}
+
+/// `Err` when standard output was closed when envoy-dd started (`>&-`). Rust's runtime then
+/// opens it on `/dev/null`, where everything written would be lost without an error.
+fn stdout_is_open() -> io::Result<()> {
+    match stdout_was_closed() {
+        true => Err(io::Error::from_raw_os_error(EBADF)),
+        false => Ok(()),
+    }
+}
+
+/// "Bad file descriptor", the error writing to a closed descriptor gives.
+const EBADF: i32 = 9;
+
+/// Whether standard output is the `/dev/null` that Rust's runtime opens in place of a closed
+/// descriptor: open for reading and writing, which no shell redirection to `/dev/null` is
+/// (`>/dev/null` opens it for writing only).
+#[cfg(target_os = "linux")]
+fn stdout_was_closed() -> bool {
+    let null = std::fs::read_link("/proc/self/fd/1").is_ok_and(|p| p.as_os_str() == "/dev/null");
+    let read_write = || {
+        let info = std::fs::read_to_string("/proc/self/fdinfo/1").unwrap_or_default();
+        let flags = info.lines().find_map(|line| line.strip_prefix("flags:"));
+        // O_ACCMODE is 3, O_RDWR 2.
+        flags
+            .and_then(|f| u32::from_str_radix(f.trim(), 8).ok())
+            .is_some_and(|f| f & 3 == 2)
+    };
+    null && read_write()
+}
+
+/// Elsewhere the runtime's stand-in cannot be told from a redirection.
+#[cfg(not(target_os = "linux"))]
+fn stdout_was_closed() -> bool {
+    false
 }
 
 /// Writes `envoy-dd: MESSAGE` as one line on standard error. Errors are ignored: there is

@@ -29,7 +29,7 @@ pub struct Stats {
 }
 
 /// [`Error::reason`] of each error, in [`reason_index`] order.
-const REASONS: [&str; 3] = [
+const REASONS: [&str; 4] = [
     Error::Json(envoy_dd::ReadError {
         kind: envoy_dd::SyntaxError::Unexpected,
         offset: 0,
@@ -37,6 +37,7 @@ const REASONS: [&str; 3] = [
     .reason(),
     Error::InvalidUtf8 { valid_up_to: 0 }.reason(),
     Error::DuplicateKey { offset: 0 }.reason(),
+    Error::TooLarge { len: 0 }.reason(),
 ];
 
 /// [`LogKept::reason`] of each reason, in [`log_kept_index`] order.
@@ -54,6 +55,7 @@ fn reason_index(error: &Error) -> usize {
         Error::Json(_) => 0,
         Error::InvalidUtf8 { .. } => 1,
         Error::DuplicateKey { .. } => 2,
+        Error::TooLarge { .. } => 3,
     }
 }
 

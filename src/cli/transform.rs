@@ -43,6 +43,11 @@ pub fn run(options: TransformOptions) -> u8 {
         },
         progress: Progress::new(show_progress, total),
     };
+    // Rust's standard output drops what is written to a closed descriptor without an error:
+    // without this check, `envoy-dd transform FILE >&-` would lose every record and succeed.
+    if let Err(error) = super::stdout_is_open() {
+        return write_failed(&error);
+    }
     let mut out = BufWriter::with_capacity(WRITE_BUFFER, io::stdout().lock());
     let mut failed = false;
 
