@@ -314,6 +314,7 @@ impl Layouts {
         }
         let count = self.layouts.len();
         let mut ascii = Ascii::default();
+        stack.take_repeated();
         let mut untried = (1u32 << count) - 1;
         // Roughly how many bytes the failed attempts went through.
         let mut wasted = 0;
@@ -328,6 +329,9 @@ impl Layouts {
             }
             let buffers = (&mut *envelope, &mut *record, &mut *log, &mut *stack);
             match layout.read_from(input, member, pos, buffers, &mut ascii) {
+                // A nested object that repeats a key is left to the general reader, which
+                // notes it for the writer.
+                Ok(_) if stack.take_repeated() => break,
                 Ok(same_envelope) => {
                     self.last_hit = current;
                     self.hits += 1;
@@ -815,14 +819,7 @@ impl Layout {
             } else {
                 let (kind, escaped, end) = read::value_at(input, pos, stack).ok_or(Stop::Failed)?;
                 // Numbers and literals are ASCII, or they would not be valid.
-                if matches!(kind, Kind::Object | Kind::Array) {
-                    ascii.unsure = true;
-                    // A nested object that repeats a key is left to the general reader, which
-                    // notes it for the writer.
-                    if stack.take_repeated() {
-                        return Err(Stop::Failed);
-                    }
-                }
+                ascii.unsure |= matches!(kind, Kind::Object | Kind::Array);
                 pos = end;
                 (kind, escaped)
             };

@@ -156,6 +156,7 @@ pub(crate) fn read_object_decoding(
 ) -> Result<Option<usize>> {
     let mut decoded = None;
     stack.repeating.clear();
+    stack.repeated = false;
     if buf.len() > u32::MAX as usize {
         return Err(ReadError {
             kind: SyntaxError::TooLarge,

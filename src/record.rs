@@ -125,16 +125,25 @@ impl Default for Reader {
     }
 }
 
+/// What [`Reader::read`] found, for [`Reader::record`].
+#[derive(Clone, Copy)]
+pub(crate) struct Read {
+    read: RecordRead,
+    /// The layout that read the record or its envelope, if one did.
+    layout_read: Option<layout::Hit>,
+}
+
 impl Reader {
-    /// Reads `input`: by a layout when one fits, else in full. `Err` when the record is not
-    /// UTF-8, not one JSON object, or its top level repeats a key.
+    /// Reads `input`: by a layout when one fits, else in full; [`Reader::record`] then gives
+    /// what was read. `Err` when the record is not UTF-8, not one JSON object, or its top
+    /// level repeats a key.
     #[inline(always)]
-    pub fn read<'s>(
-        &'s mut self,
-        input: &'s [u8],
+    pub fn read(
+        &mut self,
+        input: &[u8],
         format: Option<&TextFormat>,
         setup: &Setup,
-    ) -> Result<Record<'s>, Error> {
+    ) -> Result<Read, Error> {
         check_len(input.len())?;
         for list in &mut self.repeating {
             list.clear();
@@ -182,7 +191,15 @@ impl Reader {
                 self.read_in_full(input, layout_read, epoch, text)?
             }
         };
-        let s = &*self;
+        Ok(Read { read, layout_read })
+    }
+
+    /// The record [`Reader::read`] read (`input`, and what it found).
+    #[inline(always)]
+    pub fn record<'s>(&'s self, input: &'s [u8], read: Read) -> Record<'s> {
+        let Read { read, layout_read } = read;
+        let fast = layout_read.filter(|hit| !hit.text_log);
+        let s = self;
         let log = read
             .log_source
             .of(input, &s.envelope, &s.log_text, &s.log_json);
@@ -202,7 +219,7 @@ impl Reader {
             let uses_displaced = envelope_keys
                 .iter()
                 .any(|&id| s.keys.meaning(id).name == Name::Displaced);
-            return Ok(Record {
+            return Record {
                 shape,
                 sides: [Members::EMPTY, envelope],
                 bufs: Bufs {
@@ -216,7 +233,7 @@ impl Reader {
                 scanned: [None; 2],
                 specials: [None; 2],
                 repeating: [&[], &s.repeating[0]],
-            });
+            };
         }
         let record = Members {
             members: &s.record,
@@ -246,7 +263,7 @@ impl Reader {
         // Only the general reader lists members that repeat a key, and then it lists no
         // specials: every member is looked at, these too.
         debug_assert!((0..2).all(|side| repeating[side].is_empty() || specials[side].is_none()));
-        Ok(Record {
+        Record {
             shape,
             sides: [envelope, record],
             bufs: Bufs {
@@ -260,7 +277,7 @@ impl Reader {
             scanned,
             specials,
             repeating,
-        })
+        }
     }
 
     /// How many records were read with a learned layout.
@@ -280,6 +297,7 @@ struct TextSetup<'f> {
 }
 
 /// What reading a record found out: by a layout, or by [`Reader::read_in_full`].
+#[derive(Clone, Copy)]
 struct RecordRead {
     /// Which envelope member is a `log` string, if one is.
     log_at: Option<usize>,

@@ -150,7 +150,8 @@ impl Transformer {
         out: &mut Vec<u8>,
     ) -> Result<Enriched, Error> {
         let format = self.config.text_format.as_ref();
-        let record = self.reader.read(input, format, &self.setup)?;
+        let read = self.reader.read(input, format, &self.setup)?;
+        let record = self.reader.record(input, read);
         let mut found = Found::default();
         found.note(&record);
         let plan = Plan::new(
