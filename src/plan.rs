@@ -61,7 +61,9 @@ pub(crate) struct DdScratch {
 impl<'f> Plan<'f> {
     /// Decides what to write for `record`, whose meaningful members are `found`; `context`
     /// is the last trace source tried.
-    #[inline(always)]
+    // Out of line, the plan is built where the caller keeps it; inlined, its parts are built
+    // apart and then moved into it (callgrind: 0.6 % more instructions per record).
+    #[inline(never)]
     pub fn new(
         record: &Record<'f>,
         found: &'f Found<'f>,
