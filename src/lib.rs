@@ -19,6 +19,9 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+// The canary judge, for the command line; never in the Fluent Bit module.
+#[cfg(all(feature = "canary", not(target_arch = "wasm32")))]
+pub mod canary;
 mod envoy;
 mod keys;
 mod layout;
