@@ -12,6 +12,7 @@
 //! default for the command line.
 
 pub mod sketch;
+pub mod stats;
 pub mod tally;
 
 pub use sketch::Sketch;
