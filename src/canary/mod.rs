@@ -15,6 +15,7 @@
 
 pub mod input;
 pub mod judge;
+pub mod report;
 pub mod sketch;
 pub mod stats;
 pub mod tally;
