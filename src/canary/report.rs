@@ -348,7 +348,7 @@ mod tests {
     fn wilson_interval() {
         let (lo, hi) = wilson(11, 36);
         assert!(
-            (lo - 0.1783).abs() < 1e-3 && (hi - 0.4713).abs() < 1e-3,
+            (lo - 0.180_04).abs() < 1e-5 && (hi - 0.468_56).abs() < 1e-5,
             "{lo} {hi}"
         );
         assert_eq!(wilson(0, 0), (0.0, 1.0));
