@@ -239,13 +239,16 @@ pub fn judge(tallies: &Tallies, settings: &Settings) -> Judgement {
         Correction::BenjaminiHochberg => stats::benjamini_hochberg(&p),
     };
     let tests = p.len();
+    // The power calculation's level: the strictest a single test meets (Bonferroni).
+    let level = settings.alpha / tests.max(1) as f64;
+    let z = stats::normal_isf(level) + stats::normal_isf(1.0 - settings.power);
     let mut next = adjusted.into_iter();
     let mut assessed: Vec<Assessment> = rows
         .iter()
         .map(|row| {
             let p_errors = next.next().unwrap_or(1.0);
             let p_latency = row.mann_whitney.map(|_| next.next().unwrap_or(1.0));
-            row.assess(settings, tests, p_errors, p_latency)
+            row.assess(settings, z, p_errors, p_latency)
         })
         .collect();
     let overall = assessed.remove(0);
@@ -346,21 +349,14 @@ impl<'a> Row<'a> {
         }
     }
 
-    fn assess(
-        &self,
-        s: &Settings,
-        tests: usize,
-        p_errors: f64,
-        p_latency: Option<f64>,
-    ) -> Assessment {
+    /// The verdict, with `z` the power calculation's `z_level + z_power`.
+    fn assess(&self, s: &Settings, z: f64, p_errors: f64, p_latency: Option<f64>) -> Assessment {
         let (c, b) = (&self.pair.canary, self.baseline);
         let base_rate = b.error_rate();
         let allowed_rate = (base_rate + s.min_error_increase)
             .max(base_rate * s.min_error_ratio)
             .min(1.0);
-        let level = s.alpha / tests.max(1) as f64;
-        let requests_needed =
-            stats::requests_needed(base_rate, allowed_rate, b.requests, level, s.power);
+        let requests_needed = stats::requests_needed_at(base_rate, allowed_rate, b.requests, z);
         let errors = ErrorTest {
             p: self.p_errors,
             p_adjusted: p_errors,

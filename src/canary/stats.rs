@@ -304,7 +304,8 @@ pub fn normal_sf(z: f64) -> f64 {
 /// The z with P(Z > z) = p (0 < p < 1), by bisection on [`normal_sf`].
 pub fn normal_isf(p: f64) -> f64 {
     let (mut lo, mut hi) = (-40.0f64, 40.0f64);
-    for _ in 0..200 {
+    // 80 / 2^64 is below the spacing of f64 near any z that matters.
+    for _ in 0..64 {
         let mid = 0.5 * (lo + hi);
         if normal_sf(mid) > p {
             lo = mid;
@@ -424,12 +425,23 @@ pub fn requests_needed(
     alpha: f64,
     power: f64,
 ) -> Option<u64> {
+    let z = normal_isf(alpha) + normal_isf(1.0 - power);
+    requests_needed_at(baseline_rate, canary_rate, baseline_requests, z)
+}
+
+/// [`requests_needed`] with `z = z_alpha + z_power` worked out once (the judge uses one level
+/// for every endpoint).
+pub(crate) fn requests_needed_at(
+    baseline_rate: f64,
+    canary_rate: f64,
+    baseline_requests: u64,
+    z: f64,
+) -> Option<u64> {
     let h = 2.0 * canary_rate.clamp(0.0, 1.0).sqrt().asin()
         - 2.0 * baseline_rate.clamp(0.0, 1.0).sqrt().asin();
     if h <= 0.0 || baseline_requests == 0 {
         return None;
     }
-    let z = normal_isf(alpha) + normal_isf(1.0 - power);
     let room = (h / z).powi(2) - 1.0 / baseline_requests as f64;
     (room > 0.0).then(|| (1.0 / room).ceil() as u64)
 }
