@@ -33,9 +33,16 @@ macro_rules! internal {
     };
 }
 
+// `endpoint` uses `core` and `alloc` only.
+extern crate alloc;
+
 mod absent;
+// The canary judge, for the command line; never in the Fluent Bit module.
+#[cfg(all(feature = "canary", not(target_arch = "wasm32")))]
+pub mod canary;
 mod config;
 mod dedup;
+pub mod endpoint;
 mod envoy;
 mod error;
 mod keys;

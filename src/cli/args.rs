@@ -16,6 +16,7 @@ pub const VERSION: &str = concat!("envoy-dd ", env!("CARGO_PKG_VERSION"));
 /// Printed after a usage error outside a command.
 pub const MAIN_USAGE: &str = "\
 Usage: envoy-dd transform [OPTIONS] [FILE...]
+       envoy-dd canary [OPTIONS] [FILE...]
        envoy-dd help [COMMAND]
        envoy-dd --version
 Run 'envoy-dd help' for more.
@@ -32,6 +33,7 @@ Usage: envoy-dd <COMMAND> [ARGS]
 Commands:
   transform [OPTIONS] [FILE...]  Enrich JSON Lines records: dd.trace_id/dd.span_id, hash,
                                  phase, standard HTTP attributes, status, message
+  canary [OPTIONS] [FILE...]     Judge a canary release per endpoint from access logs
   help [COMMAND]                 Show this help, or the help of COMMAND
 
 Options:
@@ -96,6 +98,8 @@ pub enum Command {
     Version,
     /// Run `envoy-dd transform`.
     Transform(TransformOptions),
+    /// Run `envoy-dd canary`.
+    Canary(Box<super::canary::CanaryOptions>),
 }
 
 /// Which part of the tool a help text or usage error is about.
@@ -105,6 +109,8 @@ pub enum Topic {
     Main,
     /// `envoy-dd transform`.
     Transform,
+    /// `envoy-dd canary`.
+    Canary,
 }
 
 impl Topic {
@@ -113,6 +119,7 @@ impl Topic {
         match self {
             Topic::Main => MAIN_HELP,
             Topic::Transform => TRANSFORM_HELP,
+            Topic::Canary => super::canary::HELP,
         }
     }
 
@@ -121,6 +128,7 @@ impl Topic {
         match self {
             Topic::Main => MAIN_USAGE,
             Topic::Transform => TRANSFORM_USAGE,
+            Topic::Canary => super::canary::USAGE,
         }
     }
 }
@@ -179,10 +187,12 @@ pub fn parse(
     };
     match first.to_str() {
         Some("transform") => parse_transform(args, config),
+        Some("canary") => super::canary::parse(args),
         Some("help") => {
             let topic = match args.next() {
                 None => Topic::Main,
                 Some(name) if name == "transform" => Topic::Transform,
+                Some(name) if name == "canary" => Topic::Canary,
                 Some(name) => {
                     return Err(UsageError::new(
                         Topic::Main,

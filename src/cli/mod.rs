@@ -2,10 +2,12 @@
 //!
 //! * [`args`]: the argument parser and the help texts.
 //! * [`transform`]: `envoy-dd transform`, the read–transform–write loop.
+//! * [`canary`]: `envoy-dd canary`, the canary judge.
 //! * [`stats`]: the counters behind `--stats`.
 //! * [`progress`]: the progress bar on standard error.
 
 mod args;
+mod canary;
 mod progress;
 mod stats;
 mod transform;
@@ -38,6 +40,7 @@ pub fn main() -> ExitCode {
         Command::Help(topic) => print(topic.help()),
         Command::Version => print(&format!("{}\n", args::VERSION)),
         Command::Transform(options) => transform::run(options),
+        Command::Canary(options) => canary::run(*options),
     };
     ExitCode::from(code)
 }
