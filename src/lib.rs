@@ -19,6 +19,10 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+// The Datadog API (generated configuration, the aggregate query): native targets only, never in
+// the Fluent Bit module.
+#[cfg(all(feature = "datadog", not(target_arch = "wasm32")))]
+pub mod datadog;
 mod envoy;
 mod keys;
 mod layout;

@@ -4,8 +4,11 @@
 //! * [`transform`]: `envoy-dd transform`, the read–transform–write loop.
 //! * [`stats`]: the counters behind `--stats`.
 //! * [`progress`]: the progress bar on standard error.
+//! * [`datadog`]: `envoy-dd datadog`, generated Datadog configuration and counts from Datadog.
 
 mod args;
+#[cfg(feature = "datadog")]
+mod datadog;
 mod progress;
 mod stats;
 mod transform;
@@ -38,6 +41,8 @@ pub fn main() -> ExitCode {
         Command::Help(topic) => print(topic.help()),
         Command::Version => print(&format!("{}\n", args::VERSION)),
         Command::Transform(options) => transform::run(options),
+        #[cfg(feature = "datadog")]
+        Command::Datadog(command) => datadog::run(command),
     };
     ExitCode::from(code)
 }
