@@ -234,13 +234,7 @@ pub fn window(
             from,
             to: to.unwrap_or_else(|| "now".into()),
         }),
-        (since, None, Some(to)) => {
-            let minutes = since.unwrap_or(30);
-            Ok(Window {
-                from: format!("{to}-{minutes}m"),
-                to,
-            })
-        }
+        (_, None, Some(_)) => Err("--to needs --from".into()),
     }
 }
 
@@ -421,4 +415,81 @@ fn tallies_table(query: &Query, tallies: &Tallies) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_strs(args: &[&str]) -> Result<Command, UsageError> {
+        parse(args.iter().map(OsString::from))
+    }
+
+    #[test]
+    fn durations_rates_and_windows() {
+        assert_eq!(minutes("30m"), Ok(30));
+        assert_eq!(minutes("2h"), Ok(120));
+        assert_eq!(minutes("1d"), Ok(1440));
+        assert_eq!(minutes("90s"), Ok(2));
+        assert!(minutes("30").is_err() && minutes("m").is_err() && minutes("0m").is_err());
+        assert_eq!(rate("2%"), Ok(0.02));
+        assert_eq!(rate("0.005"), Ok(0.005));
+        assert!(rate("0").is_err() && rate("120%").is_err() && rate("x").is_err());
+        assert_eq!(window(None, None, None), Ok(Window::since_minutes(30)));
+        assert_eq!(
+            window(None, Some("1765130400000".into()), None),
+            Ok(Window {
+                from: "1765130400000".into(),
+                to: "now".into()
+            })
+        );
+        assert!(window(Some(5), Some("now-1h".into()), None).is_err());
+        assert!(window(None, None, Some("now".into())).is_err());
+    }
+
+    #[test]
+    fn commands_and_usage_errors() {
+        let Ok(Command::Datadog(DatadogCommand::Tallies { query, json })) = parse_strs(&[
+            "tallies",
+            "--query",
+            "service:api",
+            "--since=2h",
+            "--by",
+            "hash",
+            "--index",
+            "main",
+            "--format",
+            "json",
+        ]) else {
+            panic!()
+        };
+        assert!(json);
+        assert_eq!(
+            (query.window.from.as_str(), query.version),
+            ("now-120m", Version::Hash)
+        );
+        assert_eq!(query.indexes, ["main"]);
+        assert_eq!(
+            parse_strs(&["config", "--help"]),
+            Ok(Command::Help(Topic::Datadog))
+        );
+        let error = |args: &[&str]| parse_strs(args).unwrap_err().message;
+        assert_eq!(error(&[]), "missing datadog command (config or tallies)");
+        assert_eq!(
+            error(&["tallies"]),
+            "datadog tallies needs --query, e.g. --query 'service:api env:prod'"
+        );
+        assert_eq!(
+            error(&["config", "--service"]),
+            "option '--service' needs a value"
+        );
+        assert_eq!(
+            error(&["config", "--service", "api", "--by", "colour"]),
+            "--by must be 'phase', 'hash' or 'revision', not 'colour'"
+        );
+        assert_eq!(
+            error(&["config", "--service", "api", "extra"]),
+            "unexpected argument 'extra'"
+        );
+    }
 }

@@ -1,0 +1,649 @@
+//! The Datadog client and the aggregate queries against a local server on 127.0.0.1 that
+//! answers as Datadog's Logs Aggregate API documents: buckets over pages, 429 with its
+//! rate-limit headers, 5xx, slow and cut-short answers, 403, and a site that is not there.
+#![cfg(feature = "datadog")]
+
+mod schemas;
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::Duration;
+
+use envoy_dd::datadog::aggregate::{self, Query, Window, MISSING};
+use envoy_dd::datadog::{Client, Credentials, Error, RetryPolicy, Site, Version};
+use serde_json::{json, Value};
+
+const API_KEY: &str = "0123456789abcdef0123456789abcdef";
+const APP_KEY: &str = "fedcba9876543210fedcba9876543210fedcba98";
+
+/// One request as the server saw it.
+#[derive(Clone, Debug)]
+struct Seen {
+    path: String,
+    headers: BTreeMap<String, String>,
+    body: Value,
+}
+
+/// What the server does with a request.
+enum Reply {
+    /// A status, extra headers and a JSON body.
+    Json(u16, Vec<(&'static str, String)>, Value),
+    /// The same, after a pause.
+    Slow(Duration, Value),
+    /// Headers announcing more bytes than are sent, then the connection closes.
+    Truncated(Value),
+}
+
+type Script = dyn Fn(&Seen, usize) -> Reply + Send + Sync;
+
+/// A one-thread HTTP/1.1 server on 127.0.0.1 that answers every request with `script` (given
+/// the request and its index) and records the requests.
+struct Server {
+    url: String,
+    seen: Arc<Mutex<Vec<Seen>>>,
+}
+
+impl Server {
+    fn start(script: impl Fn(&Seen, usize) -> Reply + Send + Sync + 'static) -> Server {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = Arc::clone(&seen);
+        let script: Arc<Script> = Arc::new(script);
+        thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { continue };
+                let (log, script) = (Arc::clone(&log), Arc::clone(&script));
+                // One thread per connection, so that a slow answer does not hold up a retry.
+                thread::spawn(move || serve(stream, &log, &*script));
+            }
+        });
+        Server { url, seen }
+    }
+
+    fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    fn client(&self, policy: RetryPolicy) -> Client {
+        Client::new(
+            Site::parse(&self.url).unwrap(),
+            Credentials::new(API_KEY, APP_KEY),
+            policy,
+        )
+    }
+}
+
+fn serve(stream: TcpStream, log: &Mutex<Vec<Seen>>, script: &Script) {
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut line = String::new();
+    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+        return;
+    }
+    let path = line.split(' ').nth(1).unwrap_or("").to_owned();
+    let mut headers = BTreeMap::new();
+    loop {
+        let mut header = String::new();
+        reader.read_line(&mut header).unwrap();
+        let header = header.trim_end();
+        if header.is_empty() {
+            break;
+        }
+        let (name, value) = header.split_once(':').unwrap();
+        headers.insert(name.trim().to_ascii_lowercase(), value.trim().to_owned());
+    }
+    let length: usize = headers
+        .get("content-length")
+        .map_or(0, |l| l.parse().unwrap());
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).unwrap();
+    let seen = Seen {
+        path,
+        headers,
+        body: serde_json::from_slice(&body).unwrap_or(Value::Null),
+    };
+    let index = {
+        let mut log = log.lock().unwrap();
+        log.push(seen.clone());
+        log.len() - 1
+    };
+    let mut stream = stream;
+    let (status, extra, body, cut) = match script(&seen, index) {
+        Reply::Json(status, extra, body) => (status, extra, body.to_string(), false),
+        Reply::Slow(pause, body) => {
+            thread::sleep(pause);
+            (200, Vec::new(), body.to_string(), false)
+        }
+        Reply::Truncated(body) => (200, Vec::new(), body.to_string(), true),
+    };
+    let mut head = format!(
+        "HTTP/1.1 {status} {}\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: {}\r\n",
+        reason(status),
+        if cut { body.len() * 2 } else { body.len() }
+    );
+    for (name, value) in extra {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    let body = if cut {
+        &body[..body.len() / 2]
+    } else {
+        &body[..]
+    };
+    let _ = stream.write_all(head.as_bytes());
+    let _ = stream.write_all(body.as_bytes());
+    let _ = stream.flush();
+}
+
+fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        403 => "Forbidden",
+        429 => "Too Many Requests",
+        500 => "Internal Server Error",
+        503 => "Service Unavailable",
+        _ => "Status",
+    }
+}
+
+/// A fast policy for tests: short backoffs and time-outs.
+fn quick() -> RetryPolicy {
+    RetryPolicy {
+        attempts: 3,
+        backoff: Duration::from_millis(10),
+        max_wait: Duration::from_millis(1500),
+        deadline: Duration::from_secs(20),
+        timeout: Duration::from_millis(1000),
+    }
+}
+
+fn query() -> Query {
+    Query::new(
+        "service:api env:prod",
+        Window::since_minutes(30),
+        Version::Phase,
+    )
+}
+
+/// A service with `endpoints` endpoints: stable serves 1,000 requests on each, the canary 50,
+/// and endpoint 7 of the canary fails 20 of them; stable fails 1 in 500 everywhere.
+struct Service {
+    endpoints: usize,
+}
+
+impl Service {
+    fn endpoint(i: usize) -> String {
+        format!("GET /api/v1/resource{i}/{{param:int}}")
+    }
+
+    fn counts(&self, version: &str, endpoint: usize) -> (u64, u64) {
+        match version {
+            "stable" => (1000, 2),
+            _ if endpoint == 7 => (50, 20),
+            _ => (50, 0),
+        }
+    }
+
+    /// The buckets Datadog would compute for an aggregate request body.
+    fn buckets(&self, body: &Value) -> Vec<Value> {
+        let errors = body["filter"]["query"]
+            .as_str()
+            .unwrap()
+            .ends_with("status:error");
+        let by_endpoint = body["group_by"].as_array().unwrap().len() == 2;
+        let computes = |requests: u64, errors_n: u64, scale: f64| {
+            let mut c = serde_json::Map::new();
+            c.insert("c0".into(), json!(if errors { errors_n } else { requests }));
+            if !errors {
+                for (i, p) in [1.0, 1.5, 2.0, 2.5, 4.0, 9.0].iter().enumerate() {
+                    c.insert(format!("c{}", i + 1), json!(p * scale * 1e6));
+                }
+            }
+            Value::Object(c)
+        };
+        let mut buckets = Vec::new();
+        for version in ["stable", "canary"] {
+            if by_endpoint {
+                for e in 0..self.endpoints {
+                    let (requests, errors_n) = self.counts(version, e);
+                    if errors && errors_n == 0 {
+                        continue; // Datadog has no bucket for a group without records.
+                    }
+                    buckets.push(json!({
+                        "by": { "@phase": version, "@http.endpoint": Self::endpoint(e) },
+                        "computes": computes(requests, errors_n, 10.0 + e as f64),
+                    }));
+                }
+            } else {
+                let (requests, errors_n) = (0..self.endpoints)
+                    .map(|e| self.counts(version, e))
+                    .fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
+                buckets.push(json!({ "by": { "@phase": version }, "computes": computes(requests, errors_n, 12.0) }));
+            }
+        }
+        if !errors && by_endpoint {
+            // Records without an endpoint label.
+            buckets.push(json!({ "by": { "@phase": "stable", "@http.endpoint": MISSING }, "computes": computes(3, 0, 1.0) }));
+        }
+        buckets
+    }
+
+    /// The answer to `body`, `page_size` buckets a page, with Datadog's cursor.
+    fn answer(&self, body: &Value, page_size: usize) -> Value {
+        let buckets = self.buckets(body);
+        let start: usize = body["page"]["cursor"]
+            .as_str()
+            .map_or(0, |c| c.trim_start_matches("cursor-").parse().unwrap());
+        let end = (start + page_size).min(buckets.len());
+        let mut meta = json!({ "elapsed": 42, "request_id": "pddv1ChZ", "status": "done" });
+        if end < buckets.len() {
+            meta["page"] = json!({ "after": format!("cursor-{end}") });
+        }
+        json!({ "data": { "buckets": buckets[start..end] }, "meta": meta })
+    }
+}
+
+#[test]
+fn two_hundred_endpoints_over_thirty_minutes_take_a_bounded_number_of_calls() {
+    let service = Arc::new(Service { endpoints: 200 });
+    let answers = Arc::clone(&service);
+    let server =
+        Server::start(move |seen, _| Reply::Json(200, Vec::new(), answers.answer(&seen.body, 250)));
+    let client = server.client(quick());
+    let tallies = aggregate::fetch(&client, &query()).unwrap();
+
+    // Overall: one call. Per endpoint: 401 buckets in pages of 250, two calls. Errors: 202
+    // buckets, one call.
+    assert_eq!(client.calls(), 4);
+    assert_eq!(server.seen().len(), 4);
+    assert_eq!(tallies.endpoints.len(), 201);
+    let canary7 = &tallies.endpoints[&Service::endpoint(7)]["canary"];
+    assert_eq!((canary7.requests, canary7.errors), (50, 20));
+    assert_eq!(canary7.latency.p95, Some(2.5 * 17.0 * 1e6));
+    let stable3 = &tallies.endpoints[&Service::endpoint(3)]["stable"];
+    assert_eq!((stable3.requests, stable3.errors), (1000, 2));
+    assert_eq!(tallies.endpoints[&Service::endpoint(3)]["canary"].errors, 0);
+    assert_eq!(tallies.endpoints[MISSING]["stable"].requests, 3);
+    assert_eq!(
+        (
+            tallies.versions["stable"].requests,
+            tallies.versions["stable"].errors
+        ),
+        (200_000, 400)
+    );
+    assert_eq!(
+        (
+            tallies.versions["canary"].requests,
+            tallies.versions["canary"].errors
+        ),
+        (10_000, 20)
+    );
+    assert!(tallies.warnings.is_empty(), "{:?}", tallies.warnings);
+
+    // Every request is a documented aggregate request with the keys in Datadog's headers.
+    let v2 = schemas::v2_validator();
+    for seen in server.seen() {
+        assert_eq!(seen.path, "/api/v2/logs/analytics/aggregate");
+        assert_eq!(seen.headers["dd-api-key"], API_KEY);
+        assert_eq!(seen.headers["dd-application-key"], APP_KEY);
+        assert_eq!(seen.headers["content-type"], "application/json");
+        v2.check("LogsAggregateRequest", &seen.body);
+        assert_eq!(seen.body["filter"]["from"], "now-30m");
+        assert_eq!(seen.body["filter"]["to"], "now");
+        let limits: u64 = seen.body["group_by"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|g| g["limit"].as_u64().unwrap())
+            .product();
+        assert!(
+            limits <= 10_000,
+            "Datadog allows at most 10,000 buckets per query"
+        );
+    }
+    assert_eq!(server.seen()[2].body["page"]["cursor"], "cursor-250");
+    // And what the server answered is a documented answer.
+    v2.check(
+        "LogsAggregateResponse",
+        &service.answer(&server.seen()[1].body, 250),
+    );
+}
+
+#[test]
+fn a_whole_page_of_one_thousand_endpoints_is_three_calls() {
+    let service = Arc::new(Service { endpoints: 1000 });
+    let server = Server::start(move |seen, _| {
+        Reply::Json(200, Vec::new(), service.answer(&seen.body, 10_000))
+    });
+    let client = server.client(quick());
+    let tallies = aggregate::fetch(&client, &query()).unwrap();
+    assert_eq!(client.calls(), 3);
+    assert_eq!(tallies.endpoints.len(), 1001);
+}
+
+/// A server that answers `first` to the first `n` requests and then as Datadog would.
+fn failing_first(n: usize, first: impl Fn() -> Reply + Send + Sync + 'static) -> Server {
+    let service = Service { endpoints: 3 };
+    Server::start(move |seen, i| {
+        if i < n {
+            first()
+        } else {
+            Reply::Json(200, Vec::new(), service.answer(&seen.body, 1000))
+        }
+    })
+}
+
+#[test]
+fn rate_limits_wait_for_the_reset_the_headers_give() {
+    let server = failing_first(1, || {
+        Reply::Json(
+            429,
+            vec![
+                ("X-RateLimit-Limit", "300".into()),
+                ("X-RateLimit-Period", "3600".into()),
+                ("X-RateLimit-Remaining", "0".into()),
+                ("X-RateLimit-Reset", "1".into()),
+                ("X-RateLimit-Name", "logs_aggregate".into()),
+            ],
+            json!({ "errors": ["Too many requests"] }),
+        )
+    });
+    let client = server.client(quick());
+    let started = std::time::Instant::now();
+    let tallies = aggregate::fetch(&client, &query()).unwrap();
+    assert_eq!(client.calls(), 4, "one retry of the rate-limited call");
+    assert!(
+        started.elapsed() >= Duration::from_millis(950),
+        "the reset was not waited for"
+    );
+    assert_eq!(tallies.endpoints.len(), 4);
+}
+
+#[test]
+fn a_rate_limit_that_persists_gives_up_after_the_allowed_attempts() {
+    let server = Server::start(|_, _| {
+        Reply::Json(
+            429,
+            vec![("X-RateLimit-Reset", "0".into())],
+            json!({ "errors": ["Too many requests"] }),
+        )
+    });
+    let client = server.client(quick());
+    let error = aggregate::fetch(&client, &query()).unwrap_err();
+    assert!(
+        matches!(
+            error,
+            Error::GaveUp {
+                status: 429,
+                attempts: 3
+            }
+        ),
+        "{error:?}"
+    );
+    assert_eq!(server.seen().len(), 3);
+    assert!(error.to_string().contains("rate limit"), "{error}");
+}
+
+#[test]
+fn server_errors_are_retried_with_backoff_then_reported() {
+    let server = failing_first(2, || {
+        Reply::Json(
+            500,
+            Vec::new(),
+            json!({ "errors": ["Internal Server Error"] }),
+        )
+    });
+    let client = server.client(quick());
+    assert!(aggregate::fetch(&client, &query()).is_ok());
+    assert_eq!(client.calls(), 5, "two retries of the first call");
+
+    let server = Server::start(|_, _| {
+        Reply::Json(
+            503,
+            Vec::new(),
+            json!({ "errors": ["Service Unavailable"] }),
+        )
+    });
+    let client = server.client(quick());
+    let error = aggregate::fetch(&client, &query()).unwrap_err();
+    assert!(
+        matches!(
+            error,
+            Error::GaveUp {
+                status: 503,
+                attempts: 3
+            }
+        ),
+        "{error:?}"
+    );
+    assert!(error.to_string().contains("503"), "{error}");
+}
+
+#[test]
+fn slow_answers_time_out_and_are_retried() {
+    let server = failing_first(1, || {
+        Reply::Slow(Duration::from_secs(3), json!({ "data": { "buckets": [] } }))
+    });
+    let client = server.client(quick());
+    let tallies = aggregate::fetch(&client, &query()).unwrap();
+    assert_eq!(client.calls(), 4);
+    assert_eq!(tallies.versions.len(), 2);
+
+    let server = Server::start(|_, _| Reply::Slow(Duration::from_secs(3), json!({})));
+    let client = server.client(quick());
+    let error = aggregate::fetch(&client, &query()).unwrap_err();
+    assert!(
+        matches!(error, Error::TimedOut { attempts: 3 }),
+        "{error:?}"
+    );
+}
+
+#[test]
+fn answers_cut_short_are_asked_again() {
+    let service = Service { endpoints: 3 };
+    let server = Server::start(move |seen, i| {
+        let answer = service.answer(&seen.body, 1000);
+        if i == 0 {
+            Reply::Truncated(answer)
+        } else {
+            Reply::Json(200, Vec::new(), answer)
+        }
+    });
+    let client = server.client(quick());
+    let tallies = aggregate::fetch(&client, &query()).unwrap();
+    assert_eq!(client.calls(), 4);
+    assert_eq!(tallies.versions["stable"].requests, 3000);
+
+    let server = Server::start(|_, _| {
+        Reply::Truncated(json!({ "data": { "buckets": [] }, "meta": { "status": "done" } }))
+    });
+    let error = aggregate::fetch(&server.client(quick()), &query()).unwrap_err();
+    assert!(error.to_string().contains("cut short"), "{error}");
+}
+
+#[test]
+fn forbidden_is_not_retried_and_says_which_scope() {
+    let server =
+        Server::start(|_, _| Reply::Json(403, Vec::new(), json!({ "errors": ["Forbidden"] })));
+    let client = server.client(quick());
+    let error = aggregate::fetch(&client, &query()).unwrap_err();
+    assert!(
+        matches!(error, Error::Forbidden { status: 403, .. }),
+        "{error:?}"
+    );
+    assert_eq!(client.calls(), 1);
+    let message = error.to_string();
+    assert!(
+        message.contains("logs_read_data") && message.contains("Forbidden"),
+        "{message}"
+    );
+    assert!(!message.contains(API_KEY) && !message.contains(APP_KEY));
+    assert!(
+        !format!("{client:?}").contains(API_KEY),
+        "Debug shows a key"
+    );
+}
+
+#[test]
+fn a_bad_request_is_reported_with_datadogs_errors() {
+    let server = Server::start(|_, _| {
+        Reply::Json(
+            400,
+            Vec::new(),
+            json!({ "errors": ["invalid query: unbalanced parenthesis"] }),
+        )
+    });
+    let error = aggregate::fetch(&server.client(quick()), &query()).unwrap_err();
+    assert!(
+        error.to_string().contains("unbalanced parenthesis"),
+        "{error}"
+    );
+}
+
+#[test]
+fn a_site_that_does_not_answer_is_a_clear_error() {
+    let port = {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let site = Site::parse(&format!("http://127.0.0.1:{port}")).unwrap();
+    let client = Client::new(site, Credentials::new(API_KEY, APP_KEY), quick());
+    let error = aggregate::fetch(&client, &query()).unwrap_err();
+    assert!(matches!(error, Error::Unreachable { .. }), "{error:?}");
+    assert_eq!(client.calls(), 1, "a refused connection is not retried");
+    assert!(error.to_string().contains("DD_SITE"), "{error}");
+}
+
+#[test]
+fn a_query_that_timed_out_at_datadog_and_warnings_are_reported() {
+    let server = Server::start(|_, _| {
+        Reply::Json(
+            200,
+            Vec::new(),
+            json!({ "data": { "buckets": [] }, "meta": { "status": "timeout" } }),
+        )
+    });
+    let error = aggregate::fetch(&server.client(quick()), &query()).unwrap_err();
+    assert!(error.to_string().contains("timed out"), "{error}");
+
+    let server = Server::start(|_, _| {
+        Reply::Json(
+            200,
+            Vec::new(),
+            json!({
+                "data": { "buckets": [] },
+                "meta": { "status": "done", "warnings": [{ "code": "unknown_index", "title": "Unknown index", "detail": "indexes: foo" }] }
+            }),
+        )
+    });
+    let tallies = aggregate::fetch(&server.client(quick()), &query()).unwrap();
+    assert_eq!(tallies.warnings, ["Unknown index: indexes: foo"]);
+}
+
+#[test]
+fn plain_http_is_refused_except_on_loopback() {
+    assert!(Site::parse("http://api.datadoghq.com").is_err());
+    assert!(Site::parse("http://127.0.0.1:8126").is_ok());
+    assert!(Site::parse("http://[::1]:8126").is_ok());
+    assert!(Site::parse("http://localhost:8126").is_ok());
+    assert_eq!(
+        Site::parse("us3.datadoghq.com").unwrap().api_url(),
+        "https://api.us3.datadoghq.com"
+    );
+    assert_eq!(
+        Site::parse("us3.datadoghq.com").unwrap().app_url(),
+        "https://us3.datadoghq.com"
+    );
+    assert_eq!(
+        Site::parse("ddog-gov.com").unwrap().app_url(),
+        "https://app.ddog-gov.com"
+    );
+    assert!(Site::parse("not a site").is_err());
+}
+
+fn cli(server_url: &str, args: &[&str], keys: bool) -> (Option<i32>, String, String) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_envoy-dd"));
+    command
+        .args(args)
+        .env("DD_SITE", server_url)
+        .env_remove("DD_APPLICATION_KEY");
+    if keys {
+        command
+            .env("DD_API_KEY", API_KEY)
+            .env("DD_APP_KEY", APP_KEY);
+    } else {
+        command.env_remove("DD_API_KEY").env_remove("DD_APP_KEY");
+    }
+    let out = command.output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+#[test]
+fn the_tallies_command_prints_counts_and_never_the_keys() {
+    let service = Service { endpoints: 200 };
+    let server = Server::start(move |seen, _| {
+        Reply::Json(200, Vec::new(), service.answer(&seen.body, 10_000))
+    });
+    let args = [
+        "datadog",
+        "tallies",
+        "--query",
+        "service:api env:prod",
+        "--since",
+        "30m",
+        "--format",
+        "json",
+    ];
+    let (code, out, err) = cli(&server.url, &args, true);
+    assert_eq!(code, Some(0), "{err}");
+    let report: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["api_calls"], 3);
+    assert_eq!(report["endpoints"].as_array().unwrap().len(), 201);
+    assert_eq!(report["versions"]["canary"]["errors"], 20);
+    assert!(err.contains("3 API calls"), "{err}");
+    for text in [&out, &err] {
+        assert!(!text.contains(API_KEY) && !text.contains(APP_KEY));
+    }
+    let (code, table, _) = cli(
+        &server.url,
+        &[
+            "datadog",
+            "tallies",
+            "--query",
+            "service:api",
+            "--from",
+            "2026-12-07T18:00:00Z",
+            "--to",
+            "2026-12-07T18:30:00Z",
+        ],
+        true,
+    );
+    assert_eq!(code, Some(0));
+    assert!(
+        table.contains("GET /api/v1/resource7/{param:int}"),
+        "{table}"
+    );
+    assert_eq!(
+        server.seen().last().unwrap().body["filter"]["from"],
+        "2026-12-07T18:00:00Z"
+    );
+
+    let forbidden =
+        Server::start(|_, _| Reply::Json(403, Vec::new(), json!({ "errors": ["Forbidden"] })));
+    let (code, out, err) = cli(&forbidden.url, &args, true);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("logs_read_data"), "{err}");
+    assert!(!out.contains(API_KEY) && !err.contains(API_KEY) && !err.contains(APP_KEY));
+
+    let (code, _, err) = cli(&server.url, &args, false);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("DD_API_KEY is not set"), "{err}");
+}
