@@ -19,6 +19,13 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+// `endpoint` uses `core` and `alloc` only.
+extern crate alloc;
+
+// The canary judge, for the command line; never in the Fluent Bit module.
+#[cfg(all(feature = "canary", not(target_arch = "wasm32")))]
+pub mod canary;
+pub mod endpoint;
 // The Datadog API (generated configuration, the aggregate query): native targets only, never in
 // the Fluent Bit module.
 #[cfg(all(feature = "datadog", not(target_arch = "wasm32")))]
