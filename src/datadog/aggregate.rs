@@ -29,6 +29,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{Client, Error, Version};
+use crate::canary::{self, Sketch};
 
 /// The API path.
 pub const PATH: &str = "/api/v2/logs/analytics/aggregate";
@@ -45,7 +46,7 @@ pub const MAX_PAGES: u32 = 20;
 pub const MISSING: &str = "(missing)";
 
 /// The percentiles asked for, in the order of [`Latency`]'s fields.
-const PERCENTILES: [&str; 6] = ["median", "pc75", "pc90", "pc95", "pc99", "max"];
+const PERCENTILES: [&str; 7] = ["min", "median", "pc75", "pc90", "pc95", "pc99", "max"];
 
 /// A time window, in Datadog's date math (`now-30m`) or timestamps (ISO 8601, milliseconds).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -131,6 +132,8 @@ impl Query {
 /// them; `None` when no record of the group has a duration.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Latency {
+    /// The smallest.
+    pub min: Option<f64>,
     /// 50th percentile.
     pub p50: Option<f64>,
     /// 75th.
@@ -325,12 +328,173 @@ impl Bucket {
     fn latency(&self) -> Latency {
         let p = |i: usize| self.number(i + 1);
         Latency {
-            p50: p(0),
-            p75: p(1),
-            p90: p(2),
-            p95: p(3),
-            p99: p(4),
-            max: p(5),
+            min: p(0),
+            p50: p(1),
+            p75: p(2),
+            p90: p(3),
+            p95: p(4),
+            p99: p(5),
+            max: p(6),
         }
     }
+}
+
+/// Which values of the version facet are compared.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Sides {
+    /// The version in production.
+    pub baseline: String,
+    /// The new version.
+    pub canary: String,
+}
+
+impl Tallies {
+    /// The two versions to compare: by `phase`, `stable` and `canary`; by hash or revision,
+    /// the version with the most requests is the baseline and the next one the canary (a
+    /// canary takes the smaller share of traffic). `None` without two versions.
+    pub fn sides(&self, version: Version) -> Option<Sides> {
+        let present = |v: &str| self.versions.get(v).is_some_and(|t| t.requests > 0);
+        if version == Version::Phase {
+            return (present("stable") && present("canary")).then(|| Sides {
+                baseline: "stable".into(),
+                canary: "canary".into(),
+            });
+        }
+        let mut busiest: Vec<(&String, u64)> = self
+            .versions
+            .iter()
+            .filter(|(v, t)| v.as_str() != MISSING && t.requests > 0)
+            .map(|(v, t)| (v, t.requests))
+            .collect();
+        busiest.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+        match busiest.as_slice() {
+            [(baseline, _), (canary, _), ..] => Some(Sides {
+                baseline: (*baseline).clone(),
+                canary: (*canary).clone(),
+            }),
+            _ => None,
+        }
+    }
+
+    /// The judge's input: each endpoint's tallies of the two sides, latency sketches rebuilt
+    /// from Datadog's percentiles (see [`sketch`]). Records without an endpoint or of another
+    /// version are left out; [`Tallies::left_out`] counts them.
+    pub fn to_judge(&self, sides: &Sides) -> canary::Tallies {
+        let mut judge = canary::Tallies::new();
+        for (endpoint, versions) in &self.endpoints {
+            if endpoint == MISSING {
+                continue;
+            }
+            for (value, side) in [
+                (&sides.baseline, canary::Side::Baseline),
+                (&sides.canary, canary::Side::Canary),
+            ] {
+                if let Some(tally) = versions.get(value) {
+                    let into = judge.pair_mut(endpoint).side_mut(side);
+                    into.requests += tally.requests;
+                    into.errors += tally.errors;
+                    into.latency.merge(&sketch(tally.requests, &tally.latency));
+                }
+            }
+        }
+        judge
+    }
+
+    /// Records left out of [`Tallies::to_judge`]: without an endpoint, without a version, and
+    /// of versions other than the two compared.
+    pub fn left_out(&self, sides: &Sides) -> LeftOut {
+        let mut left = LeftOut::default();
+        for (endpoint, versions) in &self.endpoints {
+            for (version, tally) in versions {
+                if version == MISSING {
+                    left.no_version += tally.requests;
+                } else if *version != sides.baseline && *version != sides.canary {
+                    left.other_versions += tally.requests;
+                } else if endpoint == MISSING {
+                    left.no_endpoint += tally.requests;
+                }
+            }
+        }
+        left
+    }
+}
+
+/// Records not judged, by reason.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LeftOut {
+    /// Without `http.endpoint`.
+    pub no_endpoint: u64,
+    /// Without the version facet.
+    pub no_version: u64,
+    /// Of a third version.
+    pub other_versions: u64,
+}
+
+/// Points per interval between two known quantiles when a sketch is rebuilt.
+const POINTS: u32 = 16;
+
+/// A sketch of `count` durations whose quantiles are Datadog's: the counts between two known
+/// quantiles (min, p50, p75, p90, p95, p99, max) are spread evenly in rank over that interval,
+/// log-uniformly in value (durations are closer to log-normal than to uniform). Its quantiles
+/// at those ranks are Datadog's to within the sketch's accuracy; between them it is an
+/// approximation, which the rank test and the latency effect then use.
+///
+/// ```
+/// use envoy_dd::datadog::aggregate::{sketch, Latency};
+///
+/// let latency = Latency { min: Some(1e6), p50: Some(10e6), p75: Some(12e6), p90: Some(20e6),
+///     p95: Some(30e6), p99: Some(80e6), max: Some(200e6) };
+/// let sketch = sketch(10_000, &latency);
+/// assert_eq!(sketch.count(), 10_000);
+/// assert!((sketch.quantile(0.95).unwrap() / 30e6 - 1.0).abs() < 0.03);
+/// ```
+pub fn sketch(count: u64, latency: &Latency) -> Sketch {
+    let knots: Vec<(f64, f64)> = [
+        (0.0, latency.min),
+        (0.5, latency.p50),
+        (0.75, latency.p75),
+        (0.9, latency.p90),
+        (0.95, latency.p95),
+        (0.99, latency.p99),
+        (1.0, latency.max),
+    ]
+    .into_iter()
+    .filter_map(|(q, v)| Some((q, v?)))
+    .collect();
+    let mut sketch = Sketch::new();
+    if count == 0 || knots.is_empty() {
+        return sketch;
+    }
+    if knots.len() == 1 {
+        sketch.add_n(knots[0].1, count);
+        return sketch;
+    }
+    // Quantiles are not decreasing; make sure of it, whatever the answer said.
+    let mut placed = 0u64;
+    let mut previous = knots[0].1;
+    let (first_q, last_q) = (knots[0].0, knots[knots.len() - 1].0);
+    for pair in knots.windows(2) {
+        let ((qa, va), (qb, vb)) = (pair[0], pair[1]);
+        let (va, vb) = (va.max(previous), vb.max(va).max(previous));
+        previous = vb;
+        for k in 0..POINTS {
+            // Rank of the sub-interval's middle, rescaled to the known range of ranks.
+            let t = (f64::from(k) + 0.5) / f64::from(POINTS);
+            let q = qa + (qb - qa) * (f64::from(k) + 1.0) / f64::from(POINTS);
+            let share = (q - first_q) / (last_q - first_q);
+            let until = (share * count as f64).round() as u64;
+            let n = until.saturating_sub(placed);
+            placed += n;
+            let value = if va > 0.0 {
+                va * (vb / va).powf(t)
+            } else {
+                va + (vb - va) * t
+            };
+            sketch.add_n(value, n);
+        }
+    }
+    if placed < count {
+        sketch.add_n(previous, count - placed);
+    }
+    sketch
 }
