@@ -315,12 +315,13 @@ pub fn run(command: DatadogCommand) -> u8 {
             } else {
                 tallies_table(&query, &tallies)
             };
+            let code = super::print(&text);
             super::say(format_args!(
                 "{} API calls in {:.1} s",
                 client.calls(),
                 started.elapsed().as_secs_f64()
             ));
-            super::print(&text)
+            code
         }
     }
 }
