@@ -812,3 +812,43 @@ fn sides_by_hash_take_the_busiest_version_as_baseline() {
     assert_eq!(tallies.left_out(&sides).no_version, 7);
     assert!(tallies.sides(Version::Phase).is_none());
 }
+
+#[test]
+fn without_phase_labels_the_choice_falls_to_hash_for_one_more_call() {
+    let server = Server::start(|seen, _| {
+        let facet = seen.body["group_by"][0]["facet"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let by_endpoint = seen.body["group_by"].as_array().unwrap().len() == 2;
+        // Phase labels are missing: every record falls in the `missing` bucket.
+        let values: &[(&str, u64)] = if facet == "@phase" {
+            &[(MISSING, 10_000)]
+        } else {
+            &[("4f9c2a1", 9_500), ("77ab3e0", 500)]
+        };
+        let buckets: Vec<Value> = values
+            .iter()
+            .map(|(v, n)| {
+                let mut by = json!({ facet.clone(): v });
+                if by_endpoint {
+                    by["@http.endpoint"] = json!("GET /");
+                }
+                json!({ "by": by, "computes": { "c0": n } })
+            })
+            .collect();
+        Reply::Json(200, Vec::new(), json!({ "data": { "buckets": buckets } }))
+    });
+    let client = server.client(quick());
+    let choices = [Version::Phase, Version::Hash, Version::Revision];
+    let (version, tallies) = aggregate::fetch_choosing(&client, &query(), &choices).unwrap();
+    assert_eq!(version, Version::Hash);
+    assert_eq!(client.calls(), 4);
+    assert_eq!(tallies.sides(version).unwrap().canary, "77ab3e0");
+    let facets: Vec<String> = server
+        .seen()
+        .iter()
+        .map(|s| s.body["group_by"][0]["facet"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(facets, ["@phase", "@hash", "@hash", "@hash"]);
+}

@@ -61,8 +61,9 @@ tallies: asks Datadog's Logs Aggregate API for requests, errors and @duration pe
       --from TIME, --to TIME The window between two times: ISO 8601
                              (2026-12-07T18:00:00Z), milliseconds since 1970, or date math
                              (now-1h)
-      --by phase|hash|revision
-                             What tells versions apart [default: phase]
+      --by phase|hash|revision|auto
+                             What tells versions apart [default: auto: phase if Datadog
+                             has stable and canary records, else hash, else revision]
       --index NAME           A log index to search (repeatable) [default: all]
       --format table|json    Output format [default: table]
 
@@ -90,6 +91,8 @@ pub enum DatadogCommand {
         query: Query,
         /// JSON instead of a table.
         json: bool,
+        /// The versions to try in turn (`--by auto`), else just the query's.
+        choices: Vec<Version>,
     },
 }
 
@@ -193,7 +196,7 @@ fn parse_config(pairs: Vec<(String, String)>) -> Result<DatadogCommand, String> 
 
 fn parse_tallies(pairs: Vec<(String, String)>) -> Result<DatadogCommand, String> {
     let (mut text, mut since, mut from, mut to) = (None, None, None, None);
-    let mut by = Version::Phase;
+    let mut choices = AUTO.to_vec();
     let mut indexes = Vec::new();
     let mut json = false;
     for (name, value) in pairs {
@@ -202,7 +205,8 @@ fn parse_tallies(pairs: Vec<(String, String)>) -> Result<DatadogCommand, String>
             "--since" => since = Some(minutes(&value)?),
             "--from" => from = Some(value),
             "--to" => to = Some(value),
-            "--by" => by = version(&value)?,
+            "--by" if value == "auto" => choices = AUTO.to_vec(),
+            "--by" => choices = vec![version(&value)?],
             "--index" => indexes.push(value),
             "--format" => {
                 json = match value.as_str() {
@@ -216,9 +220,13 @@ fn parse_tallies(pairs: Vec<(String, String)>) -> Result<DatadogCommand, String>
     }
     let window = window(since, from, to)?;
     let text = text.ok_or("datadog tallies needs --query, e.g. --query 'service:api env:prod'")?;
-    let mut query = Query::new(&text, window, by);
+    let mut query = Query::new(&text, window, choices[0]);
     query.indexes = indexes;
-    Ok(DatadogCommand::Tallies { query, json })
+    Ok(DatadogCommand::Tallies {
+        query,
+        json,
+        choices,
+    })
 }
 
 /// The window of `--since` or `--from`/`--to`.
@@ -294,10 +302,17 @@ pub fn run(command: DatadogCommand) -> u8 {
             };
             super::print(&text)
         }
-        DatadogCommand::Tallies { query, json } => {
+        DatadogCommand::Tallies {
+            mut query,
+            json,
+            choices,
+        } => {
             let started = Instant::now();
-            let (client, tallies) = match fetch(&query) {
-                Ok(done) => done,
+            let (client, tallies) = match fetch(&query, &choices) {
+                Ok((client, version, tallies)) => {
+                    query.version = version;
+                    (client, tallies)
+                }
                 Err(message) => {
                     super::say(format_args!("{message}"));
                     return super::EXIT_IO;
@@ -326,12 +341,16 @@ pub fn run(command: DatadogCommand) -> u8 {
     }
 }
 
-/// Asks Datadog, with the keys and site of the environment.
-pub fn fetch(query: &Query) -> Result<(Client, Tallies), String> {
+/// `--by auto`: phase, then hash, then the task definition's revision.
+const AUTO: [Version; 3] = [Version::Phase, Version::Hash, Version::Revision];
+
+/// Asks Datadog, with the keys and site of the environment, trying `choices` in turn.
+pub fn fetch(query: &Query, choices: &[Version]) -> Result<(Client, Version, Tallies), String> {
     let credentials = Credentials::from_env().map_err(|e| e.to_string())?;
     let client = Client::new(site()?, credentials, RetryPolicy::default());
-    let tallies = aggregate::fetch(&client, query).map_err(|e| e.to_string())?;
-    Ok((client, tallies))
+    let (version, tallies) =
+        aggregate::fetch_choosing(&client, query, choices).map_err(|e| e.to_string())?;
+    Ok((client, version, tallies))
 }
 
 fn ms(ns: Option<f64>) -> Value {
@@ -450,7 +469,7 @@ mod tests {
 
     #[test]
     fn commands_and_usage_errors() {
-        let Ok(Command::Datadog(DatadogCommand::Tallies { query, json })) = parse_strs(&[
+        let Ok(Command::Datadog(DatadogCommand::Tallies { query, json, .. })) = parse_strs(&[
             "tallies",
             "--query",
             "service:api",

@@ -11,7 +11,7 @@
 //! Each asks for up to 10 versions × 1,000 endpoints (Datadog's limit is 10,000 buckets per
 //! query) and follows the `meta.page.after` cursor while there are more, so a service with
 //! 200 endpoints takes 3 calls, and one with more endpoints 3 plus one per extra page.
-//! `Version::Auto`-style fallback is the caller's: see [`fetch`].
+//! [`fetch_choosing`] tries phase, hash and revision in turn, one more call for each passed over.
 //!
 //! ```
 //! use envoy_dd::datadog::aggregate::{Query, Window};
@@ -174,12 +174,46 @@ pub struct Tallies {
 /// there are over 1,000 endpoints: one per extra page, at most [`MAX_PAGES`] per query).
 pub fn fetch(client: &Client, query: &Query) -> Result<Tallies, Error> {
     let mut tallies = Tallies::default();
+    fetch_versions(client, query, &mut tallies)?;
+    fetch_endpoints(client, query, &mut tallies)?;
+    Ok(tallies)
+}
+
+/// Like [`fetch`], with the first of `choices` (say phase, then hash, then revision) under
+/// which Datadog has two versions to compare: one more call for each choice passed over.
+/// Returns the choice made; the last one if none has two versions.
+pub fn fetch_choosing(
+    client: &Client,
+    query: &Query,
+    choices: &[Version],
+) -> Result<(Version, Tallies), Error> {
+    let mut query = query.clone();
+    let mut tallies = Tallies::default();
+    for (i, &version) in choices.iter().enumerate() {
+        query.version = version;
+        tallies = Tallies::default();
+        fetch_versions(client, &query, &mut tallies)?;
+        if tallies.sides(version).is_some() || i + 1 == choices.len() {
+            break;
+        }
+    }
+    fetch_endpoints(client, &query, &mut tallies)?;
+    Ok((query.version, tallies))
+}
+
+/// Requests and latency per version.
+fn fetch_versions(client: &Client, query: &Query, tallies: &mut Tallies) -> Result<(), Error> {
     for bucket in pages(client, query, None, false, &mut tallies.warnings)? {
         let version = bucket.key(query.version.facet());
         let tally = tallies.versions.entry(version).or_default();
         tally.requests = bucket.count()?;
         tally.latency = bucket.latency();
     }
+    Ok(())
+}
+
+/// Requests, latency and errors per endpoint and version; errors per version.
+fn fetch_endpoints(client: &Client, query: &Query, tallies: &mut Tallies) -> Result<(), Error> {
     let endpoint = "@http.endpoint";
     for bucket in pages(client, query, Some(endpoint), false, &mut tallies.warnings)? {
         let tally = tallies
@@ -209,7 +243,7 @@ pub fn fetch(client: &Client, query: &Query) -> Result<Tallies, Error> {
             MAX_ENDPOINTS * MAX_PAGES
         ));
     }
-    Ok(tallies)
+    Ok(())
 }
 
 /// All the buckets of one query, following the cursor.
