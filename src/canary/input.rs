@@ -1,0 +1,839 @@
+//! Reading log records into tallies: raw FireLens records and bare Envoy records (enriched
+//! on the fly with a [`Transformer`]), records the filter already enriched, and Datadog log
+//! archive lines (attributes under `attributes`).
+//!
+//! Records are counted per *version* — the triple (`phase`, `hash`, task definition
+//! revision) — and endpoint, so that the comparison can be chosen after reading
+//! ([`Reader::finish`]): by `phase` when both `stable` and `canary` are there, else by
+//! revision, else by hash. Memory grows with versions and endpoints, never with records.
+
+use std::fmt;
+
+use crate::endpoint::Routes;
+use crate::read::{self, Kind, Member};
+use crate::{Config, TextFormat, Transformer};
+
+use super::{Side, Tallies};
+
+/// What a record is labelled with that can tell the two versions apart.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum By {
+    /// `phase`: `stable` is the baseline, `canary` the canary.
+    Phase,
+    /// `hash`, the git commit: the hash with fewer requests is the canary.
+    Hash,
+    /// The revision of `ecs_task_definition` (`family:REVISION`): the higher is the canary.
+    Revision,
+}
+
+impl By {
+    /// `phase`, `hash` or `revision`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            By::Phase => "phase",
+            By::Hash => "hash",
+            By::Revision => "revision",
+        }
+    }
+}
+
+/// How [`Reader`] reads.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// Route templates, which win over inferred endpoints.
+    pub routes: Routes,
+    /// Only records at or after this time (milliseconds since the Unix epoch).
+    pub since_ms: Option<i64>,
+    /// Only records before this time (milliseconds since the Unix epoch).
+    pub until_ms: Option<i64>,
+    /// The format of Envoy text access logs in `log`, as for `envoy-dd transform`.
+    pub text_format: Option<TextFormat>,
+}
+
+/// Why records were not counted.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Skipped {
+    /// Not one JSON object.
+    pub unparseable: u64,
+    /// No HTTP response code: not an access log (an application's log line, Envoy's own).
+    pub no_response_code: u64,
+    /// No time, while `--since`/`--until` asked for one.
+    pub no_time: u64,
+    /// Before `--since` or not before `--until`.
+    pub outside_window: u64,
+    /// Without the label the versions are told apart by (set by [`Reader::finish`]).
+    pub no_version_label: u64,
+    /// With a label of neither of the two versions compared (set by [`Reader::finish`]).
+    pub other_version: u64,
+}
+
+impl Skipped {
+    /// Every skipped record.
+    pub fn total(&self) -> u64 {
+        self.unparseable
+            + self.no_response_code
+            + self.no_time
+            + self.outside_window
+            + self.no_version_label
+            + self.other_version
+    }
+
+    /// `(reason, count)` for each reason with records.
+    pub fn reasons(&self) -> Vec<(&'static str, u64)> {
+        [
+            ("unparseable", self.unparseable),
+            (
+                "no response code (not an access log)",
+                self.no_response_code,
+            ),
+            ("no time", self.no_time),
+            ("outside --since/--until", self.outside_window),
+            ("no version label", self.no_version_label),
+            ("another version", self.other_version),
+        ]
+        .into_iter()
+        .filter(|&(_, n)| n > 0)
+        .collect()
+    }
+}
+
+/// Which versions were compared, and why those.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Comparison {
+    /// The label the versions were told apart by.
+    pub by: By,
+    /// Chosen automatically (no `--by`).
+    pub automatic: bool,
+    /// The baseline's label value.
+    pub baseline: String,
+    /// The canary's label value.
+    pub canary: String,
+    /// Why, in words.
+    pub why: String,
+}
+
+/// No two versions to compare.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NoComparison(pub String);
+
+impl fmt::Display for NoComparison {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A version: the labels a record carried.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct Version {
+    phase: Option<String>,
+    hash: Option<String>,
+    revision: Option<u64>,
+}
+
+impl Version {
+    fn label(&self, by: By) -> Option<String> {
+        match by {
+            By::Phase => self.phase.clone(),
+            By::Hash => self.hash.clone(),
+            By::Revision => self.revision.map(|r| r.to_string()),
+        }
+    }
+}
+
+/// At most this many versions are told apart; records of any more are counted together.
+const MAX_VERSIONS: usize = 64;
+/// At most this many endpoints per version; requests to any more are counted together under
+/// [`OTHER_ENDPOINTS`], so that a scan of random paths cannot exhaust memory.
+pub const MAX_ENDPOINTS: usize = 5_000;
+/// Where requests beyond [`MAX_ENDPOINTS`] endpoints are counted.
+pub const OTHER_ENDPOINTS: &str = "(other endpoints)";
+/// Where 404s that match no route template are counted: the tracers give them no endpoint.
+pub const NOT_FOUND: &str = "(404 without a route)";
+
+/// Reads records, one line at a time, into tallies per version and endpoint.
+///
+/// ```
+/// use envoy_dd::canary::input::{Options, Reader};
+/// use envoy_dd::canary::Side;
+///
+/// let mut reader = Reader::new(Options::default());
+/// reader.read(br#"{"log":"{\"method\":\"GET\",\"path\":\"/users/42\",\"response_code\":503,\"duration\":12}","phase":"canary"}"#);
+/// reader.read(br#"{"log":"{\"method\":\"GET\",\"path\":\"/users/7\",\"response_code\":200,\"duration\":10}","phase":"stable"}"#);
+/// let (comparison, tallies, skipped) = reader.finish(None, None).unwrap();
+/// assert_eq!(comparison.by.name(), "phase");
+/// let pair = tallies.get("GET /users/{param:int}").unwrap();
+/// assert_eq!((pair.canary.errors, pair.baseline.errors), (1, 0));
+/// assert_eq!(skipped.total(), 0);
+/// ```
+pub struct Reader {
+    transformer: Transformer,
+    options: Options,
+    versions: Vec<(Version, Tallies)>,
+    skipped: Skipped,
+    records: u64,
+    scratch: Scratch,
+}
+
+#[derive(Default)]
+struct Scratch {
+    out: Vec<u8>,
+    members: Vec<Member>,
+    nested: Vec<Member>,
+    stack: Vec<u8>,
+    endpoint: Vec<u8>,
+    decoded: Vec<u8>,
+}
+
+/// The fields of one record the judge needs, as spans of the buffer read.
+#[derive(Default)]
+struct Fields<'a> {
+    status: Option<&'a [u8]>,
+    status_code: Option<u16>,
+    method: Option<&'a [u8]>,
+    path: Option<&'a [u8]>,
+    endpoint: Option<&'a [u8]>,
+    operation: Option<&'a [u8]>,
+    duration_ns: Option<f64>,
+    phase: Option<&'a [u8]>,
+    hash: Option<&'a [u8]>,
+    task_definition: Option<&'a [u8]>,
+    time: Option<&'a [u8]>,
+    /// Some string had an escape: the slower path decodes it.
+    escaped: bool,
+}
+
+impl Reader {
+    /// A reader with the given options.
+    pub fn new(options: Options) -> Self {
+        let config = Config {
+            hash: None,
+            phase: None,
+            message: false,
+            text_format: options.text_format.clone(),
+            ..Config::default()
+        };
+        Reader {
+            transformer: Transformer::new(config),
+            options,
+            versions: Vec::new(),
+            skipped: Skipped::default(),
+            records: 0,
+            scratch: Scratch::default(),
+        }
+    }
+
+    /// Records read so far, counted or not.
+    pub fn records(&self) -> u64 {
+        self.records
+    }
+
+    /// Reads one record (one line, without its line end).
+    pub fn read(&mut self, line: &[u8]) {
+        self.records += 1;
+        let Scratch {
+            out,
+            members,
+            nested,
+            stack,
+            endpoint,
+            decoded,
+        } = &mut self.scratch;
+        // A FireLens record (`log`) is enriched first; an enriched record or an archive line
+        // is read as it is.
+        let mut enriched = memchr::memmem::find(line, b"\"log\"").is_some();
+        if enriched {
+            out.clear();
+            self.transformer.transform(line, out);
+        }
+        let mut archive = None;
+        for attempt in 0..2 {
+            let buf: &[u8] = if enriched { out } else { line };
+            members.clear();
+            if read::read_object(buf, members, stack).is_err() {
+                self.skipped.unparseable += 1;
+                return;
+            }
+            let object = |name: &[u8]| {
+                members
+                    .iter()
+                    .find(|m| m.kind == Kind::Object && m.key.of(buf) == name)
+                    .map(|m| m.value)
+            };
+            archive = object(b"attributes");
+            if enriched || archive.is_some() || object(b"http").is_some() || attempt == 1 {
+                break;
+            }
+            // A bare Envoy record: enrich it.
+            enriched = true;
+            out.clear();
+            self.transformer.transform(line, out);
+        }
+        let mut fields = Fields::default();
+        let mut buf: &[u8] = if enriched { out } else { line };
+        if let Some(attributes) = archive {
+            // A Datadog archive line: status and date at the top, the rest in `attributes`.
+            fields.top(buf, members, nested, stack);
+            buf = attributes.of(buf);
+            members.clear();
+            if read::read_object(buf, members, stack).is_err() {
+                self.skipped.unparseable += 1;
+                return;
+            }
+        }
+        fields.top(buf, members, nested, stack);
+        let Some(code) = fields.status_code else {
+            self.skipped.no_response_code += 1;
+            return;
+        };
+        if self.options.since_ms.is_some() || self.options.until_ms.is_some() {
+            match fields.time.and_then(parse_time) {
+                None => {
+                    self.skipped.no_time += 1;
+                    return;
+                }
+                Some(t)
+                    if self.options.since_ms.is_some_and(|s| t < s)
+                        || self.options.until_ms.is_some_and(|u| t >= u) =>
+                {
+                    self.skipped.outside_window += 1;
+                    return;
+                }
+                Some(_) => {}
+            }
+        }
+        let error = match fields.status {
+            Some(s) => is_error_status(s),
+            None => code >= 500,
+        };
+        if fields.escaped {
+            fields.decode(decoded);
+        }
+        let version = fields.version();
+        let name = name_endpoint(&fields, code, &self.options.routes, endpoint);
+        let slot = match self.versions.iter().position(|(v, _)| *v == version) {
+            Some(i) => i,
+            None if self.versions.len() < MAX_VERSIONS => {
+                self.versions.push((version, Tallies::new()));
+                self.versions.len() - 1
+            }
+            None => MAX_VERSIONS - 1,
+        };
+        let tallies = &mut self.versions[slot].1;
+        let name = if tallies.len() >= MAX_ENDPOINTS && tallies.get(name).is_none() {
+            OTHER_ENDPOINTS
+        } else {
+            name
+        };
+        // Both versions are counted on one side for now; `finish` moves them to theirs.
+        tallies.add(Side::Canary, name, error, fields.duration_ns);
+    }
+
+    /// Chooses the two versions (by `by`, or automatically), and returns their tallies and
+    /// what was skipped. `canary` names the canary's label value, for `hash` and `revision`
+    /// when the default choice (fewer requests; higher revision) is wrong.
+    pub fn finish(
+        mut self,
+        by: Option<By>,
+        canary: Option<&str>,
+    ) -> Result<(Comparison, Tallies, Skipped), NoComparison> {
+        let choice = match by {
+            Some(by) => choose(&self.versions, by, canary, false)?,
+            None => [By::Phase, By::Revision, By::Hash]
+                .into_iter()
+                .find_map(|by| choose(&self.versions, by, canary, true).ok())
+                .ok_or_else(|| {
+                    NoComparison(
+                        "no two versions to compare: the records need phase stable and canary, two task definition revisions or two hashes".into(),
+                    )
+                })?,
+        };
+        let mut tallies = Tallies::new();
+        for (version, counted) in &self.versions {
+            let requests: u64 = counted.iter().map(|(_, p)| p.canary.requests).sum();
+            let side = match version.label(choice.by) {
+                None => {
+                    self.skipped.no_version_label += requests;
+                    continue;
+                }
+                Some(l) if l == choice.baseline => Side::Baseline,
+                Some(l) if l == choice.canary => Side::Canary,
+                Some(_) => {
+                    self.skipped.other_version += requests;
+                    continue;
+                }
+            };
+            for (name, pair) in counted.iter() {
+                tallies.pair_mut(name).side_mut(side).merge(&pair.canary);
+            }
+        }
+        Ok((choice, tallies, self.skipped))
+    }
+}
+
+/// The comparison by `by`: its two label values with most requests, if there are two.
+fn choose(
+    versions: &[(Version, Tallies)],
+    by: By,
+    canary: Option<&str>,
+    automatic: bool,
+) -> Result<Comparison, NoComparison> {
+    let mut labels: Vec<(String, u64)> = Vec::new();
+    for (version, tallies) in versions {
+        let Some(label) = version.label(by) else {
+            continue;
+        };
+        let requests: u64 = tallies.iter().map(|(_, p)| p.canary.requests).sum();
+        match labels.iter_mut().find(|(l, _)| *l == label) {
+            Some((_, n)) => *n += requests,
+            None => labels.push((label, requests)),
+        }
+    }
+    labels.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    let found = labels
+        .iter()
+        .map(|(l, n)| format!("{l} ({n} requests)"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let none = |what: &str| {
+        NoComparison(format!(
+            "cannot compare by {}: {what} (found: {})",
+            by.name(),
+            if found.is_empty() { "none" } else { &found }
+        ))
+    };
+    let (baseline, canary_label, why) = match by {
+        By::Phase => {
+            let has = |p: &str| labels.iter().any(|(l, _)| l == p);
+            if !(has("stable") && has("canary")) {
+                return Err(none("the records need both phase stable and phase canary"));
+            }
+            (
+                "stable".to_owned(),
+                "canary".to_owned(),
+                "records have both phase stable and phase canary".to_owned(),
+            )
+        }
+        By::Hash | By::Revision => {
+            if labels.len() < 2 {
+                return Err(none("the records need two values"));
+            }
+            let (baseline, canary_label, why) = match canary {
+                Some(c) => {
+                    let Some(base) = labels.iter().find(|(l, _)| l != c) else {
+                        return Err(none("no other value than the canary's"));
+                    };
+                    if !labels.iter().any(|(l, _)| l == c) {
+                        return Err(none(&format!("no records with {} {c}", by.name())));
+                    }
+                    (
+                        base.0.clone(),
+                        c.to_owned(),
+                        format!(
+                            "canary {} given; the baseline is the other with most requests",
+                            by.name()
+                        ),
+                    )
+                }
+                None if by == By::Revision => {
+                    let mut two = [labels[0].clone(), labels[1].clone()];
+                    two.sort_by_key(|(l, _)| l.parse::<u64>().unwrap_or(0));
+                    (
+                        two[0].0.clone(),
+                        two[1].0.clone(),
+                        "the two revisions with most requests; the higher is the canary".to_owned(),
+                    )
+                }
+                None => (
+                    labels[0].0.clone(),
+                    labels[1].0.clone(),
+                    "the two hashes with most requests; the one with fewer is the canary"
+                        .to_owned(),
+                ),
+            };
+            let why = if labels.len() > 2 {
+                format!("{why}; others skipped (found: {found})")
+            } else {
+                why
+            };
+            (baseline, canary_label, why)
+        }
+    };
+    Ok(Comparison {
+        by,
+        automatic,
+        baseline,
+        canary: canary_label,
+        why,
+    })
+}
+
+/// Writes the endpoint name of a request into `buf` and returns it: `METHOD /endpoint`, with
+/// ` (operation)` for a GraphQL operation.
+fn name_endpoint<'b>(f: &Fields<'_>, code: u16, routes: &Routes, buf: &'b mut Vec<u8>) -> &'b str {
+    buf.clear();
+    if let Some(m) = f.method {
+        buf.extend_from_slice(m);
+        buf.push(b' ');
+    }
+    let found = match (f.endpoint, f.path) {
+        (Some(e), _) => {
+            buf.extend_from_slice(e);
+            true
+        }
+        (None, Some(p)) => routes.endpoint(f.method.unwrap_or_default(), p, code, buf),
+        (None, None) => {
+            buf.push(b'/');
+            true
+        }
+    };
+    if !found {
+        buf.clear();
+        buf.extend_from_slice(NOT_FOUND.as_bytes());
+    }
+    if let Some(op) = f.operation {
+        buf.extend_from_slice(b" (");
+        buf.extend_from_slice(op);
+        buf.push(b')');
+    }
+    if std::str::from_utf8(buf).is_err() {
+        let fixed = String::from_utf8_lossy(buf).into_owned();
+        *buf = fixed.into_bytes();
+    }
+    std::str::from_utf8(buf).unwrap_or_default()
+}
+
+impl<'a> Fields<'a> {
+    /// Reads the fields among the members of one object level.
+    fn top(
+        &mut self,
+        buf: &'a [u8],
+        members: &[Member],
+        nested: &mut Vec<Member>,
+        stack: &mut Vec<u8>,
+    ) {
+        for m in members {
+            let key = m.key.of(buf);
+            match (key, m.kind) {
+                (b"status", Kind::String) => self.status = Some(self.string(buf, m)),
+                (b"duration", Kind::Number) => self.duration_ns = number(m.value.of(buf)),
+                (b"phase", Kind::String) => self.phase = Some(self.string(buf, m)),
+                (b"hash", Kind::String) => self.hash = Some(self.string(buf, m)),
+                (b"ecs_task_definition", Kind::String) => {
+                    self.task_definition = Some(self.string(buf, m))
+                }
+                (
+                    b"date" | b"timestamp" | b"@timestamp" | b"time" | b"start_time",
+                    Kind::String | Kind::Number,
+                ) => {
+                    self.time = Some(if m.kind == Kind::String {
+                        self.string(buf, m)
+                    } else {
+                        m.value.of(buf)
+                    })
+                }
+                (b"http", Kind::Object) => self.http(m.value.of(buf), nested, stack),
+                (b"graphql", Kind::Object) => self.graphql(m.value.of(buf), nested, stack),
+                (_, Kind::String) if is_operation_key(key) => {
+                    self.operation = Some(self.string(buf, m)).filter(|o| !crate::is_placeholder(o))
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn http(&mut self, http: &'a [u8], nested: &mut Vec<Member>, stack: &mut Vec<u8>) {
+        nested.clear();
+        if read::read_object(http, nested, stack).is_err() {
+            return;
+        }
+        let mut url = None;
+        for m in nested.iter() {
+            match (m.key.of(http), m.kind) {
+                (b"status_code", Kind::Number | Kind::String) => {
+                    let v = if m.kind == Kind::String {
+                        m.str_content(http)
+                    } else {
+                        m.value.of(http)
+                    };
+                    self.status_code = number(v)
+                        .filter(|c| (0.0..1000.0).contains(c))
+                        .map(|c| c as u16);
+                }
+                (b"method", Kind::String) => self.method = Some(self.string(http, m)),
+                (b"endpoint", Kind::String) => self.endpoint = Some(self.string(http, m)),
+                (b"url_details", Kind::Object) => url = Some(m.value.of(http)),
+                _ => {}
+            }
+        }
+        if let Some(url) = url {
+            nested.clear();
+            if read::read_object(url, nested, stack).is_ok() {
+                if let Some(m) = nested
+                    .iter()
+                    .find(|m| m.kind == Kind::String && m.key.of(url) == b"path")
+                {
+                    self.path = Some(self.string(url, m));
+                }
+            }
+        }
+    }
+
+    /// `graphql.operation.name`, as Datadog's GraphQL integrations name it.
+    fn graphql(&mut self, graphql: &'a [u8], nested: &mut Vec<Member>, stack: &mut Vec<u8>) {
+        nested.clear();
+        if read::read_object(graphql, nested, stack).is_err() {
+            return;
+        }
+        let Some(op) = nested
+            .iter()
+            .find(|m| m.kind == Kind::Object && m.key.of(graphql) == b"operation")
+        else {
+            return;
+        };
+        let op = op.value.of(graphql);
+        nested.clear();
+        if read::read_object(op, nested, stack).is_ok() {
+            if let Some(m) = nested
+                .iter()
+                .find(|m| m.kind == Kind::String && m.key.of(op) == b"name")
+            {
+                self.operation = Some(self.string(op, m));
+            }
+        }
+    }
+
+    fn string(&mut self, buf: &'a [u8], m: &Member) -> &'a [u8] {
+        self.escaped |= m.value_escaped;
+        m.str_content(buf)
+    }
+
+    /// Replaces escaped strings by their decoded text (rare: paths and labels seldom have
+    /// escapes), kept in `decoded`.
+    fn decode(&mut self, decoded: &'a mut Vec<u8>) {
+        decoded.clear();
+        let mut spans = [
+            self.status,
+            self.method,
+            self.path,
+            self.endpoint,
+            self.operation,
+            self.phase,
+            self.hash,
+            self.task_definition,
+        ];
+        let mut ends = [0usize; 8];
+        for (i, s) in spans.iter().enumerate() {
+            if let Some(s) = s {
+                read::unescape_into(s, decoded);
+            }
+            ends[i] = decoded.len();
+        }
+        let decoded: &'a [u8] = decoded;
+        let mut start = 0;
+        for (i, s) in spans.iter_mut().enumerate() {
+            if s.is_some() {
+                *s = Some(&decoded[start..ends[i]]);
+            }
+            start = ends[i];
+        }
+        [
+            self.status,
+            self.method,
+            self.path,
+            self.endpoint,
+            self.operation,
+            self.phase,
+            self.hash,
+            self.task_definition,
+        ] = spans;
+    }
+
+    fn version(&self) -> Version {
+        let text = |v: Option<&[u8]>| {
+            v.filter(|v| !crate::is_placeholder(v))
+                .map(|v| String::from_utf8_lossy(v).into_owned())
+        };
+        let revision = self.task_definition.and_then(|t| {
+            let at = t.iter().rposition(|&b| b == b':')?;
+            std::str::from_utf8(&t[at + 1..]).ok()?.parse().ok()
+        });
+        Version {
+            phase: text(self.phase),
+            hash: text(self.hash),
+            revision,
+        }
+    }
+}
+
+/// Keys an operation name is logged under, e.g. `%REQ(X-APOLLO-OPERATION-NAME)%`: compared by
+/// normalised name (lower case, letters and digits only).
+fn is_operation_key(key: &[u8]) -> bool {
+    // Cheap filter first: these keys are long, and most keys are not.
+    if key.len() < 13 || key.len() > 40 {
+        return false;
+    }
+    let mut norm = [0u8; 40];
+    let mut n = 0;
+    for &b in key {
+        if b.is_ascii_alphanumeric() {
+            norm[n] = b.to_ascii_lowercase();
+            n += 1;
+        }
+    }
+    matches!(
+        &norm[..n],
+        b"xapollooperationname"
+            | b"apollooperationname"
+            | b"graphqloperationname"
+            | b"xgraphqloperationname"
+            | b"graphqloperation"
+    )
+}
+
+/// Datadog's error-level statuses.
+fn is_error_status(s: &[u8]) -> bool {
+    matches!(
+        s.to_ascii_lowercase().as_slice(),
+        b"error" | b"err" | b"critical" | b"crit" | b"alert" | b"emergency" | b"emerg" | b"fatal"
+    )
+}
+
+fn number(text: &[u8]) -> Option<f64> {
+    std::str::from_utf8(text).ok()?.parse().ok()
+}
+
+/// A record time in milliseconds since the Unix epoch: RFC 3339 (`2024-06-03T14:00:00.023Z`,
+/// offsets allowed) or a number (seconds below 10^11, else milliseconds).
+pub fn parse_time(text: &[u8]) -> Option<i64> {
+    if let Some(n) = number(text) {
+        return Some(if n.abs() < 1e11 {
+            (n * 1e3) as i64
+        } else {
+            n as i64
+        });
+    }
+    let s = std::str::from_utf8(text).ok()?;
+    let digits = |r: std::ops::Range<usize>| -> Option<i64> {
+        let part = s.get(r)?;
+        part.bytes()
+            .all(|b| b.is_ascii_digit())
+            .then(|| part.parse().ok())?
+    };
+    let (year, month, day) = (digits(0..4)?, digits(5..7)?, digits(8..10)?);
+    if s.as_bytes().get(4) != Some(&b'-') || s.as_bytes().get(7) != Some(&b'-') {
+        return None;
+    }
+    let (hour, minute, second) = match s.as_bytes().get(10) {
+        Some(b'T' | b't' | b' ') => (digits(11..13)?, digits(14..16)?, digits(17..19)?),
+        None => (0, 0, 0),
+        _ => return None,
+    };
+    let mut rest = s.get(19..).unwrap_or("");
+    let mut millis = 0;
+    if let Some(fraction) = rest.strip_prefix('.') {
+        let n = fraction.bytes().take_while(u8::is_ascii_digit).count();
+        let ms = format!("{:0<3}", &fraction[..n.min(3)]);
+        millis = ms.parse::<i64>().ok()?;
+        rest = &fraction[n..];
+    }
+    let offset_min = match rest.as_bytes().first() {
+        None | Some(b'Z' | b'z') => 0,
+        Some(&sign @ (b'+' | b'-')) => {
+            let h: i64 = rest.get(1..3)?.parse().ok()?;
+            let m: i64 = rest.get(rest.len() - 2..)?.parse().ok()?;
+            if sign == b'+' {
+                h * 60 + m
+            } else {
+                -(h * 60 + m)
+            }
+        }
+        _ => return None,
+    };
+    if !(1..=12).contains(&month)
+        || !(1..=31).contains(&day)
+        || hour > 23
+        || minute > 59
+        || second > 60
+    {
+        return None;
+    }
+    let days = days_from_civil(year, month, day);
+    Some(((days * 24 + hour) * 60 + minute - offset_min) * 60_000 + second * 1000 + millis)
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times() {
+        assert_eq!(parse_time(b"1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(
+            parse_time(b"2024-06-03T14:00:00.023Z"),
+            Some(1_717_423_200_023)
+        );
+        assert_eq!(
+            parse_time(b"2024-06-03T16:00:00.023+02:00"),
+            Some(1_717_423_200_023)
+        );
+        assert_eq!(parse_time(b"2024-06-03"), Some(1_717_372_800_000));
+        assert_eq!(parse_time(b"1717423200"), Some(1_717_423_200_000));
+        assert_eq!(parse_time(b"1717423200023"), Some(1_717_423_200_023));
+        assert_eq!(parse_time(b"yesterday"), None);
+        assert_eq!(parse_time(b"2024-13-03T14:00:00Z"), None);
+    }
+
+    #[test]
+    fn operation_keys() {
+        assert!(is_operation_key(b"x_apollo_operation_name"));
+        assert!(is_operation_key(b"X-APOLLO-OPERATION-NAME"));
+        assert!(!is_operation_key(b"x_request_id_long_enough"));
+    }
+
+    fn read_all(lines: &[&str]) -> Reader {
+        let mut r = Reader::new(Options::default());
+        for line in lines {
+            r.read(line.as_bytes());
+        }
+        r
+    }
+
+    #[test]
+    fn every_input_kind() {
+        let r = read_all(&[
+            // raw FireLens
+            r#"{"log":"{\"method\":\"GET\",\"path\":\"/users/42?x=1\",\"response_code\":500,\"duration\":3}","ecs_task_definition":"api:7"}"#,
+            // enriched by the filter
+            r#"{"ecs_task_definition":"api:8","http":{"status_code":200,"method":"GET","url_details":{"path":"/users/43"}},"duration":2000000,"status":"info"}"#,
+            // Datadog archive
+            r#"{"date":"2024-06-03T14:00:00.023Z","status":"error","attributes":{"ecs_task_definition":"api:8","http":{"status_code":502,"method":"GET","url_details":{"path":"/users/44"}},"duration":5000000}}"#,
+            // bare Envoy, GraphQL operation
+            r#"{"method":"POST","path":"/graphql","response_code":200,"x_apollo_operation_name":"GetUser","ecs_task_definition":"api:7"}"#,
+            // not an access log; not JSON
+            r#"{"log":"Starting server"}"#,
+            "{nope",
+        ]);
+        let (comparison, tallies, skipped) = r.finish(None, None).unwrap();
+        assert_eq!(comparison.by, By::Revision);
+        assert_eq!(
+            (comparison.baseline.as_str(), comparison.canary.as_str()),
+            ("7", "8")
+        );
+        let users = tallies.get("GET /users/{param:int}").unwrap();
+        assert_eq!((users.baseline.requests, users.baseline.errors), (1, 1));
+        assert_eq!((users.canary.requests, users.canary.errors), (2, 1));
+        assert!(tallies.get("POST /graphql (GetUser)").is_some());
+        assert_eq!((skipped.unparseable, skipped.no_response_code), (1, 1));
+    }
+}
