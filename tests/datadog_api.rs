@@ -14,7 +14,7 @@ use std::thread;
 use std::time::Duration;
 
 use envoy_dd::datadog::aggregate::{self, Query, Window, MISSING};
-use envoy_dd::datadog::{Client, Credentials, Error, RetryPolicy, Site, Version};
+use envoy_dd::datadog::{By, Client, Credentials, Error, RetryPolicy, Site};
 use serde_json::{json, Value};
 
 const API_KEY: &str = "0123456789abcdef0123456789abcdef";
@@ -162,11 +162,7 @@ fn quick() -> RetryPolicy {
 }
 
 fn query() -> Query {
-    Query::new(
-        "service:api env:prod",
-        Window::since_minutes(30),
-        Version::Phase,
-    )
+    Query::new("service:api env:prod", Window::since_minutes(30), By::Phase)
 }
 
 /// A service with `endpoints` endpoints: stable serves 1,000 requests on each, the canary 50,
@@ -752,9 +748,9 @@ fn the_judge_gets_the_same_counts_as_from_the_records_themselves() {
     let client = server.client(quick());
     let tallies = aggregate::fetch(&client, &query()).unwrap();
     assert_eq!(client.calls(), 3);
-    let sides = tallies.sides(Version::Phase).unwrap();
-    let judged = tallies.to_judge(&sides);
-    assert_eq!(tallies.left_out(&sides), Default::default());
+    let comparison = tallies.compare(By::Phase, None, false).unwrap();
+    let (judged, skipped) = tallies.to_judge(&comparison);
+    assert_eq!(skipped, Default::default());
 
     assert_eq!(judged.len(), from_files.len());
     for (endpoint, file) in from_files.iter() {
@@ -786,35 +782,63 @@ fn the_judge_gets_the_same_counts_as_from_the_records_themselves() {
 }
 
 #[test]
-fn sides_by_hash_take_the_busiest_version_as_baseline() {
+fn versions_by_hash_or_revision_are_chosen_as_the_records_reader_chooses() {
     let server = Server::start(|seen, _| {
+        let facet = seen.body["group_by"][0]["facet"]
+            .as_str()
+            .unwrap()
+            .to_owned();
         let by_endpoint = seen.body["group_by"].as_array().unwrap().len() == 2;
-        let bucket = |hash: &str, n: u64| {
-            let mut by = json!({ "@hash": hash });
-            if by_endpoint {
-                by["@http.endpoint"] = json!("GET /");
-            }
-            json!({ "by": by, "computes": { "c0": n } })
+        let values: &[(&str, u64)] = match facet.as_str() {
+            "@hash" => &[("4f9c2a1", 9500), ("77ab3e0", 500), (MISSING, 7)],
+            _ => &[
+                ("api-stable:12", 9000),
+                ("api-canary:13", 400),
+                ("api-stable:11", 100),
+                (MISSING, 7),
+            ],
         };
-        Reply::Json(
-            200,
-            Vec::new(),
-            json!({ "data": { "buckets": [bucket("4f9c2a1", 9500), bucket("77ab3e0", 500), bucket(MISSING, 7)] } }),
-        )
+        let buckets: Vec<Value> = values
+            .iter()
+            .map(|(v, n)| {
+                let mut by = json!({ facet.clone(): v });
+                if by_endpoint {
+                    by["@http.endpoint"] = json!("GET /");
+                }
+                json!({ "by": by, "computes": { "c0": n } })
+            })
+            .collect();
+        Reply::Json(200, Vec::new(), json!({ "data": { "buckets": buckets } }))
     });
-    let query = Query::new("service:api", Window::since_minutes(30), Version::Hash);
-    let tallies = aggregate::fetch(&server.client(quick()), &query).unwrap();
-    let sides = tallies.sides(Version::Hash).unwrap();
+    let client = server.client(quick());
+    let query = Query::new("service:api", Window::since_minutes(30), By::Hash);
+    let tallies = aggregate::fetch(&client, &query).unwrap();
+    let comparison = tallies.compare(By::Hash, None, false).unwrap();
     assert_eq!(
-        (sides.baseline.as_str(), sides.canary.as_str()),
+        (comparison.baseline.as_str(), comparison.canary.as_str()),
         ("4f9c2a1", "77ab3e0")
     );
-    assert_eq!(tallies.left_out(&sides).no_version, 7);
-    assert!(tallies.sides(Version::Phase).is_none());
+    let (_, skipped) = tallies.to_judge(&comparison);
+    assert_eq!(skipped.no_version_label, 7);
+    assert!(tallies.compare(By::Phase, None, false).is_err());
+
+    // By revision: task definitions count as their revisions, the higher of the two busiest
+    // is the canary, and the third is another version.
+    let query = Query::new("service:api", Window::since_minutes(30), By::Revision);
+    let tallies = aggregate::fetch(&client, &query).unwrap();
+    let comparison = tallies.compare(By::Revision, None, false).unwrap();
+    assert_eq!(
+        (comparison.baseline.as_str(), comparison.canary.as_str()),
+        ("12", "13")
+    );
+    let (judged, skipped) = tallies.to_judge(&comparison);
+    assert_eq!((skipped.no_version_label, skipped.other_version), (7, 100));
+    let pair = judged.get("GET /").unwrap();
+    assert_eq!((pair.baseline.requests, pair.canary.requests), (9000, 400));
 }
 
 #[test]
-fn without_phase_labels_the_choice_falls_to_hash_for_one_more_call() {
+fn without_phase_or_revision_labels_the_choice_falls_to_hash_one_call_each() {
     let server = Server::start(|seen, _| {
         let facet = seen.body["group_by"][0]["facet"]
             .as_str()
@@ -840,15 +864,19 @@ fn without_phase_labels_the_choice_falls_to_hash_for_one_more_call() {
         Reply::Json(200, Vec::new(), json!({ "data": { "buckets": buckets } }))
     });
     let client = server.client(quick());
-    let choices = [Version::Phase, Version::Hash, Version::Revision];
-    let (version, tallies) = aggregate::fetch_choosing(&client, &query(), &choices).unwrap();
-    assert_eq!(version, Version::Hash);
-    assert_eq!(client.calls(), 4);
-    assert_eq!(tallies.sides(version).unwrap().canary, "77ab3e0");
+    let (tallies, comparison) = aggregate::fetch_compared(&client, &query(), None, None).unwrap();
+    let comparison = comparison.unwrap();
+    assert_eq!((comparison.by, comparison.automatic), (By::Hash, true));
+    assert_eq!(comparison.canary, "77ab3e0");
+    assert_eq!(client.calls(), 5);
+    assert_eq!(tallies.endpoints["GET /"]["77ab3e0"].requests, 500);
     let facets: Vec<String> = server
         .seen()
         .iter()
         .map(|s| s.body["group_by"][0]["facet"].as_str().unwrap().to_owned())
         .collect();
-    assert_eq!(facets, ["@phase", "@hash", "@hash", "@hash"]);
+    assert_eq!(
+        facets,
+        ["@phase", "@ecs_task_definition", "@hash", "@hash", "@hash"]
+    );
 }

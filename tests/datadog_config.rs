@@ -12,7 +12,7 @@ mod schemas;
 use std::process::Command;
 
 use envoy_dd::datadog::config::{generate, Generated, Settings};
-use envoy_dd::datadog::{Site, Version};
+use envoy_dd::datadog::{By, Site};
 use schemas::{v1_validator, v2_validator};
 use serde_json::Value;
 
@@ -21,7 +21,7 @@ fn variants() -> Vec<Settings> {
     let mut full = Settings::new("checkout-api");
     full.env = Some("prod".into());
     full.query = Some("container_name:envoy".into());
-    full.version = Version::Hash;
+    full.version = By::Hash;
     full.threshold = 0.005;
     full.min_requests = 250;
     full.window_minutes = 60;
@@ -29,7 +29,7 @@ fn variants() -> Vec<Settings> {
     full.dashboard_url = Some("https://app.datadoghq.eu/dashboard/abc-def-ghi".into());
     full.site = Site::parse("datadoghq.eu").unwrap();
     let mut revision = Settings::new("api");
-    revision.version = Version::Revision;
+    revision.version = By::Revision;
     revision.metric_prefix = Some("releases.api".into());
     vec![Settings::new("api"), full, revision]
 }

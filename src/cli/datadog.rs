@@ -5,9 +5,10 @@ use std::ffi::OsString;
 use std::fmt::Write as _;
 use std::time::Instant;
 
+use envoy_dd::canary::input::{Comparison, NoComparison};
 use envoy_dd::datadog::aggregate::{self, Query, Tallies, Tally, Window};
 use envoy_dd::datadog::config::{self, Settings};
-use envoy_dd::datadog::{Client, Credentials, RetryPolicy, Site, Version};
+use envoy_dd::datadog::{By, Client, Credentials, RetryPolicy, Site};
 use serde_json::{json, Value};
 
 use super::args::{Command, Topic, UsageError};
@@ -91,8 +92,8 @@ pub enum DatadogCommand {
         query: Query,
         /// JSON instead of a table.
         json: bool,
-        /// The versions to try in turn (`--by auto`), else just the query's.
-        choices: Vec<Version>,
+        /// What tells versions apart; `None` (`--by auto`): chosen as the judge does.
+        by: Option<By>,
     },
 }
 
@@ -196,7 +197,7 @@ fn parse_config(pairs: Vec<(String, String)>) -> Result<DatadogCommand, String> 
 
 fn parse_tallies(pairs: Vec<(String, String)>) -> Result<DatadogCommand, String> {
     let (mut text, mut since, mut from, mut to) = (None, None, None, None);
-    let mut choices = AUTO.to_vec();
+    let mut by = None;
     let mut indexes = Vec::new();
     let mut json = false;
     for (name, value) in pairs {
@@ -205,8 +206,8 @@ fn parse_tallies(pairs: Vec<(String, String)>) -> Result<DatadogCommand, String>
             "--since" => since = Some(minutes(&value)?),
             "--from" => from = Some(value),
             "--to" => to = Some(value),
-            "--by" if value == "auto" => choices = AUTO.to_vec(),
-            "--by" => choices = vec![version(&value)?],
+            "--by" if value == "auto" => by = None,
+            "--by" => by = Some(version(&value)?),
             "--index" => indexes.push(value),
             "--format" => {
                 json = match value.as_str() {
@@ -220,13 +221,9 @@ fn parse_tallies(pairs: Vec<(String, String)>) -> Result<DatadogCommand, String>
     }
     let window = window(since, from, to)?;
     let text = text.ok_or("datadog tallies needs --query, e.g. --query 'service:api env:prod'")?;
-    let mut query = Query::new(&text, window, choices[0]);
+    let mut query = Query::new(&text, window, by.unwrap_or(By::Phase));
     query.indexes = indexes;
-    Ok(DatadogCommand::Tallies {
-        query,
-        json,
-        choices,
-    })
+    Ok(DatadogCommand::Tallies { query, json, by })
 }
 
 /// The window of `--since` or `--from`/`--to`.
@@ -246,9 +243,15 @@ pub fn window(
     }
 }
 
-fn version(value: &str) -> Result<Version, String> {
-    Version::parse(value)
-        .ok_or_else(|| format!("--by must be 'phase', 'hash' or 'revision', not '{value}'"))
+fn version(value: &str) -> Result<By, String> {
+    match value {
+        "phase" => Ok(By::Phase),
+        "hash" => Ok(By::Hash),
+        "revision" => Ok(By::Revision),
+        _ => Err(format!(
+            "--by must be 'phase', 'hash', 'revision' or 'auto', not '{value}'"
+        )),
+    }
 }
 
 /// `30m`, `2h`, `1d`, `90s` (rounded up to a minute) as minutes.
@@ -305,13 +308,15 @@ pub fn run(command: DatadogCommand) -> u8 {
         DatadogCommand::Tallies {
             mut query,
             json,
-            choices,
+            by,
         } => {
             let started = Instant::now();
-            let (client, tallies) = match fetch(&query, &choices) {
-                Ok((client, version, tallies)) => {
-                    query.version = version;
-                    (client, tallies)
+            let (client, tallies, comparison) = match fetch(&query, by) {
+                Ok((client, tallies, comparison)) => {
+                    if let Ok(c) = &comparison {
+                        query.version = c.by;
+                    }
+                    (client, tallies, comparison)
                 }
                 Err(message) => {
                     super::say(format_args!("{message}"));
@@ -321,14 +326,21 @@ pub fn run(command: DatadogCommand) -> u8 {
             for warning in &tallies.warnings {
                 super::say(format_args!("Datadog: {warning}"));
             }
+            if let Err(why) = &comparison {
+                super::say(format_args!("{why}"));
+            }
             let text = if json {
-                let mut text =
-                    serde_json::to_string_pretty(&tallies_json(&query, &tallies, client.calls()))
-                        .expect("JSON serialises");
+                let mut text = serde_json::to_string_pretty(&tallies_json(
+                    &query,
+                    &tallies,
+                    comparison.as_ref().ok(),
+                    client.calls(),
+                ))
+                .expect("JSON serialises");
                 text.push('\n');
                 text
             } else {
-                tallies_table(&query, &tallies)
+                tallies_table(&query, &tallies, comparison.as_ref().ok())
             };
             let code = super::print(&text);
             super::say(format_args!(
@@ -341,16 +353,17 @@ pub fn run(command: DatadogCommand) -> u8 {
     }
 }
 
-/// `--by auto`: phase, then hash, then the task definition's revision.
-const AUTO: [Version; 3] = [Version::Phase, Version::Hash, Version::Revision];
-
-/// Asks Datadog, with the keys and site of the environment, trying `choices` in turn.
-pub fn fetch(query: &Query, choices: &[Version]) -> Result<(Client, Version, Tallies), String> {
+/// Asks Datadog, with the keys and site of the environment, for the counts and the two
+/// versions to compare (by `by`, else chosen as the judge chooses).
+pub fn fetch(
+    query: &Query,
+    by: Option<By>,
+) -> Result<(Client, Tallies, Result<Comparison, NoComparison>), String> {
     let credentials = Credentials::from_env().map_err(|e| e.to_string())?;
     let client = Client::new(site()?, credentials, RetryPolicy::default());
-    let (version, tallies) =
-        aggregate::fetch_choosing(&client, query, choices).map_err(|e| e.to_string())?;
-    Ok((client, version, tallies))
+    let (tallies, comparison) =
+        aggregate::fetch_compared(&client, query, by, None).map_err(|e| e.to_string())?;
+    Ok((client, tallies, comparison))
 }
 
 fn ms(ns: Option<f64>) -> Value {
@@ -366,7 +379,12 @@ fn tally_json(tally: &Tally) -> Value {
     })
 }
 
-fn tallies_json(query: &Query, tallies: &Tallies, calls: u32) -> Value {
+fn tallies_json(
+    query: &Query,
+    tallies: &Tallies,
+    comparison: Option<&Comparison>,
+    calls: u32,
+) -> Value {
     let versions = |map: &std::collections::BTreeMap<String, Tally>| {
         Value::Object(
             map.iter()
@@ -379,6 +397,7 @@ fn tallies_json(query: &Query, tallies: &Tallies, calls: u32) -> Value {
         "from": query.window.from,
         "to": query.window.to,
         "by": query.version.name(),
+        "comparison": comparison,
         "versions": versions(&tallies.versions),
         "endpoints": tallies.endpoints.iter().map(|(e, v)| json!({ "endpoint": e, "versions": versions(v) })).collect::<Vec<_>>(),
         "warnings": tallies.warnings,
@@ -386,9 +405,12 @@ fn tallies_json(query: &Query, tallies: &Tallies, calls: u32) -> Value {
     })
 }
 
-fn tallies_table(query: &Query, tallies: &Tallies) -> String {
+fn tallies_table(query: &Query, tallies: &Tallies, comparison: Option<&Comparison>) -> String {
+    let compared = comparison.map_or(String::new(), |c| {
+        format!(": baseline {}, canary {} ({})", c.baseline, c.canary, c.why)
+    });
     let mut out = format!(
-        "{} from {} to {}, by {}\n{:<48} {:<16} {:>9} {:>7} {:>7} {:>9} {:>9} {:>9}\n",
+        "{} from {} to {}, by {}{compared}\n{:<48} {:<16} {:>9} {:>7} {:>7} {:>9} {:>9} {:>9}\n",
         query.query,
         query.window.from,
         query.window.to,
@@ -486,7 +508,7 @@ mod tests {
         assert!(json);
         assert_eq!(
             (query.window.from.as_str(), query.version),
-            ("now-120m", Version::Hash)
+            ("now-120m", By::Hash)
         );
         assert_eq!(query.indexes, ["main"]);
         assert_eq!(
@@ -505,7 +527,7 @@ mod tests {
         );
         assert_eq!(
             error(&["config", "--service", "api", "--by", "colour"]),
-            "--by must be 'phase', 'hash' or 'revision', not 'colour'"
+            "--by must be 'phase', 'hash', 'revision' or 'auto', not 'colour'"
         );
         assert_eq!(
             error(&["config", "--service", "api", "extra"]),

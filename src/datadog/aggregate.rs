@@ -11,13 +11,14 @@
 //! Each asks for up to 10 versions × 1,000 endpoints (Datadog's limit is 10,000 buckets per
 //! query) and follows the `meta.page.after` cursor while there are more, so a service with
 //! 200 endpoints takes 3 calls, and one with more endpoints 3 plus one per extra page.
-//! [`fetch_choosing`] tries phase, hash and revision in turn, one more call for each passed over.
+//! [`fetch_compared`] chooses the versions as the records' reader does (phase, else revision,
+//! else hash), one more call for each label passed over.
 //!
 //! ```
 //! use envoy_dd::datadog::aggregate::{Query, Window};
-//! use envoy_dd::datadog::Version;
+//! use envoy_dd::datadog::By;
 //!
-//! let query = Query::new("service:api env:prod", Window::since_minutes(30), Version::Phase);
+//! let query = Query::new("service:api env:prod", Window::since_minutes(30), By::Phase);
 //! let body = query.body(Some("@http.endpoint"), false, None);
 //! assert_eq!(body["filter"]["from"], "now-30m");
 //! assert_eq!(body["group_by"][1]["facet"], "@http.endpoint");
@@ -28,7 +29,8 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{Client, Error, Version};
+use super::{facet, label, By, Client, Error};
+use crate::canary::input::{compare, Comparison, NoComparison, Skipped};
 use crate::canary::{self, Sketch};
 
 /// The API path.
@@ -75,14 +77,14 @@ pub struct Query {
     /// The window.
     pub window: Window,
     /// What tells versions apart.
-    pub version: Version,
+    pub version: By,
     /// The log indexes searched (default: all).
     pub indexes: Vec<String>,
 }
 
 impl Query {
     /// A query over every index.
-    pub fn new(query: &str, window: Window, version: Version) -> Query {
+    pub fn new(query: &str, window: Window, version: By) -> Query {
         Query {
             query: query.to_owned(),
             window,
@@ -115,7 +117,7 @@ impl Query {
             );
         }
         let mut group_by = vec![json!({
-            "facet": self.version.facet(), "limit": MAX_VERSIONS, "missing": MISSING,
+            "facet": facet(self.version), "limit": MAX_VERSIONS, "missing": MISSING,
         })];
         if let Some(facet) = by {
             group_by.push(json!({ "facet": facet, "limit": MAX_ENDPOINTS, "missing": MISSING }));
@@ -179,32 +181,46 @@ pub fn fetch(client: &Client, query: &Query) -> Result<Tallies, Error> {
     Ok(tallies)
 }
 
-/// Like [`fetch`], with the first of `choices` (say phase, then hash, then revision) under
-/// which Datadog has two versions to compare: one more call for each choice passed over.
-/// Returns the choice made; the last one if none has two versions.
-pub fn fetch_choosing(
+/// Like [`fetch`], and the two versions to compare: by `by`, or else the first of phase,
+/// revision and hash under which Datadog has two versions (one more call for each passed
+/// over), as the records' reader chooses. Without two versions, the counts per version of the
+/// last label tried and why there is no comparison.
+pub fn fetch_compared(
     client: &Client,
     query: &Query,
-    choices: &[Version],
-) -> Result<(Version, Tallies), Error> {
+    by: Option<By>,
+    canary: Option<&str>,
+) -> Result<(Tallies, Result<Comparison, NoComparison>), Error> {
+    let choices = match by {
+        Some(by) => vec![by],
+        None => vec![By::Phase, By::Revision, By::Hash],
+    };
     let mut query = query.clone();
     let mut tallies = Tallies::default();
-    for (i, &version) in choices.iter().enumerate() {
-        query.version = version;
+    let mut failures = Vec::new();
+    for &by in &choices {
+        query.version = by;
         tallies = Tallies::default();
         fetch_versions(client, &query, &mut tallies)?;
-        if tallies.sides(version).is_some() || i + 1 == choices.len() {
-            break;
+        match tallies.compare(by, canary, choices.len() > 1) {
+            Ok(comparison) => {
+                fetch_endpoints(client, &query, &mut tallies)?;
+                return Ok((tallies, Ok(comparison)));
+            }
+            Err(why) => failures.push(why.0),
         }
     }
-    fetch_endpoints(client, &query, &mut tallies)?;
-    Ok((query.version, tallies))
+    let why = match failures.as_slice() {
+        [one] => one.clone(),
+        _ => format!("no two versions to compare: {}", failures.join("; ")),
+    };
+    Ok((tallies, Err(NoComparison(why))))
 }
 
 /// Requests and latency per version.
 fn fetch_versions(client: &Client, query: &Query, tallies: &mut Tallies) -> Result<(), Error> {
     for bucket in pages(client, query, None, false, &mut tallies.warnings)? {
-        let version = bucket.key(query.version.facet());
+        let version = bucket.key(facet(query.version));
         let tally = tallies.versions.entry(version).or_default();
         tally.requests = bucket.count()?;
         tally.latency = bucket.latency();
@@ -220,14 +236,14 @@ fn fetch_endpoints(client: &Client, query: &Query, tallies: &mut Tallies) -> Res
             .endpoints
             .entry(bucket.key(endpoint))
             .or_default()
-            .entry(bucket.key(query.version.facet()))
+            .entry(bucket.key(facet(query.version)))
             .or_default();
         tally.requests = bucket.count()?;
         tally.latency = bucket.latency();
     }
     for bucket in pages(client, query, Some(endpoint), true, &mut tallies.warnings)? {
         let errors = bucket.count()?;
-        let version = bucket.key(query.version.facet());
+        let version = bucket.key(facet(query.version));
         let tally = tallies
             .endpoints
             .entry(bucket.key(endpoint))
@@ -373,95 +389,64 @@ impl Bucket {
     }
 }
 
-/// Which values of the version facet are compared.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Sides {
-    /// The version in production.
-    pub baseline: String,
-    /// The new version.
-    pub canary: String,
-}
-
 impl Tallies {
-    /// The two versions to compare: by `phase`, `stable` and `canary`; by hash or revision,
-    /// the version with the most requests is the baseline and the next one the canary (a
-    /// canary takes the smaller share of traffic). `None` without two versions.
-    pub fn sides(&self, version: Version) -> Option<Sides> {
-        let present = |v: &str| self.versions.get(v).is_some_and(|t| t.requests > 0);
-        if version == Version::Phase {
-            return (present("stable") && present("canary")).then(|| Sides {
-                baseline: "stable".into(),
-                canary: "canary".into(),
-            });
-        }
-        let mut busiest: Vec<(&String, u64)> = self
-            .versions
-            .iter()
-            .filter(|(v, t)| v.as_str() != MISSING && t.requests > 0)
-            .map(|(v, t)| (v, t.requests))
-            .collect();
-        busiest.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
-        match busiest.as_slice() {
-            [(baseline, _), (canary, _), ..] => Some(Sides {
-                baseline: (*baseline).clone(),
-                canary: (*canary).clone(),
-            }),
-            _ => None,
-        }
-    }
-
-    /// The judge's input: each endpoint's tallies of the two sides, latency sketches rebuilt
-    /// from Datadog's percentiles (see [`sketch`]). Records without an endpoint or of another
-    /// version are left out; [`Tallies::left_out`] counts them.
-    pub fn to_judge(&self, sides: &Sides) -> canary::Tallies {
-        let mut judge = canary::Tallies::new();
-        for (endpoint, versions) in &self.endpoints {
-            if endpoint == MISSING {
+    /// Requests per label of `by`, as the records' reader counts them (a task definition is
+    /// its revision); records without one are not listed.
+    pub fn labels(&self, by: By) -> Vec<(String, u64)> {
+        let mut labels: BTreeMap<String, u64> = BTreeMap::new();
+        for (value, tally) in &self.versions {
+            if value == MISSING || tally.requests == 0 {
                 continue;
             }
-            for (value, side) in [
-                (&sides.baseline, canary::Side::Baseline),
-                (&sides.canary, canary::Side::Canary),
-            ] {
-                if let Some(tally) = versions.get(value) {
-                    let into = judge.pair_mut(endpoint).side_mut(side);
-                    into.requests += tally.requests;
-                    into.errors += tally.errors;
-                    into.latency.merge(&sketch(tally.requests, &tally.latency));
-                }
+            if let Some(label) = label(by, value) {
+                *labels.entry(label).or_default() += tally.requests;
             }
         }
-        judge
+        labels.into_iter().collect()
     }
 
-    /// Records left out of [`Tallies::to_judge`]: without an endpoint, without a version, and
-    /// of versions other than the two compared.
-    pub fn left_out(&self, sides: &Sides) -> LeftOut {
-        let mut left = LeftOut::default();
+    /// The two versions to compare by `by` (see [`compare`]); `canary` names the canary's
+    /// hash or revision.
+    pub fn compare(
+        &self,
+        by: By,
+        canary: Option<&str>,
+        automatic: bool,
+    ) -> Result<Comparison, NoComparison> {
+        compare(by, self.labels(by), canary, automatic)
+    }
+
+    /// The judge's input, with latency sketches rebuilt from Datadog's percentiles (see
+    /// [`sketch`]), and the requests left out: without a version label, or of another version.
+    /// Requests without an endpoint are judged as the endpoint [`MISSING`].
+    pub fn to_judge(&self, comparison: &Comparison) -> (canary::Tallies, Skipped) {
+        let mut judge = canary::Tallies::new();
+        let mut skipped = Skipped::default();
         for (endpoint, versions) in &self.endpoints {
-            for (version, tally) in versions {
-                if version == MISSING {
-                    left.no_version += tally.requests;
-                } else if *version != sides.baseline && *version != sides.canary {
-                    left.other_versions += tally.requests;
-                } else if endpoint == MISSING {
-                    left.no_endpoint += tally.requests;
-                }
+            for (value, tally) in versions {
+                let side = match (value != MISSING)
+                    .then(|| label(comparison.by, value))
+                    .flatten()
+                {
+                    None => {
+                        skipped.no_version_label += tally.requests;
+                        continue;
+                    }
+                    Some(l) if l == comparison.baseline => canary::Side::Baseline,
+                    Some(l) if l == comparison.canary => canary::Side::Canary,
+                    Some(_) => {
+                        skipped.other_version += tally.requests;
+                        continue;
+                    }
+                };
+                let into = judge.pair_mut(endpoint).side_mut(side);
+                into.requests += tally.requests;
+                into.errors += tally.errors;
+                into.latency.merge(&sketch(tally.requests, &tally.latency));
             }
         }
-        left
+        (judge, skipped)
     }
-}
-
-/// Records not judged, by reason.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct LeftOut {
-    /// Without `http.endpoint`.
-    pub no_endpoint: u64,
-    /// Without the version facet.
-    pub no_version: u64,
-    /// Of a third version.
-    pub other_versions: u64,
 }
 
 /// Points per interval between two known quantiles when a sketch is rebuilt.

@@ -24,7 +24,7 @@
 
 use serde_json::{json, Value};
 
-use super::{Site, Version};
+use super::{facet, tag, By, Site};
 
 /// What to generate the configuration for.
 #[derive(Clone, Debug, PartialEq)]
@@ -36,7 +36,7 @@ pub struct Settings {
     /// More of the log query that selects the service's access logs (log search syntax).
     pub query: Option<String>,
     /// What tells versions apart on the dashboard; the monitors compare `phase` values.
-    pub version: Version,
+    pub version: By,
     /// The prefix of the metric names (default `envoy_dd.<service>`).
     pub metric_prefix: Option<String>,
     /// The canary's error rate minus stable's, as a fraction, above which an endpoint alerts.
@@ -60,7 +60,7 @@ impl Settings {
             service: service.to_owned(),
             env: None,
             query: None,
-            version: Version::Phase,
+            version: By::Phase,
             metric_prefix: None,
             threshold: 0.02,
             min_requests: 100,
@@ -156,8 +156,8 @@ pub fn generate(settings: &Settings) -> Generated {
 /// Datadog bills, so only low-cardinality attributes (never the raw path).
 fn metric_group_by(settings: &Settings) -> Vec<Value> {
     let mut tags = vec![json!({ "path": "@phase", "tag_name": "phase" })];
-    if settings.version != Version::Phase {
-        tags.push(json!({ "path": settings.version.facet(), "tag_name": settings.version.tag() }));
+    if settings.version != By::Phase {
+        tags.push(json!({ "path": facet(settings.version), "tag_name": tag(settings.version) }));
     }
     tags.extend([
         json!({ "path": "@http.endpoint", "tag_name": "endpoint" }),
@@ -297,7 +297,7 @@ fn tags(settings: &Settings) -> Vec<String> {
 }
 
 fn dashboard(settings: &Settings, requests: &str, duration: &str) -> Value {
-    let by = settings.version.tag();
+    let by = tag(settings.version);
     let scope = "$service,$env";
     let errors_by = |group: &str| {
         vec![

@@ -7,12 +7,14 @@
 //! `hash`, `http.endpoint`, `status` and `duration` (nanoseconds).
 //!
 //! ```
-//! use envoy_dd::datadog::{Site, Version};
+//! use envoy_dd::canary::input::By;
+//! use envoy_dd::datadog::{facet, label, Site};
 //!
 //! let site = Site::parse("datadoghq.eu").unwrap();
 //! assert_eq!(site.api_url(), "https://api.datadoghq.eu");
 //! assert_eq!(site.app_url(), "https://app.datadoghq.eu");
-//! assert_eq!(Version::Revision.facet(), "@ecs_task_definition");
+//! assert_eq!(facet(By::Revision), "@ecs_task_definition");
+//! assert_eq!(label(By::Revision, "api-canary:42").as_deref(), Some("42"));
 //! ```
 
 pub mod aggregate;
@@ -23,53 +25,36 @@ pub use client::{Client, Credentials, Error, RetryPolicy};
 
 use std::fmt;
 
-/// What tells the two versions of a release apart in the logs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Version {
-    /// `phase`: `stable` or `canary`.
-    Phase,
-    /// `hash`: the git commit of the running code.
-    Hash,
-    /// `ecs_task_definition`: the ECS task definition and its revision (`api:42`).
-    Revision,
+pub use crate::canary::input::By;
+
+/// The log facet of a version label: `@phase`, `@hash`, `@ecs_task_definition`.
+pub fn facet(by: By) -> &'static str {
+    match by {
+        By::Phase => "@phase",
+        By::Hash => "@hash",
+        By::Revision => "@ecs_task_definition",
+    }
 }
 
-impl Version {
-    /// The log facet (`@phase`, `@hash`, `@ecs_task_definition`).
-    pub fn facet(self) -> &'static str {
-        match self {
-            Version::Phase => "@phase",
-            Version::Hash => "@hash",
-            Version::Revision => "@ecs_task_definition",
-        }
+/// The metric tag a log-based metric gives a version label: `phase`, `hash`,
+/// `task_definition`.
+pub fn tag(by: By) -> &'static str {
+    match by {
+        By::Phase => "phase",
+        By::Hash => "hash",
+        By::Revision => "task_definition",
     }
+}
 
-    /// The metric tag a log-based metric gives it (`phase`, `hash`, `task_definition`).
-    pub fn tag(self) -> &'static str {
-        match self {
-            Version::Phase => "phase",
-            Version::Hash => "hash",
-            Version::Revision => "task_definition",
+/// The label a value of [`facet`] stands for: the revision of a task definition
+/// (`api-canary:42` is `42`, as the records' reader counts it); the value itself otherwise.
+pub fn label(by: By, value: &str) -> Option<String> {
+    match by {
+        By::Revision => {
+            let revision = value.rsplit_once(':')?.1;
+            revision.parse::<u64>().ok().map(|r| r.to_string())
         }
-    }
-
-    /// The word used on the command line (`phase`, `hash`, `revision`).
-    pub fn name(self) -> &'static str {
-        match self {
-            Version::Phase => "phase",
-            Version::Hash => "hash",
-            Version::Revision => "revision",
-        }
-    }
-
-    /// Reads the command-line word.
-    pub fn parse(word: &str) -> Option<Version> {
-        match word {
-            "phase" => Some(Version::Phase),
-            "hash" => Some(Version::Hash),
-            "revision" => Some(Version::Revision),
-            _ => None,
-        }
+        _ => Some(value.to_owned()),
     }
 }
 
