@@ -142,6 +142,7 @@ fn serve(stream: TcpStream, log: &Mutex<Vec<Seen>>, script: &Script) {
 fn reason(status: u16) -> &'static str {
     match status {
         200 => "OK",
+        302 => "Found",
         403 => "Forbidden",
         429 => "Too Many Requests",
         500 => "Internal Server Error",
@@ -497,6 +498,25 @@ fn a_bad_request_is_reported_with_datadogs_errors() {
     assert!(
         error.to_string().contains("unbalanced parenthesis"),
         "{error}"
+    );
+}
+
+#[test]
+fn redirects_are_not_followed_so_the_keys_stay_with_the_site() {
+    let elsewhere = Server::start(|_, _| Reply::Json(200, Vec::new(), json!({})));
+    let to = format!("{}/api/v2/logs/analytics/aggregate", elsewhere.url);
+    let server =
+        Server::start(move |_, _| Reply::Json(302, vec![("Location", to.clone())], json!({})));
+    let error = aggregate::fetch(&server.client(quick()), &query()).unwrap_err();
+    assert!(
+        matches!(error, Error::Rejected { status: 302, .. }),
+        "{error:?}"
+    );
+    assert!(error.to_string().contains("DD_SITE"), "{error}");
+    assert_eq!(server.seen().len(), 1);
+    assert!(
+        elsewhere.seen().is_empty(),
+        "the keys went to the redirect's address"
     );
 }
 

@@ -183,6 +183,8 @@ impl Client {
             .http_status_as_error(false)
             .timeout_global(Some(policy.timeout))
             .user_agent(concat!("envoy-dd/", env!("CARGO_PKG_VERSION")))
+            // The API does not redirect; following one could carry the keys elsewhere.
+            .max_redirects(0)
             .build()
             .new_agent();
         Client {
@@ -210,7 +212,9 @@ impl Client {
         loop {
             attempt += 1;
             self.calls.set(self.calls.get() + 1);
-            let wait = match self.attempt(&url, &body) {
+            let outcome = self.attempt(&url, &body);
+            let rate_limited = matches!(outcome, Attempt::RateLimited(_));
+            let wait = match outcome {
                 Attempt::Done(value) => return Ok(value),
                 Attempt::Fail(error) => return Err(error),
                 Attempt::RateLimited(reset) => {
@@ -233,7 +237,14 @@ impl Client {
             };
             let wait = wait.min(self.policy.max_wait);
             if start.elapsed() + wait + self.policy.timeout > self.policy.deadline {
-                return Err(Error::TimedOut { attempts: attempt });
+                // Another attempt could not finish within the deadline.
+                return Err(match rate_limited {
+                    true => Error::GaveUp {
+                        status: 429,
+                        attempts: attempt,
+                    },
+                    false => Error::TimedOut { attempts: attempt },
+                });
             }
             std::thread::sleep(wait);
         }
@@ -254,6 +265,11 @@ impl Client {
         };
         let status = response.status().as_u16();
         let reset = rate_limit_reset(&response);
+        let location = response
+            .headers()
+            .get("location")
+            .and_then(|l| l.to_str().ok())
+            .map(str::to_owned);
         let text = response
             .body_mut()
             .with_config()
@@ -271,6 +287,13 @@ impl Client {
                 Err(_) => Attempt::Retry(Failure::Truncated),
             },
             429 => Attempt::RateLimited(reset),
+            300..=399 => Attempt::Fail(Error::Rejected {
+                status,
+                detail: format!(
+                    "redirected to {}, which is not followed (the keys stay here); check DD_SITE",
+                    location.as_deref().unwrap_or("another address")
+                ),
+            }),
             401 | 403 => Attempt::Fail(Error::Forbidden {
                 status,
                 detail: detail(text),
