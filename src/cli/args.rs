@@ -16,6 +16,7 @@ pub const VERSION: &str = concat!("envoy-dd ", env!("CARGO_PKG_VERSION"));
 /// Printed after a usage error outside a command.
 pub const MAIN_USAGE: &str = "\
 Usage: envoy-dd transform [OPTIONS] [FILE...]
+       envoy-dd canary [OPTIONS] [FILE...]
        envoy-dd datadog config|tallies [OPTIONS]
        envoy-dd help [COMMAND]
        envoy-dd --version
@@ -33,6 +34,7 @@ Usage: envoy-dd <COMMAND> [ARGS]
 Commands:
   transform [OPTIONS] [FILE...]  Enrich JSON Lines records: dd.trace_id/dd.span_id, hash,
                                  phase, standard HTTP attributes, status, message
+  canary [OPTIONS] [FILE...]     Judge a canary release per endpoint from access logs
   datadog config|tallies [OPTIONS]
                                  Datadog monitors, dashboard and log-based metrics that
                                  compare a canary with stable; per-endpoint counts from
@@ -109,6 +111,8 @@ pub enum Command {
     Version,
     /// Run `envoy-dd transform`.
     Transform(TransformOptions),
+    /// Run `envoy-dd canary`.
+    Canary(Box<super::canary::CanaryOptions>),
     /// Run `envoy-dd datadog`.
     #[cfg(feature = "datadog")]
     Datadog(super::datadog::DatadogCommand),
@@ -121,6 +125,8 @@ pub enum Topic {
     Main,
     /// `envoy-dd transform`.
     Transform,
+    /// `envoy-dd canary`.
+    Canary,
     /// `envoy-dd datadog`.
     Datadog,
 }
@@ -131,6 +137,7 @@ impl Topic {
         match self {
             Topic::Main => MAIN_HELP,
             Topic::Transform => TRANSFORM_HELP,
+            Topic::Canary => super::canary::HELP,
             Topic::Datadog => DATADOG_HELP,
         }
     }
@@ -140,6 +147,7 @@ impl Topic {
         match self {
             Topic::Main => MAIN_USAGE,
             Topic::Transform => TRANSFORM_USAGE,
+            Topic::Canary => super::canary::USAGE,
             Topic::Datadog => DATADOG_USAGE,
         }
     }
@@ -199,12 +207,14 @@ pub fn parse(
     };
     match first.to_str() {
         Some("transform") => parse_transform(args, config),
+        Some("canary") => super::canary::parse(args),
         #[cfg(feature = "datadog")]
         Some("datadog") => super::datadog::parse(args),
         Some("help") => {
             let topic = match args.next() {
                 None => Topic::Main,
                 Some(name) if name == "transform" => Topic::Transform,
+                Some(name) if name == "canary" => Topic::Canary,
                 Some(name) if name == "datadog" => Topic::Datadog,
                 Some(name) => {
                     return Err(UsageError::new(

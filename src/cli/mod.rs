@@ -2,11 +2,13 @@
 //!
 //! * [`args`]: the argument parser and the help texts.
 //! * [`transform`]: `envoy-dd transform`, the read–transform–write loop.
+//! * [`canary`]: `envoy-dd canary`, the canary judge.
 //! * [`stats`]: the counters behind `--stats`.
 //! * [`progress`]: the progress bar on standard error.
 //! * [`datadog`]: `envoy-dd datadog`, generated Datadog configuration and counts from Datadog.
 
 mod args;
+mod canary;
 #[cfg(feature = "datadog")]
 mod datadog;
 mod progress;
@@ -41,6 +43,7 @@ pub fn main() -> ExitCode {
         Command::Help(topic) => print(topic.help()),
         Command::Version => print(&format!("{}\n", args::VERSION)),
         Command::Transform(options) => transform::run(options),
+        Command::Canary(options) => canary::run(*options),
         #[cfg(feature = "datadog")]
         Command::Datadog(command) => datadog::run(command),
     };
