@@ -3,6 +3,7 @@
 //! rate-limit headers, 5xx, slow and cut-short answers, 403, and a site that is not there.
 #![cfg(feature = "datadog")]
 
+mod release;
 mod schemas;
 
 use std::collections::BTreeMap;
@@ -666,7 +667,10 @@ fn the_tallies_command_prints_counts_and_never_the_keys() {
 
 /// One access-log record, as Datadog would index it.
 struct Record {
+    /// `""` when the record has no phase.
     phase: &'static str,
+    hash: &'static str,
+    task_definition: &'static str,
     endpoint: String,
     error: bool,
     duration_ns: f64,
@@ -700,6 +704,16 @@ fn release(n: usize) -> Vec<Record> {
                 };
             Record {
                 phase,
+                hash: if phase == "canary" {
+                    "9b1d3c5e7f20"
+                } else {
+                    "4f9c2a17e0b3"
+                },
+                task_definition: if phase == "canary" {
+                    "api:42"
+                } else {
+                    "api:41"
+                },
                 endpoint: format!("GET /e{e}/{{param:int}}"),
                 error,
                 duration_ns,
@@ -715,6 +729,7 @@ fn aggregate_of(records: &[Record], body: &Value) -> Value {
         .unwrap()
         .ends_with("status:error");
     let by_endpoint = body["group_by"].as_array().unwrap().len() == 2;
+    let facet = body["group_by"][0]["facet"].as_str().unwrap().to_owned();
     let mut groups: BTreeMap<(String, String), Vec<f64>> = BTreeMap::new();
     for r in records.iter().filter(|r| !errors_only || r.error) {
         let endpoint = if by_endpoint {
@@ -722,8 +737,14 @@ fn aggregate_of(records: &[Record], body: &Value) -> Value {
         } else {
             String::new()
         };
+        let version = match facet.as_str() {
+            "@phase" if r.phase.is_empty() => MISSING,
+            "@phase" => r.phase,
+            "@hash" => r.hash,
+            _ => r.task_definition,
+        };
         groups
-            .entry((r.phase.to_owned(), endpoint))
+            .entry((version.to_owned(), endpoint))
             .or_default()
             .push(r.duration_ns);
     }
@@ -732,7 +753,7 @@ fn aggregate_of(records: &[Record], body: &Value) -> Value {
         .map(|((phase, endpoint), mut d)| {
             d.sort_by(f64::total_cmp);
             let q = |q: f64| d[((q * (d.len() - 1) as f64).round()) as usize];
-            let mut by = json!({ "@phase": phase });
+            let mut by = json!({ facet.clone(): phase });
             if by_endpoint {
                 by["@http.endpoint"] = json!(endpoint);
             }
@@ -899,4 +920,152 @@ fn without_phase_or_revision_labels_the_choice_falls_to_hash_one_call_each() {
         facets,
         ["@phase", "@ecs_task_definition", "@hash", "@hash", "@hash"]
     );
+}
+
+/// The records of a simulated release (tests/release) as Datadog indexes them.
+fn indexed(release: &release::Release) -> Vec<Record> {
+    release
+        .requests()
+        .map(|r| {
+            let canary = r.side == envoy_dd::canary::Side::Canary;
+            Record {
+                phase: match (release.labels, canary) {
+                    (release::Labels::NoPhase, _) => "",
+                    (_, true) => "canary",
+                    (_, false) => "stable",
+                },
+                hash: if canary {
+                    "9b1d3c5e7f20"
+                } else {
+                    "4f9c2a17e0b3"
+                },
+                task_definition: if canary { "api:42" } else { "api:41" },
+                endpoint: release.endpoints[r.endpoint].name.to_owned(),
+                error: r.status >= 500,
+                duration_ns: r.duration_ms as f64 * 1e6,
+            }
+        })
+        .collect()
+}
+
+/// `envoy-dd canary` on the release's records as a file, and `envoy-dd canary --datadog`
+/// against a server that aggregates the same records as Datadog would: (exit code, report).
+fn both_modes(release: &release::Release, extra: &[&str]) -> [(Option<i32>, Value); 2] {
+    let dir = std::env::temp_dir().join(format!(
+        "envoy-dd-datadog-{}-{}",
+        std::process::id(),
+        release.seed
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("release.jsonl");
+    std::fs::write(&file, release.lines()).unwrap();
+    let records = Arc::new(indexed(release));
+    let server = Server::start(move |seen, _| {
+        Reply::Json(200, Vec::new(), aggregate_of(&records, &seen.body))
+    });
+    let run = |args: Vec<&str>| {
+        let out = Command::new(env!("CARGO_BIN_EXE_envoy-dd"))
+            .args(&args)
+            .env("DD_SITE", &server.url)
+            .env("DD_API_KEY", API_KEY)
+            .env("DD_APP_KEY", APP_KEY)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert!(!stderr.contains(API_KEY) && !stderr.contains(APP_KEY));
+        let report: Value =
+            serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {stderr}"));
+        (out.status.code(), report)
+    };
+    let html = dir.join("report.html");
+    let mut files = vec!["canary", "--format", "json"];
+    files.extend_from_slice(extra);
+    files.push(file.to_str().unwrap());
+    let mut datadog = vec![
+        "canary",
+        "--datadog",
+        "--query",
+        "service:api env:prod",
+        "--since",
+        "30m",
+        "--format",
+        "json",
+        "--html",
+    ];
+    datadog.push(html.to_str().unwrap());
+    datadog.extend_from_slice(extra);
+    let result = [run(files), run(datadog)];
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(page.contains("<svg") && page.contains("</html>"));
+    std::fs::remove_dir_all(&dir).unwrap();
+    result
+}
+
+/// The endpoints of a report: name → (verdict, baseline and canary requests and errors).
+fn endpoints(report: &Value) -> BTreeMap<String, (String, Value)> {
+    report["endpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            let counts = json!([
+                e["baseline"]["requests"],
+                e["baseline"]["errors"],
+                e["canary"]["requests"],
+                e["canary"]["errors"]
+            ]);
+            (
+                e["endpoint"].as_str().unwrap().to_owned(),
+                (e["verdict"].as_str().unwrap().to_owned(), counts),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn canary_datadog_gives_the_file_modes_verdicts_counts_and_exit_status() {
+    const EXPORT: usize = 11;
+    const ORDERS: usize = 1;
+    let cases = [
+        (release::Release::identical(3, 60_000), 0),
+        (
+            release::Release::identical(5, 60_000).with(EXPORT, release::Change::ErrorRate(0.3)),
+            3,
+        ),
+        (
+            release::Release::identical(8, 60_000).with(ORDERS, release::Change::Slower(1.5)),
+            3,
+        ),
+        (
+            release::Release {
+                canary_share: 0.0005,
+                ..release::Release::identical(9, 40_000)
+            },
+            4,
+        ),
+        (
+            release::Release {
+                labels: release::Labels::NoPhase,
+                ..release::Release::identical(4, 60_000)
+            },
+            0,
+        ),
+    ];
+    for (release, code) in cases {
+        let [(file_code, file), (dd_code, dd)] = both_modes(&release, &[]);
+        assert_eq!(file_code, Some(code), "file mode, seed {}", release.seed);
+        assert_eq!(dd_code, file_code, "seed {}: {dd:#}", release.seed);
+        assert_eq!(dd["verdict"], file["verdict"]);
+        assert_eq!(dd["comparison"]["by"], file["comparison"]["by"]);
+        assert_eq!(dd["comparison"]["canary"], file["comparison"]["canary"]);
+        assert!(endpoints(&file).len() > 10, "{file:#}");
+        assert_eq!(endpoints(&dd), endpoints(&file), "seed {}", release.seed);
+        if code == 3 {
+            let failed = endpoints(&dd)
+                .into_iter()
+                .filter(|(_, (v, _))| v == "fail")
+                .count();
+            assert!(failed >= 1, "{dd:#}");
+        }
+    }
 }

@@ -5,13 +5,14 @@ use std::ffi::OsString;
 use std::fmt::Write as _;
 use std::time::Instant;
 
-use envoy_dd::canary::input::{Comparison, NoComparison};
+use envoy_dd::canary::input::{Comparison, NoComparison, Skipped};
 use envoy_dd::datadog::aggregate::{self, Query, Tallies, Tally, Window};
 use envoy_dd::datadog::config::{self, Settings};
 use envoy_dd::datadog::{By, Client, Credentials, RetryPolicy, Site};
 use serde_json::{json, Value};
 
 use super::args::{Command, Topic, UsageError};
+use super::canary::minutes;
 
 /// Printed after a usage error in `envoy-dd datadog`.
 pub const USAGE: &str = "\
@@ -252,25 +253,6 @@ fn version(value: &str) -> Result<By, String> {
             "--by must be 'phase', 'hash', 'revision' or 'auto', not '{value}'"
         )),
     }
-}
-
-/// `30m`, `2h`, `1d`, `90s` (rounded up to a minute) as minutes.
-pub fn minutes(value: &str) -> Result<u64, String> {
-    let bad = || format!("'{value}' is not a duration such as 30m, 2h or 1d");
-    let split = value.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
-    let (number, unit) = value.split_at(split);
-    let number: u64 = number.parse().map_err(|_| bad())?;
-    let minutes = match unit {
-        "s" => number.div_ceil(60),
-        "m" => number,
-        "h" => number.saturating_mul(60),
-        "d" => number.saturating_mul(24 * 60),
-        _ => return Err(bad()),
-    };
-    if minutes == 0 {
-        return Err(format!("the duration '{value}' is empty"));
-    }
-    Ok(minutes)
 }
 
 /// `0.02` or `2%` as a fraction in (0, 1].
@@ -532,6 +514,118 @@ mod tests {
         assert_eq!(
             error(&["config", "--service", "api", "extra"]),
             "unexpected argument 'extra'"
+        );
+    }
+}
+
+/// For `envoy-dd canary --datadog`: the judge's input from Datadog, with the keys and site of
+/// the environment: the comparison, the tallies, the requests not judged and every request
+/// counted. Datadog's warnings and the number of calls go to standard error.
+pub fn judge_input(
+    query: &Query,
+    by: Option<By>,
+    canary: Option<&str>,
+) -> Result<(Comparison, envoy_dd::canary::Tallies, Skipped, u64), String> {
+    let started = Instant::now();
+    let credentials = Credentials::from_env().map_err(|e| e.to_string())?;
+    let client = Client::new(site()?, credentials, RetryPolicy::default());
+    let fetched = aggregate::fetch_compared(&client, query, by, canary);
+    super::say(format_args!(
+        "{} Datadog API calls in {:.1} s",
+        client.calls(),
+        started.elapsed().as_secs_f64()
+    ));
+    let (tallies, comparison) = fetched.map_err(|e| e.to_string())?;
+    for warning in &tallies.warnings {
+        super::say(format_args!("Datadog: {warning}"));
+    }
+    let comparison = comparison.map_err(|e| e.to_string())?;
+    let (judged, skipped) = tallies.to_judge(&comparison);
+    let records = tallies
+        .endpoints
+        .values()
+        .flat_map(|v| v.values())
+        .map(|t| t.requests)
+        .sum();
+    Ok((comparison, judged, skipped, records))
+}
+
+#[cfg(test)]
+mod canary_tests {
+    use super::super::args::{parse, Command};
+    use super::*;
+    use envoy_dd::Config;
+
+    fn canary(args: &[&str]) -> Result<Command, UsageError> {
+        let mut all = vec!["canary"];
+        all.extend_from_slice(args);
+        parse(all.into_iter().map(OsString::from), Config::default())
+    }
+
+    fn window(args: &[&str]) -> Window {
+        match canary(args) {
+            Ok(Command::Canary(o)) => o.datadog.expect("a Datadog query").window,
+            other => panic!("{args:?}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn canary_datadog_windows() {
+        let q = ["--datadog", "--query", "service:api"];
+        assert_eq!(window(&q), Window::since_minutes(30));
+        assert_eq!(
+            window(&[&q[..], &["--since", "2h"]].concat()),
+            Window::since_minutes(120)
+        );
+        let w = window(
+            &[
+                &q[..],
+                &[
+                    "--since",
+                    "2026-12-07T18:00:00Z",
+                    "--until",
+                    "2026-12-07T18:30:00Z",
+                ],
+            ]
+            .concat(),
+        );
+        assert_eq!(
+            (w.from.as_str(), w.to.as_str()),
+            ("1796666400000", "1796668200000")
+        );
+        let w = window(&[&q[..], &["--from", "now-1h", "--to", "now-30m"]].concat());
+        assert_eq!((w.from.as_str(), w.to.as_str()), ("now-1h", "now-30m"));
+    }
+
+    #[test]
+    fn canary_datadog_usage_errors() {
+        let error = |args: &[&str]| canary(args).unwrap_err().message;
+        assert_eq!(
+            error(&["--datadog", "--query", "service:api", "logs.jsonl"]),
+            "--datadog reads from Datadog: give no FILE"
+        );
+        assert_eq!(
+            error(&["--datadog"]),
+            "--datadog needs --query, e.g. --query 'service:api env:prod'"
+        );
+        assert_eq!(
+            error(&["--query", "service:api", "logs.jsonl"]),
+            "--query is an option of --datadog"
+        );
+        assert_eq!(
+            error(&[
+                "--datadog",
+                "--query",
+                "q",
+                "--since",
+                "1h",
+                "--from",
+                "now-1h"
+            ]),
+            "give --since or --from, not both"
+        );
+        assert!(
+            matches!(canary(&["--since", "30m", "logs.jsonl"]), Ok(Command::Canary(o)) if o.read.since_ms.is_some())
         );
     }
 }
