@@ -522,6 +522,30 @@ fn redirects_are_not_followed_so_the_keys_stay_with_the_site() {
 }
 
 #[test]
+fn a_site_without_a_name_or_with_the_wrong_certificate_is_not_retried() {
+    // `.invalid` never resolves (RFC 2606).
+    let site = Site::parse("datadoghq.invalid").unwrap();
+    let client = Client::new(site, Credentials::new(API_KEY, APP_KEY), quick());
+    let error = aggregate::fetch(&client, &query()).unwrap_err();
+    assert!(matches!(error, Error::Unreachable { .. }), "{error:?}");
+    assert_eq!(client.calls(), 1);
+    // TLS to a server that answers in plain HTTP: the handshake fails.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap();
+    thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            let _ = stream.write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
+            thread::sleep(Duration::from_millis(200));
+        }
+    });
+    let site = Site::parse(&format!("https://{address}")).unwrap();
+    let client = Client::new(site, Credentials::new(API_KEY, APP_KEY), quick());
+    let error = aggregate::fetch(&client, &query()).unwrap_err();
+    assert!(matches!(error, Error::Unreachable { .. }), "{error:?}");
+    assert_eq!(client.calls(), 1);
+}
+
+#[test]
 fn a_site_that_does_not_answer_is_a_clear_error() {
     let port = {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();

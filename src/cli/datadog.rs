@@ -326,8 +326,9 @@ pub fn run(command: DatadogCommand) -> u8 {
             };
             let code = super::print(&text);
             super::say(format_args!(
-                "{} API calls in {:.1} s",
+                "{} API call{} in {:.1} s",
                 client.calls(),
+                if client.calls() == 1 { "" } else { "s" },
                 started.elapsed().as_secs_f64()
             ));
             code
@@ -531,8 +532,9 @@ pub fn judge_input(
     let client = Client::new(site()?, credentials, RetryPolicy::default());
     let fetched = aggregate::fetch_compared(&client, query, by, canary);
     super::say(format_args!(
-        "{} Datadog API calls in {:.1} s",
+        "{} Datadog API call{} in {:.1} s",
         client.calls(),
+        if client.calls() == 1 { "" } else { "s" },
         started.elapsed().as_secs_f64()
     ));
     let (tallies, comparison) = fetched.map_err(|e| e.to_string())?;

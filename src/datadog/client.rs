@@ -173,6 +173,9 @@ pub struct Client {
     calls: std::cell::Cell<u32>,
 }
 
+/// The longest wait for a connection (and a name) before the site counts as not answering.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// The largest answer read (the aggregate API's pages are far smaller).
 const MAX_ANSWER: u64 = 64 << 20;
 
@@ -182,6 +185,8 @@ impl Client {
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_global(Some(policy.timeout))
+            // A site that does not even accept the connection is not worth a whole attempt.
+            .timeout_connect(Some(policy.timeout.min(CONNECT_TIMEOUT)))
             .user_agent(concat!("envoy-dd/", env!("CARGO_PKG_VERSION")))
             // The API does not redirect; following one could carry the keys elsewhere.
             .max_redirects(0)
@@ -334,27 +339,32 @@ impl Failure {
     }
 }
 
-/// A transport error: time-outs and dropped connections are retried; a site that cannot be
-/// resolved or connected to is not (it will not answer the next time either).
+/// A transport error: time-outs and connections dropped mid-way are retried; a site that
+/// cannot be resolved, refuses the connection, does not answer it or fails the TLS handshake
+/// (a certificate that is not the site's) is not: it will not answer the next time either.
 fn transport(url: &str, error: ureq::Error) -> Attempt {
+    use std::io::ErrorKind::*;
     let unreachable = |reason: String| {
         let base = url.split("/api/").next().unwrap_or(url).to_owned();
         Attempt::Fail(Error::Unreachable { url: base, reason })
     };
     match error {
+        ureq::Error::Timeout(ureq::Timeout::Connect | ureq::Timeout::Resolve) => {
+            unreachable("no answer to the connection".into())
+        }
         ureq::Error::Timeout(_) => Attempt::Retry(Failure::Timeout),
         ureq::Error::HostNotFound => unreachable("no such host".into()),
         ureq::Error::ConnectionFailed => unreachable("connection refused".into()),
-        ureq::Error::Io(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
-            unreachable("connection refused".into())
-        }
-        ureq::Error::Io(e) if e.kind() == std::io::ErrorKind::TimedOut => {
-            Attempt::Retry(Failure::Timeout)
-        }
-        ureq::Error::Io(_) | ureq::Error::Protocol(_) => Attempt::Retry(Failure::Truncated),
-        ureq::Error::Tls(_) | ureq::Error::Rustls(_) | ureq::Error::Pem(_) => {
-            unreachable(format!("TLS: {error}"))
-        }
+        ureq::Error::Io(e) => match e.kind() {
+            TimedOut | WouldBlock => Attempt::Retry(Failure::Timeout),
+            ConnectionReset | ConnectionAborted | BrokenPipe | UnexpectedEof | Interrupted => {
+                Attempt::Retry(Failure::Truncated)
+            }
+            ConnectionRefused => unreachable("connection refused".into()),
+            // TLS (rustls reports a bad certificate as invalid data), name resolution, no route.
+            _ => unreachable(e.to_string()),
+        },
+        ureq::Error::Protocol(_) => Attempt::Retry(Failure::Truncated),
         other => unreachable(other.to_string()),
     }
 }
