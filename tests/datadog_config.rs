@@ -34,9 +34,10 @@ fn variants() -> Vec<Settings> {
     vec![Settings::new("api"), full, revision]
 }
 
-fn monitors(generated: &Generated) -> [&Value; 3] {
+fn monitors(generated: &Generated) -> [&Value; 4] {
     [
         &generated.error_rate_monitor,
+        &generated.failing_monitor,
         &generated.traffic_monitor,
         &generated.composite_monitor,
     ]
@@ -167,11 +168,16 @@ fn monitors_compare_canary_with_stable_per_endpoint_with_a_traffic_floor() {
         generated.traffic_monitor["options"]["thresholds"]["critical"],
         100
     );
+    let failing = generated.failing_monitor["query"].as_str().unwrap();
+    assert!(
+        failing.ends_with("> 0.5") && failing.contains("phase:canary,status:error} by {endpoint}"),
+        "{failing}"
+    );
     let composite = &generated.composite_monitor;
     assert_eq!(composite["type"], "composite");
     assert_eq!(
         composite["query"],
-        "${error_rate_monitor.id} && ${traffic_monitor.id}"
+        "(${error_rate_monitor.id} || ${failing_monitor.id}) && ${traffic_monitor.id}"
     );
     let message = composite["message"].as_str().unwrap();
     assert!(
@@ -265,7 +271,7 @@ fn terraform_wires_the_composite_and_the_dashboard_link() {
         "aggregation_type = \"distribution\"",
         "include_percentiles = true",
         "resource \"datadog_monitor_json\" \"api_canary\"",
-        "\"query\": \"${datadog_monitor_json.api_canary_error_rate.id} && ${datadog_monitor_json.api_canary_traffic.id}\"",
+        "\"query\": \"(${datadog_monitor_json.api_canary_error_rate.id} || ${datadog_monitor_json.api_canary_failing.id}) && ${datadog_monitor_json.api_canary_traffic.id}\"",
         "https://app.datadoghq.com${datadog_dashboard_json.api_canary.url}",
         "resource \"datadog_dashboard_json\" \"api_canary\"",
     ] {
@@ -278,7 +284,7 @@ fn terraform_wires_the_composite_and_the_dashboard_link() {
         docs.iter()
             .filter(|(k, _)| k == "datadog_monitor_json")
             .count(),
-        3
+        4
     );
     assert_eq!(
         docs.iter()
@@ -324,7 +330,7 @@ fn the_command_writes_json_and_terraform() {
     ]);
     assert_eq!(code, Some(0));
     let json: Value = serde_json::from_str(&json).unwrap();
-    assert_eq!(json["monitors"].as_array().unwrap().len(), 3);
+    assert_eq!(json["monitors"].as_array().unwrap().len(), 4);
     assert!(json["monitors"][0]["query"]
         .as_str()
         .unwrap()

@@ -31,9 +31,10 @@ Usage: envoy-dd datadog config --service NAME [OPTIONS]
 
 config: writes the configuration on standard output, as the API's JSON or as Terraform:
   two log-based metrics (<prefix>.requests, a count, and <prefix>.duration, a distribution of
-  @duration), tagged by phase, endpoint (@http.endpoint), status, service and env; a monitor of
-  the canary's error rate minus stable's per endpoint, a monitor of the canary's traffic per
-  endpoint, and a composite of the two that alerts on an endpoint only when both hold; and a
+  @duration), tagged by phase, endpoint (@http.endpoint), status, service and env; monitors of
+  the canary's error rate minus stable's per endpoint, of the share of the canary's requests
+  that fail (above one half) and of the canary's traffic per endpoint, and a composite that
+  alerts on an endpoint only when the canary is worse and had enough traffic; and a
   dashboard of error rate and latency per version, overall and per endpoint.
 
       --service NAME         The service (Datadog's service tag) [required]

@@ -5,11 +5,11 @@
 //!   and `<prefix>.duration`, a distribution of `@duration` (nanoseconds) with percentiles. Both
 //!   are tagged with the version, `endpoint` (`@http.endpoint`, never the raw path: every tag
 //!   combination is a billed custom metric), `status`, `service` and `env`.
-//! * Three monitors (`POST /api/v1/monitor`): the canary's error rate minus stable's per
-//!   endpoint, the canary's traffic per endpoint, and a composite of the two, so that an
-//!   endpoint alerts only when the difference is above the threshold *and* the canary served
-//!   enough requests for it to mean something. The composite's message names the endpoint and
-//!   links the dashboard.
+//! * Four monitors (`POST /api/v1/monitor`): the canary's error rate minus stable's per
+//!   endpoint, the share of the canary's requests that fail per endpoint (above one half), the
+//!   canary's traffic per endpoint, and a composite, `(difference || failing) && traffic`, so
+//!   that an endpoint alerts only when the canary is worse *and* served enough requests for it
+//!   to mean something. The composite's message names the endpoint and links the dashboard.
 //! * A dashboard (`POST /api/v1/dashboard`): error rate and latency per version, overall and per
 //!   endpoint, with `service` and `env` template variables.
 //!
@@ -108,11 +108,16 @@ pub struct Generated {
     pub logs_metrics: Vec<Value>,
     /// `POST /api/v1/monitor` body: the per-endpoint error-rate difference.
     pub error_rate_monitor: Value,
+    /// `POST /api/v1/monitor` body: the per-endpoint share of the canary's requests that fail,
+    /// above one half: the endpoint the difference cannot see, where the canary fails every
+    /// request (it has no non-error series).
+    pub failing_monitor: Value,
     /// `POST /api/v1/monitor` body: the per-endpoint canary traffic.
     pub traffic_monitor: Value,
-    /// `POST /api/v1/monitor` body: the composite of the two. Its `query` names the two
-    /// monitors as `${error_rate_monitor.id}` and `${traffic_monitor.id}`, which the API's ids
-    /// replace once they exist (Terraform does this itself).
+    /// `POST /api/v1/monitor` body: the composite, `(error rate || failing) && traffic`. Its
+    /// `query` names the monitors as `${error_rate_monitor.id}`, `${failing_monitor.id}` and
+    /// `${traffic_monitor.id}`, which the API's ids replace once they exist (Terraform does
+    /// this itself).
     pub composite_monitor: Value,
     /// `POST /api/v1/dashboard` body.
     pub dashboard: Value,
@@ -124,6 +129,7 @@ pub struct Generated {
 /// The placeholders the composite's query and the messages carry until the ids exist.
 const ERROR_RATE_ID: &str = "${error_rate_monitor.id}";
 const TRAFFIC_ID: &str = "${traffic_monitor.id}";
+const FAILING_ID: &str = "${failing_monitor.id}";
 const DASHBOARD_URL: &str = "${dashboard.url}";
 
 /// Generates the configuration for `settings`.
@@ -144,6 +150,7 @@ pub fn generate(settings: &Settings) -> Generated {
             ),
         ],
         error_rate_monitor: error_rate_monitor(settings, &requests),
+        failing_monitor: failing_monitor(settings, &requests),
         traffic_monitor: traffic_monitor(settings, &requests),
         composite_monitor: composite_monitor(settings, &dashboard_url),
         dashboard: dashboard(settings, &requests, &duration),
@@ -226,6 +233,39 @@ fn error_rate_monitor(settings: &Settings, requests: &str) -> Value {
     })
 }
 
+/// The share of the canary's requests on an endpoint that fail, above which it alerts (with
+/// the traffic condition) whatever stable does.
+const FAILING_SHARE: f64 = 0.5;
+
+fn failing_monitor(settings: &Settings, requests: &str) -> Value {
+    let scope = settings.scope();
+    let window = settings.window_minutes;
+    json!({
+        "name": format!("[{}] most canary requests fail on {{{{endpoint.name}}}}", settings.service),
+        "type": "query alert",
+        "query": format!(
+            "sum(last_{window}m):{} / {} > {}",
+            count(requests, &scope, "canary", ",status:error"),
+            count(requests, &scope, "canary", ""),
+            number(FAILING_SHARE)
+        ),
+        "message": format!(
+            "More than half of the canary's requests on {{{{endpoint.name}}}} of {} failed in the \
+             last {window} minutes. Part of the composite canary monitor: it catches the endpoint \
+             where the canary fails every request, which the difference with stable cannot see.",
+            settings.service
+        ),
+        "tags": tags(settings),
+        "priority": null,
+        "options": {
+            "thresholds": { "critical": FAILING_SHARE },
+            "notify_no_data": false,
+            "require_full_window": false,
+            "include_tags": true,
+        }
+    })
+}
+
 fn traffic_monitor(settings: &Settings, requests: &str) -> Value {
     let window = settings.window_minutes;
     json!({
@@ -256,7 +296,8 @@ fn composite_monitor(settings: &Settings, dashboard_url: &str) -> Value {
     let mut message = format!(
         "{{{{#is_alert}}}}The canary of {service} fails more requests than stable on endpoint \
          {{{{endpoint.name}}}}: its error rate is more than {points} percentage points above \
-         stable's, with at least {min} canary requests in the last {window} minutes.\n\n\
+         stable's, or more than half of its requests fail, with at least {min} canary requests \
+         in the last {window} minutes.\n\n\
          Compare the versions per endpoint on the dashboard: {dashboard_url}\n\
          Judge the release: `envoy-dd canary --datadog --query 'service:{service}' --since {window}m`\
          {{{{/is_alert}}}}\n\
@@ -274,7 +315,7 @@ fn composite_monitor(settings: &Settings, dashboard_url: &str) -> Value {
     json!({
         "name": format!("[{}] canary fails more than stable on {{{{endpoint.name}}}}", settings.service),
         "type": "composite",
-        "query": format!("{ERROR_RATE_ID} && {TRAFFIC_ID}"),
+        "query": format!("({ERROR_RATE_ID} || {FAILING_ID}) && {TRAFFIC_ID}"),
         "message": message,
         "tags": tags(settings),
         "priority": 2,
@@ -472,12 +513,12 @@ fn slug(name: &str, sep: char) -> String {
 }
 
 impl Generated {
-    /// Every request body in one JSON document: `logs_metrics` (v2), `monitors` (the error-rate
-    /// and traffic monitors first, then the composite whose `query` names them by id) and
+    /// Every request body in one JSON document: `logs_metrics` (v2), `monitors` (the error-rate,
+    /// failing and traffic monitors first, then the composite whose `query` names them by id) and
     /// `dashboard` (v1), plus `notes` on what to replace.
     pub fn to_json(&self) -> Value {
         let mut notes = vec![Value::from(format!(
-            "Create the monitors in order and replace {ERROR_RATE_ID} and {TRAFFIC_ID} in the composite's query with the ids Datadog returns."
+            "Create the monitors in order and replace {ERROR_RATE_ID}, {FAILING_ID} and {TRAFFIC_ID} in the composite's query with the ids Datadog returns."
         ))];
         if self.dashboard_link.is_none() {
             notes.push(Value::from(format!(
@@ -487,14 +528,19 @@ impl Generated {
         }
         json!({
             "logs_metrics": self.logs_metrics,
-            "monitors": [self.error_rate_monitor, self.traffic_monitor, self.composite_monitor],
+            "monitors": [
+                self.error_rate_monitor,
+                self.failing_monitor,
+                self.traffic_monitor,
+                self.composite_monitor
+            ],
             "dashboard": self.dashboard,
             "notes": notes,
         })
     }
 
     /// Terraform (HCL) for the Datadog provider: `datadog_logs_metric`, `datadog_monitor_json`
-    /// and `datadog_dashboard_json` resources, the composite wired to the other two monitors'
+    /// and `datadog_dashboard_json` resources, the composite wired to the other monitors'
     /// ids and its message to the dashboard's URL.
     pub fn to_terraform(&self) -> String {
         let name = &self.name;
@@ -517,10 +563,15 @@ impl Generated {
                 TRAFFIC_ID,
                 format!("${{datadog_monitor_json.{name}_canary_traffic.id}}"),
             ),
+            (
+                FAILING_ID,
+                format!("${{datadog_monitor_json.{name}_canary_failing.id}}"),
+            ),
             (DASHBOARD_URL, dashboard_ref),
         ];
         for (resource, monitor) in [
             ("canary_error_rate", &self.error_rate_monitor),
+            ("canary_failing", &self.failing_monitor),
             ("canary_traffic", &self.traffic_monitor),
             ("canary", &self.composite_monitor),
         ] {
