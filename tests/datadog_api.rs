@@ -387,6 +387,21 @@ fn a_rate_limit_that_persists_gives_up_after_the_allowed_attempts() {
 }
 
 #[test]
+fn a_rate_limit_resetting_beyond_the_longest_wait_stops_at_once() {
+    let server = Server::start(|_, _| {
+        Reply::Json(
+            429,
+            vec![("X-RateLimit-Reset", "1800".into())],
+            json!({ "errors": ["Too many requests"] }),
+        )
+    });
+    let error = aggregate::fetch(&server.client(quick()), &query()).unwrap_err();
+    assert!(matches!(error, Error::RateLimited { .. }), "{error:?}");
+    assert_eq!(server.seen().len(), 1);
+    assert!(error.to_string().contains("1800 s"), "{error}");
+}
+
+#[test]
 fn server_errors_are_retried_with_backoff_then_reported() {
     let server = failing_first(2, || {
         Reply::Json(

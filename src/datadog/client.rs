@@ -110,6 +110,11 @@ pub enum Error {
         /// Attempts made.
         attempts: u32,
     },
+    /// Rate limited (429) until a reset further away than the longest wait allowed.
+    RateLimited {
+        /// When the limit resets, from `X-RateLimit-Reset`.
+        reset: Duration,
+    },
     /// No answer within the time allowed, after the last attempt.
     TimedOut {
         /// Attempts made.
@@ -143,6 +148,11 @@ impl fmt::Display for Error {
             Error::GaveUp { status: 429, attempts } => write!(
                 f,
                 "Datadog's rate limit still applies after {attempts} attempts (HTTP 429); try again later"
+            ),
+            Error::RateLimited { reset } => write!(
+                f,
+                "Datadog's rate limit applies for another {} s (HTTP 429, X-RateLimit-Reset); try again then",
+                reset.as_secs()
             ),
             Error::GaveUp { status, attempts } => write!(
                 f,
@@ -223,6 +233,10 @@ impl Client {
                 Attempt::Done(value) => return Ok(value),
                 Attempt::Fail(error) => return Err(error),
                 Attempt::RateLimited(reset) => {
+                    if let Some(reset) = reset.filter(|r| *r > self.policy.max_wait) {
+                        // Waiting less than the reset would only meet the limit again.
+                        return Err(Error::RateLimited { reset });
+                    }
                     if attempt >= self.policy.attempts {
                         return Err(Error::GaveUp {
                             status: 429,
