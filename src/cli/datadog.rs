@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use std::time::Instant;
 
 use envoy_dd::canary::input::{Comparison, NoComparison, Skipped};
-use envoy_dd::datadog::aggregate::{self, Query, Tallies, Tally, Window};
+use envoy_dd::datadog::aggregate::{self, Aggregate, Aggregates, Query, Window};
 use envoy_dd::datadog::config::{self, Settings};
 use envoy_dd::datadog::{By, Client, Credentials, RetryPolicy, Site};
 use serde_json::{json, Value};
@@ -342,7 +342,7 @@ pub fn run(command: DatadogCommand) -> u8 {
 pub fn fetch(
     query: &Query,
     by: Option<By>,
-) -> Result<(Client, Tallies, Result<Comparison, NoComparison>), String> {
+) -> Result<(Client, Aggregates, Result<Comparison, NoComparison>), String> {
     let credentials = Credentials::from_env().map_err(|e| e.to_string())?;
     let client = Client::new(site()?, credentials, RetryPolicy::default());
     let (tallies, comparison) =
@@ -354,7 +354,7 @@ fn ms(ns: Option<f64>) -> Value {
     ns.map_or(Value::Null, |ns| json!((ns / 1e4).round() / 100.0))
 }
 
-fn tally_json(tally: &Tally) -> Value {
+fn tally_json(tally: &Aggregate) -> Value {
     let l = &tally.latency;
     json!({
         "requests": tally.requests,
@@ -365,11 +365,11 @@ fn tally_json(tally: &Tally) -> Value {
 
 fn tallies_json(
     query: &Query,
-    tallies: &Tallies,
+    tallies: &Aggregates,
     comparison: Option<&Comparison>,
     calls: u32,
 ) -> Value {
-    let versions = |map: &std::collections::BTreeMap<String, Tally>| {
+    let versions = |map: &std::collections::BTreeMap<String, Aggregate>| {
         Value::Object(
             map.iter()
                 .map(|(v, t)| (v.clone(), tally_json(t)))
@@ -389,7 +389,7 @@ fn tallies_json(
     })
 }
 
-fn tallies_table(query: &Query, tallies: &Tallies, comparison: Option<&Comparison>) -> String {
+fn tallies_table(query: &Query, tallies: &Aggregates, comparison: Option<&Comparison>) -> String {
     let compared = comparison.map_or(String::new(), |c| {
         format!(": baseline {}, canary {} ({})", c.baseline, c.canary, c.why)
     });

@@ -152,7 +152,7 @@ pub struct Latency {
 
 /// Requests, errors and latency of one version (overall, or on one endpoint).
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct Tally {
+pub struct Aggregate {
     /// Records.
     pub requests: u64,
     /// Records whose `status` is `error`.
@@ -161,24 +161,25 @@ pub struct Tally {
     pub latency: Latency,
 }
 
-/// Everything the judge needs, per version overall and per endpoint and version.
+/// What Datadog counted, per version overall and per endpoint and version: what the judge
+/// needs, before the versions compared are chosen ([`Aggregates::to_judge`]).
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct Tallies {
+pub struct Aggregates {
     /// Per version (the value of the version facet; [`MISSING`] for records without one).
-    pub versions: BTreeMap<String, Tally>,
+    pub versions: BTreeMap<String, Aggregate>,
     /// Per `http.endpoint` ([`MISSING`] for records without one), then per version.
-    pub endpoints: BTreeMap<String, BTreeMap<String, Tally>>,
+    pub endpoints: BTreeMap<String, BTreeMap<String, Aggregate>>,
     /// Datadog's warnings (partial results) and ours (limits reached).
     pub warnings: Vec<String>,
 }
 
 /// Counts requests, errors and latency for `query` with three aggregate queries (more when
 /// there are over 1,000 endpoints: one per extra page, at most [`MAX_PAGES`] per query).
-pub fn fetch(client: &Client, query: &Query) -> Result<Tallies, Error> {
-    let mut tallies = Tallies::default();
-    fetch_versions(client, query, &mut tallies)?;
-    fetch_endpoints(client, query, &mut tallies)?;
-    Ok(tallies)
+pub fn fetch(client: &Client, query: &Query) -> Result<Aggregates, Error> {
+    let mut found = Aggregates::default();
+    fetch_versions(client, query, &mut found)?;
+    fetch_endpoints(client, query, &mut found)?;
+    Ok(found)
 }
 
 /// Like [`fetch`], and the two versions to compare: by `by`, or else the first of phase,
@@ -190,22 +191,22 @@ pub fn fetch_compared(
     query: &Query,
     by: Option<By>,
     canary: Option<&str>,
-) -> Result<(Tallies, Result<Comparison, NoComparison>), Error> {
+) -> Result<(Aggregates, Result<Comparison, NoComparison>), Error> {
     let choices = match by {
         Some(by) => vec![by],
         None => vec![By::Phase, By::Revision, By::Hash],
     };
     let mut query = query.clone();
-    let mut tallies = Tallies::default();
+    let mut found = Aggregates::default();
     let mut failures = Vec::new();
     for &by in &choices {
         query.version = by;
-        tallies = Tallies::default();
-        fetch_versions(client, &query, &mut tallies)?;
-        match tallies.compare(by, canary, choices.len() > 1) {
+        found = Aggregates::default();
+        fetch_versions(client, &query, &mut found)?;
+        match found.compare(by, canary, choices.len() > 1) {
             Ok(comparison) => {
-                fetch_endpoints(client, &query, &mut tallies)?;
-                return Ok((tallies, Ok(comparison)));
+                fetch_endpoints(client, &query, &mut found)?;
+                return Ok((found, Ok(comparison)));
             }
             Err(why) => failures.push(why.0),
         }
@@ -214,47 +215,47 @@ pub fn fetch_compared(
         [one] => one.clone(),
         _ => format!("no two versions to compare: {}", failures.join("; ")),
     };
-    Ok((tallies, Err(NoComparison(why))))
+    Ok((found, Err(NoComparison(why))))
 }
 
 /// Requests and latency per version.
-fn fetch_versions(client: &Client, query: &Query, tallies: &mut Tallies) -> Result<(), Error> {
-    for bucket in pages(client, query, None, false, &mut tallies.warnings)? {
+fn fetch_versions(client: &Client, query: &Query, found: &mut Aggregates) -> Result<(), Error> {
+    for bucket in pages(client, query, None, false, &mut found.warnings)? {
         let version = bucket.key(facet(query.version));
-        let tally = tallies.versions.entry(version).or_default();
-        tally.requests = bucket.count()?;
-        tally.latency = bucket.latency();
+        let counts = found.versions.entry(version).or_default();
+        counts.requests = bucket.count()?;
+        counts.latency = bucket.latency();
     }
     Ok(())
 }
 
 /// Requests, latency and errors per endpoint and version; errors per version.
-fn fetch_endpoints(client: &Client, query: &Query, tallies: &mut Tallies) -> Result<(), Error> {
+fn fetch_endpoints(client: &Client, query: &Query, found: &mut Aggregates) -> Result<(), Error> {
     let endpoint = "@http.endpoint";
-    for bucket in pages(client, query, Some(endpoint), false, &mut tallies.warnings)? {
-        let tally = tallies
+    for bucket in pages(client, query, Some(endpoint), false, &mut found.warnings)? {
+        let counts = found
             .endpoints
             .entry(bucket.key(endpoint))
             .or_default()
             .entry(bucket.key(facet(query.version)))
             .or_default();
-        tally.requests = bucket.count()?;
-        tally.latency = bucket.latency();
+        counts.requests = bucket.count()?;
+        counts.latency = bucket.latency();
     }
-    for bucket in pages(client, query, Some(endpoint), true, &mut tallies.warnings)? {
+    for bucket in pages(client, query, Some(endpoint), true, &mut found.warnings)? {
         let errors = bucket.count()?;
         let version = bucket.key(facet(query.version));
-        let tally = tallies
+        let counts = found
             .endpoints
             .entry(bucket.key(endpoint))
             .or_default()
             .entry(version.clone())
             .or_default();
-        tally.errors = errors;
-        tallies.versions.entry(version).or_default().errors += errors;
+        counts.errors = errors;
+        found.versions.entry(version).or_default().errors += errors;
     }
-    if tallies.endpoints.len() >= MAX_ENDPOINTS as usize * MAX_PAGES as usize {
-        tallies.warnings.push(format!(
+    if found.endpoints.len() >= MAX_ENDPOINTS as usize * MAX_PAGES as usize {
+        found.warnings.push(format!(
             "over {} endpoints: only the busiest were counted",
             MAX_ENDPOINTS * MAX_PAGES
         ));
@@ -389,17 +390,17 @@ impl Bucket {
     }
 }
 
-impl Tallies {
+impl Aggregates {
     /// Requests per label of `by`, as the records' reader counts them (a task definition is
     /// its revision); records without one are not listed.
     pub fn labels(&self, by: By) -> Vec<(String, u64)> {
         let mut labels: BTreeMap<String, u64> = BTreeMap::new();
-        for (value, tally) in &self.versions {
-            if value == MISSING || tally.requests == 0 {
+        for (value, counts) in &self.versions {
+            if value == MISSING || counts.requests == 0 {
                 continue;
             }
             if let Some(label) = label(by, value) {
-                *labels.entry(label).or_default() += tally.requests;
+                *labels.entry(label).or_default() += counts.requests;
             }
         }
         labels.into_iter().collect()
@@ -423,26 +424,27 @@ impl Tallies {
         let mut judge = canary::Tallies::new();
         let mut skipped = Skipped::default();
         for (endpoint, versions) in &self.endpoints {
-            for (value, tally) in versions {
+            for (value, counts) in versions {
                 let side = match (value != MISSING)
                     .then(|| label(comparison.by, value))
                     .flatten()
                 {
                     None => {
-                        skipped.no_version_label += tally.requests;
+                        skipped.no_version_label += counts.requests;
                         continue;
                     }
                     Some(l) if l == comparison.baseline => canary::Side::Baseline,
                     Some(l) if l == comparison.canary => canary::Side::Canary,
                     Some(_) => {
-                        skipped.other_version += tally.requests;
+                        skipped.other_version += counts.requests;
                         continue;
                     }
                 };
                 let into = judge.pair_mut(endpoint).side_mut(side);
-                into.requests += tally.requests;
-                into.errors += tally.errors;
-                into.latency.merge(&sketch(tally.requests, &tally.latency));
+                into.requests += counts.requests;
+                into.errors += counts.errors;
+                into.latency
+                    .merge(&sketch(counts.requests, &counts.latency));
             }
         }
         (judge, skipped)
