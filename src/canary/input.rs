@@ -10,8 +10,9 @@
 use std::fmt;
 
 use crate::endpoint::Routes;
+use crate::read::Span;
 use crate::read::{self, Kind, Member};
-use crate::{Config, TextFormat, Transformer};
+use crate::{Config, Outcome, TextFormat, Transformer};
 
 use super::{Side, Tallies};
 
@@ -172,6 +173,8 @@ pub struct Reader {
     versions: Vec<(Version, Tallies)>,
     skipped: Skipped,
     records: u64,
+    /// Finds `"log"`, the key of a FireLens record.
+    log_key: memchr::memmem::Finder<'static>,
     scratch: Scratch,
 }
 
@@ -201,6 +204,8 @@ struct Fields<'a> {
     time: Option<&'a [u8]>,
     /// Some string had an escape: the slower path decodes it.
     escaped: bool,
+    /// The buffer is the transform's output, valid JSON (see [`object_members`]).
+    trusted: bool,
 }
 
 impl Reader {
@@ -219,6 +224,7 @@ impl Reader {
             versions: Vec::new(),
             skipped: Skipped::default(),
             records: 0,
+            log_key: memchr::memmem::Finder::new(b"\"log\""),
             scratch: Scratch::default(),
         }
     }
@@ -241,16 +247,17 @@ impl Reader {
         } = &mut self.scratch;
         // A FireLens record (`log`) is enriched first; an enriched record or an archive line
         // is read as it is.
-        let mut enriched = memchr::memmem::find(line, b"\"log\"").is_some();
+        let mut enriched = self.log_key.find(line).is_some();
+        // The transform's own output is valid JSON: it is scanned, not validated again.
+        let mut trusted = false;
         if enriched {
             out.clear();
-            self.transformer.transform(line, out);
+            trusted = matches!(self.transformer.transform(line, out), Outcome::Enriched(_));
         }
         let mut archive = None;
         for attempt in 0..2 {
             let buf: &[u8] = if enriched { out } else { line };
-            members.clear();
-            if read::read_object(buf, members, stack).is_err() {
+            if !object_members(buf, members, stack, trusted) {
                 self.skipped.unparseable += 1;
                 return;
             }
@@ -267,16 +274,18 @@ impl Reader {
             // A bare Envoy record: enrich it.
             enriched = true;
             out.clear();
-            self.transformer.transform(line, out);
+            trusted = matches!(self.transformer.transform(line, out), Outcome::Enriched(_));
         }
-        let mut fields = Fields::default();
+        let mut fields = Fields {
+            trusted,
+            ..Fields::default()
+        };
         let mut buf: &[u8] = if enriched { out } else { line };
         if let Some(attributes) = archive {
             // A Datadog archive line: status and date at the top, the rest in `attributes`.
             fields.top(buf, members, nested, stack);
             buf = attributes.of(buf);
-            members.clear();
-            if read::read_object(buf, members, stack).is_err() {
+            if !object_members(buf, members, stack, false) {
                 self.skipped.unparseable += 1;
                 return;
             }
@@ -309,12 +318,11 @@ impl Reader {
         if fields.escaped {
             fields.decode(decoded);
         }
-        let version = fields.version();
         let name = name_endpoint(&fields, code, &self.options.routes, endpoint);
-        let slot = match self.versions.iter().position(|(v, _)| *v == version) {
+        let slot = match self.versions.iter().position(|(v, _)| fields.is_version(v)) {
             Some(i) => i,
             None if self.versions.len() < MAX_VERSIONS => {
-                self.versions.push((version, Tallies::new()));
+                self.versions.push((fields.version(), Tallies::new()));
                 self.versions.len() - 1
             }
             None => MAX_VERSIONS - 1,
@@ -556,8 +564,7 @@ impl<'a> Fields<'a> {
     }
 
     fn http(&mut self, http: &'a [u8], nested: &mut Vec<Member>, stack: &mut Vec<u8>) {
-        nested.clear();
-        if read::read_object(http, nested, stack).is_err() {
+        if !object_members(http, nested, stack, self.trusted) {
             return;
         }
         let mut url = None;
@@ -580,8 +587,7 @@ impl<'a> Fields<'a> {
             }
         }
         if let Some(url) = url {
-            nested.clear();
-            if read::read_object(url, nested, stack).is_ok() {
+            if object_members(url, nested, stack, self.trusted) {
                 if let Some(m) = nested
                     .iter()
                     .find(|m| m.kind == Kind::String && m.key.of(url) == b"path")
@@ -594,8 +600,7 @@ impl<'a> Fields<'a> {
 
     /// `graphql.operation.name`, as Datadog's GraphQL integrations name it.
     fn graphql(&mut self, graphql: &'a [u8], nested: &mut Vec<Member>, stack: &mut Vec<u8>) {
-        nested.clear();
-        if read::read_object(graphql, nested, stack).is_err() {
+        if !object_members(graphql, nested, stack, self.trusted) {
             return;
         }
         let Some(op) = nested
@@ -605,8 +610,7 @@ impl<'a> Fields<'a> {
             return;
         };
         let op = op.value.of(graphql);
-        nested.clear();
-        if read::read_object(op, nested, stack).is_ok() {
+        if object_members(op, nested, stack, self.trusted) {
             if let Some(m) = nested
                 .iter()
                 .find(|m| m.kind == Kind::String && m.key.of(op) == b"name")
@@ -662,6 +666,25 @@ impl<'a> Fields<'a> {
         ] = spans;
     }
 
+    /// The record is of version `v` (compared without building a [`Version`]).
+    fn is_version(&self, v: &Version) -> bool {
+        let same = |label: Option<&[u8]>, known: &Option<String>| match (
+            label.filter(|l| !crate::is_placeholder(l)),
+            known,
+        ) {
+            (None, None) => true,
+            (Some(l), Some(k)) => l == k.as_bytes(),
+            _ => false,
+        };
+        same(self.phase, &v.phase) && same(self.hash, &v.hash) && self.revision() == v.revision
+    }
+
+    fn revision(&self) -> Option<u64> {
+        let t = self.task_definition?;
+        let at = t.iter().rposition(|&b| b == b':')?;
+        std::str::from_utf8(&t[at + 1..]).ok()?.parse().ok()
+    }
+
     fn version(&self) -> Version {
         let text = |v: Option<&[u8]>| {
             v.filter(|v| !crate::is_placeholder(v))
@@ -682,8 +705,11 @@ impl<'a> Fields<'a> {
 /// Keys an operation name is logged under, e.g. `%REQ(X-APOLLO-OPERATION-NAME)%`: compared by
 /// normalised name (lower case, letters and digits only).
 fn is_operation_key(key: &[u8]) -> bool {
-    // Cheap filter first: these keys are long, and most keys are not.
-    if key.len() < 13 || key.len() > 40 {
+    // Cheap filter first: these keys end in `name` or `operation`, and few other keys do.
+    let ends = |suffix: &[u8]| {
+        key.len() >= suffix.len() && key[key.len() - suffix.len()..].eq_ignore_ascii_case(suffix)
+    };
+    if key.len() < 13 || key.len() > 40 || !(ends(b"name") || ends(b"operation")) {
         return false;
     }
     let mut norm = [0u8; 40];
@@ -706,10 +732,140 @@ fn is_operation_key(key: &[u8]) -> bool {
 
 /// Datadog's error-level statuses.
 fn is_error_status(s: &[u8]) -> bool {
-    matches!(
-        s.to_ascii_lowercase().as_slice(),
-        b"error" | b"err" | b"critical" | b"crit" | b"alert" | b"emergency" | b"emerg" | b"fatal"
-    )
+    const ERRORS: [&[u8]; 8] = [
+        b"error",
+        b"err",
+        b"critical",
+        b"crit",
+        b"alert",
+        b"emergency",
+        b"emerg",
+        b"fatal",
+    ];
+    ERRORS.iter().any(|e| e.eq_ignore_ascii_case(s))
+}
+
+/// Lists the members of the JSON object `buf` into `members`; false if it is not one. A
+/// `trusted` buffer (the transform's output, always valid JSON) is only scanned for where
+/// its members are, strings skipped with `memchr`: reading it costs less than making it.
+fn object_members(
+    buf: &[u8],
+    members: &mut Vec<Member>,
+    stack: &mut Vec<u8>,
+    trusted: bool,
+) -> bool {
+    members.clear();
+    if trusted {
+        if scan_object(buf, members).is_some() {
+            return true;
+        }
+        members.clear();
+    }
+    read::read_object(buf, members, stack).is_ok()
+}
+
+/// The members of a valid JSON object, without validating it (see [`object_members`]).
+fn scan_object(buf: &[u8], members: &mut Vec<Member>) -> Option<()> {
+    let mut i = skip_space(buf, 0);
+    (*buf.get(i)? == b'{').then_some(())?;
+    i = skip_space(buf, i + 1);
+    if *buf.get(i)? == b'}' {
+        return Some(());
+    }
+    loop {
+        (*buf.get(i)? == b'"').then_some(())?;
+        let (key_end, key_escaped) = string_end(buf, i + 1)?;
+        let key = Span {
+            start: i as u32 + 1,
+            end: key_end as u32,
+        };
+        i = skip_space(buf, key_end + 1);
+        (*buf.get(i)? == b':').then_some(())?;
+        let start = skip_space(buf, i + 1);
+        let (kind, end, value_escaped) = match *buf.get(start)? {
+            b'"' => {
+                let (end, escaped) = string_end(buf, start + 1)?;
+                (Kind::String, end + 1, escaped)
+            }
+            b'{' => (Kind::Object, container_end(buf, start)?, false),
+            b'[' => (Kind::Array, container_end(buf, start)?, false),
+            first => {
+                let len = buf[start..]
+                    .iter()
+                    .position(|b| matches!(b, b',' | b'}' | b']' | b' ' | b'\t' | b'\r' | b'\n'))?;
+                let kind = match first {
+                    b't' | b'f' => Kind::Bool,
+                    b'n' => Kind::Null,
+                    _ => Kind::Number,
+                };
+                (kind, start + len, false)
+            }
+        };
+        let value = Span {
+            start: start as u32,
+            end: end as u32,
+        };
+        members.push(Member {
+            key,
+            value,
+            kind,
+            key_escaped,
+            value_escaped,
+        });
+        i = skip_space(buf, end);
+        match *buf.get(i)? {
+            b',' => i = skip_space(buf, i + 1),
+            b'}' => return Some(()),
+            _ => return None,
+        }
+    }
+}
+
+/// The index of the quote that closes the string whose content starts at `from`, and whether
+/// the string has an escape.
+fn string_end(buf: &[u8], mut from: usize) -> Option<(usize, bool)> {
+    let mut escaped = false;
+    loop {
+        // The reader's own search (SSE2 or SWAR): valid JSON has no raw control characters,
+        // so it stops only at a quote or a backslash. Cheaper than memchr on short strings.
+        let at = from + read::find_string_special(buf, from);
+        if *buf.get(at)? == b'"' {
+            return Some((at, escaped));
+        }
+        escaped = true;
+        from = at + 2;
+    }
+}
+
+/// The index after the object or array that starts at `start`.
+fn container_end(buf: &[u8], start: usize) -> Option<usize> {
+    let mut depth = 0usize;
+    let mut i = start;
+    while i < buf.len() {
+        match buf[i] {
+            b'"' => i = string_end(buf, i + 1)?.0,
+            b'{' | b'[' => depth += 1,
+            b'}' | b']' => {
+                depth -= 1;
+                if depth == 0 {
+                    return Some(i + 1);
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
+fn skip_space(buf: &[u8], mut i: usize) -> usize {
+    while buf
+        .get(i)
+        .is_some_and(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
+    {
+        i += 1;
+    }
+    i
 }
 
 fn number(text: &[u8]) -> Option<f64> {
@@ -805,6 +961,22 @@ mod tests {
         assert_eq!(parse_time(b"1717423200023"), Some(1_717_423_200_023));
         assert_eq!(parse_time(b"yesterday"), None);
         assert_eq!(parse_time(b"2024-13-03T14:00:00Z"), None);
+    }
+
+    #[test]
+    fn scanning_finds_what_reading_finds() {
+        let records = [
+            r#"{"a":"x\"}","b":{"c":[1,{"d":"]"}],"e":null},"f":-1.5e3,"g":true,"h":[],"i":{}}"#,
+            r#" { "a" : "b" , "c" : [ "d" , { } ] } "#,
+            "{}",
+        ];
+        for record in records {
+            let (mut scanned, mut read_) = (Vec::new(), Vec::new());
+            scan_object(record.as_bytes(), &mut scanned).unwrap();
+            read::read_object(record.as_bytes(), &mut read_, &mut Vec::new()).unwrap();
+            assert_eq!(scanned, read_, "{record}");
+        }
+        assert!(scan_object(b"{\"a\":", &mut Vec::new()).is_none());
     }
 
     #[test]

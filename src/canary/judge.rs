@@ -478,7 +478,7 @@ fn reasons(a: &Assessment, no_baseline: bool) -> Vec<String> {
         "baseline"
     };
     let errors = format!(
-        "canary {}/{} errors ({}) vs {compared} {}; needs ≤ {} (p = {})",
+        "canary {}/{} errors ({}) vs {compared} {}; needs ≤ {} (adjusted p = {})",
         c.errors,
         c.requests,
         percent(c.error_rate),
@@ -502,7 +502,7 @@ fn reasons(a: &Assessment, no_baseline: bool) -> Vec<String> {
     }
     if let Some(l) = &a.latency {
         let text = format!(
-            "p{} canary {} vs baseline {}; needs ≤ {} (p = {})",
+            "p{} canary {} vs baseline {}; needs ≤ {} (adjusted p = {})",
             (l.quantile * 100.0).round(),
             ms(l.canary_ms),
             ms(l.baseline_ms),
