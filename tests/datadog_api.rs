@@ -152,16 +152,27 @@ fn reason(status: u16) -> &'static str {
     }
 }
 
-/// A fast policy for tests: short backoffs and time-outs.
+/// A fast policy for tests: short backoffs; time-outs long enough for a busy test machine.
 fn quick() -> RetryPolicy {
     RetryPolicy {
         attempts: 3,
         backoff: Duration::from_millis(10),
         max_wait: Duration::from_millis(1500),
-        deadline: Duration::from_secs(20),
-        timeout: Duration::from_millis(1000),
+        deadline: Duration::from_secs(60),
+        timeout: Duration::from_secs(8),
     }
 }
+
+/// [`quick`] with a time-out of one second, for the server that answers after [`SLOW`].
+fn impatient() -> RetryPolicy {
+    RetryPolicy {
+        timeout: Duration::from_secs(1),
+        ..quick()
+    }
+}
+
+/// How long the slow server takes to answer.
+const SLOW: Duration = Duration::from_secs(4);
 
 fn query() -> Query {
     Query::new("service:api env:prod", Window::since_minutes(30), By::Phase)
@@ -439,15 +450,15 @@ fn server_errors_are_retried_with_backoff_then_reported() {
 #[test]
 fn slow_answers_time_out_and_are_retried() {
     let server = failing_first(1, || {
-        Reply::Slow(Duration::from_secs(3), json!({ "data": { "buckets": [] } }))
+        Reply::Slow(SLOW, json!({ "data": { "buckets": [] } }))
     });
-    let client = server.client(quick());
+    let client = server.client(impatient());
     let tallies = aggregate::fetch(&client, &query()).unwrap();
     assert_eq!(client.calls(), 4);
     assert_eq!(tallies.versions.len(), 2);
 
-    let server = Server::start(|_, _| Reply::Slow(Duration::from_secs(3), json!({})));
-    let client = server.client(quick());
+    let server = Server::start(|_, _| Reply::Slow(SLOW, json!({})));
+    let client = server.client(impatient());
     let error = aggregate::fetch(&client, &query()).unwrap_err();
     assert!(
         matches!(error, Error::TimedOut { attempts: 3 }),
