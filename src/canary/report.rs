@@ -252,7 +252,7 @@ fn error_bars(out: &mut String, a: &Assessment) {
         );
     }
     let ax = x(a.errors.allowed_rate);
-    let _ = write!(out, "<line x1=\"{ax:.1}\" x2=\"{ax:.1}\" y1=\"20\" y2=\"68\" stroke=\"#b00020\" stroke-dasharray=\"4 3\"/><text x=\"{:.1}\" y=\"82\" fill=\"#b00020\">allowed {}</text></svg>\n", (ax - 30.0).max(left), esc(&percent(a.errors.allowed_rate)));
+    let _ = writeln!(out, "<line x1=\"{ax:.1}\" x2=\"{ax:.1}\" y1=\"20\" y2=\"68\" stroke=\"#b00020\" stroke-dasharray=\"4 3\"/><text x=\"{:.1}\" y=\"82\" fill=\"#b00020\">allowed {}</text></svg>", (ax - 30.0).max(left), esc(&percent(a.errors.allowed_rate)));
 }
 
 /// The 95 % Wilson score interval of a proportion.

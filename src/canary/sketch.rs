@@ -127,7 +127,7 @@ impl Sketch {
         let rank = (q * (self.count - 1) as f64) as u64;
         let mut seen = self.zeros;
         if rank < seen {
-            return Some(self.min.max(0.0).min(Self::MIN_VALUE));
+            return Some(self.min.clamp(0.0, Self::MIN_VALUE));
         }
         for (i, &n) in self.bins.iter().enumerate() {
             seen += n;

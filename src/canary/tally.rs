@@ -2,7 +2,7 @@
 //! many failed, and how long they took.
 //!
 //! This is the seam between where the numbers come from (log records, [`super::input`]; an
-//! aggregate API) and the judge ([`super::judge`]): anything that can count requests and
+//! aggregate API) and the judge ([`super::judge()`]): anything that can count requests and
 //! errors per version and endpoint, and put their durations in a [`Sketch`] (or a histogram,
 //! with [`Sketch::add_n`]), can be judged.
 
