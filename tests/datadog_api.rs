@@ -208,7 +208,7 @@ impl Service {
             let mut c = serde_json::Map::new();
             c.insert("c0".into(), json!(if errors { errors_n } else { requests }));
             if !errors {
-                for (i, p) in [0.2, 1.0, 1.5, 2.0, 2.5, 4.0, 9.0].iter().enumerate() {
+                for (i, p) in [0.2, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 9.0].iter().enumerate() {
                     c.insert(format!("c{}", i + 1), json!(p * scale * 1e6));
                 }
             }
@@ -810,7 +810,7 @@ fn aggregate_of(records: &[Record], body: &Value) -> Value {
             let computes = if errors_only {
                 json!({ "c0": d.len() })
             } else {
-                json!({ "c0": d.len(), "c1": q(0.0), "c2": q(0.5), "c3": q(0.75), "c4": q(0.9), "c5": q(0.95), "c6": q(0.99), "c7": q(1.0) })
+                json!({ "c0": d.len(), "c1": q(0.0), "c2": q(0.5), "c3": q(0.75), "c4": q(0.9), "c5": q(0.95), "c6": q(0.98), "c7": q(0.99), "c8": q(1.0) })
             };
             json!({ "by": by, "computes": computes })
         })

@@ -359,7 +359,7 @@ fn tally_json(tally: &Aggregate) -> Value {
     json!({
         "requests": tally.requests,
         "errors": tally.errors,
-        "latency_ms": { "p50": ms(l.p50), "p75": ms(l.p75), "p90": ms(l.p90), "p95": ms(l.p95), "p99": ms(l.p99), "max": ms(l.max) },
+        "latency_ms": { "p50": ms(l.p50), "p75": ms(l.p75), "p90": ms(l.p90), "p95": ms(l.p95), "p98": ms(l.p98), "p99": ms(l.p99), "max": ms(l.max) },
     })
 }
 

@@ -48,7 +48,9 @@ pub const MAX_PAGES: u32 = 20;
 pub const MISSING: &str = "(missing)";
 
 /// The percentiles asked for, in the order of [`Latency`]'s fields.
-const PERCENTILES: [&str; 7] = ["min", "median", "pc75", "pc90", "pc95", "pc99", "max"];
+const PERCENTILES: [&str; 8] = [
+    "min", "median", "pc75", "pc90", "pc95", "pc98", "pc99", "max",
+];
 
 /// A time window, in Datadog's date math (`now-30m`) or timestamps (ISO 8601, milliseconds).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -144,6 +146,8 @@ pub struct Latency {
     pub p90: Option<f64>,
     /// 95th.
     pub p95: Option<f64>,
+    /// 98th.
+    pub p98: Option<f64>,
     /// 99th.
     pub p99: Option<f64>,
     /// The largest.
@@ -384,8 +388,9 @@ impl Bucket {
             p75: p(2),
             p90: p(3),
             p95: p(4),
-            p99: p(5),
-            max: p(6),
+            p98: p(5),
+            p99: p(6),
+            max: p(7),
         }
     }
 }
@@ -455,7 +460,7 @@ impl Aggregates {
 const POINTS: u32 = 16;
 
 /// A sketch of `count` durations whose quantiles are Datadog's: the counts between two known
-/// quantiles (min, p50, p75, p90, p95, p99, max) are spread evenly in rank over that interval,
+/// quantiles (min, p50, p75, p90, p95, p98, p99, max) are spread evenly in rank over that interval,
 /// log-uniformly in value (durations are closer to log-normal than to uniform). Its quantiles
 /// at those ranks are Datadog's to within the sketch's accuracy; between them it is an
 /// approximation, which the rank test and the latency effect then use.
@@ -464,7 +469,7 @@ const POINTS: u32 = 16;
 /// use envoy_dd::datadog::aggregate::{sketch, Latency};
 ///
 /// let latency = Latency { min: Some(1e6), p50: Some(10e6), p75: Some(12e6), p90: Some(20e6),
-///     p95: Some(30e6), p99: Some(80e6), max: Some(200e6) };
+///     p95: Some(30e6), p98: Some(50e6), p99: Some(80e6), max: Some(200e6) };
 /// let sketch = sketch(10_000, &latency);
 /// assert_eq!(sketch.count(), 10_000);
 /// assert!((sketch.quantile(0.95).unwrap() / 30e6 - 1.0).abs() < 0.03);
@@ -476,6 +481,7 @@ pub fn sketch(count: u64, latency: &Latency) -> Sketch {
         (0.75, latency.p75),
         (0.9, latency.p90),
         (0.95, latency.p95),
+        (0.98, latency.p98),
         (0.99, latency.p99),
         (1.0, latency.max),
     ]
