@@ -980,6 +980,46 @@ mod tests {
     }
 
     #[test]
+    fn versions_by_hash_and_revision() {
+        let line = |hash: &str, revision: u32| {
+            format!(
+                r#"{{"http":{{"status_code":200,"method":"GET","url_details":{{"path":"/a"}}}},"hash":"{hash}","ecs_task_definition":"api:{revision}"}}"#
+            )
+        };
+        let mut lines = vec![line("aaa", 9); 5];
+        lines.extend(vec![line("bbb", 10); 2]);
+        lines.push(line("ccc", 8));
+        lines.push(r#"{"http":{"status_code":200}}"#.into());
+        let reader = || {
+            let mut r = Reader::new(Options::default());
+            lines.iter().for_each(|l| r.read(l.as_bytes()));
+            r
+        };
+        // No phase: the two highest-traffic revisions, the higher being the canary.
+        let (c, t, skipped) = reader().finish(None, None).unwrap();
+        assert_eq!(
+            (c.by, c.baseline.as_str(), c.canary.as_str()),
+            (By::Revision, "9", "10")
+        );
+        assert_eq!(
+            (t.total().baseline.requests, t.total().canary.requests),
+            (5, 2)
+        );
+        assert_eq!((skipped.other_version, skipped.no_version_label), (1, 1));
+        // By hash: fewer requests is the canary, unless it is named.
+        let (c, _, _) = reader().finish(Some(By::Hash), None).unwrap();
+        assert_eq!((c.baseline.as_str(), c.canary.as_str()), ("aaa", "bbb"));
+        let (c, _, _) = reader().finish(Some(By::Hash), Some("ccc")).unwrap();
+        assert_eq!((c.baseline.as_str(), c.canary.as_str()), ("aaa", "ccc"));
+        assert!(reader()
+            .finish(Some(By::Phase), None)
+            .unwrap_err()
+            .0
+            .contains("cannot compare by phase"));
+        assert!(reader().finish(Some(By::Hash), Some("zzz")).is_err());
+    }
+
+    #[test]
     fn operation_keys() {
         assert!(is_operation_key(b"x_apollo_operation_name"));
         assert!(is_operation_key(b"X-APOLLO-OPERATION-NAME"));
