@@ -67,8 +67,10 @@ export ENVOY_DD_TEXT_FORMAT="$text_format" ENVOY_DD_TRACE_ID_128="$trace_id_128"
 unset RUSTFLAGS CARGO_ENCODED_RUSTFLAGS
 export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="-C target-feature=-simd128 -C llvm-args=-inline-threshold=1000"
 
-# Release profile: LTO and one codegen unit (Cargo.toml), which keep the module small.
-"${CARGO:-cargo}" build --release --lib --target wasm32-unknown-unknown --target-dir "$target_dir"
+# Release profile: LTO and one codegen unit (Cargo.toml), which keep the module small. No default
+# features: the module never sees the CLI's Datadog client.
+"${CARGO:-cargo}" build --release --lib --no-default-features --target wasm32-unknown-unknown \
+  --target-dir "$target_dir"
 
 mkdir -p "$(dirname "$out")"
 cp "$target_dir/wasm32-unknown-unknown/release/envoy_dd.wasm" "$out"

@@ -43,6 +43,10 @@ pub mod canary;
 mod config;
 mod dedup;
 pub mod endpoint;
+// The Datadog API (generated configuration, the aggregate query): native targets only, never in
+// the Fluent Bit module.
+#[cfg(all(feature = "datadog", not(target_arch = "wasm32")))]
+pub mod datadog;
 mod envoy;
 mod error;
 mod keys;

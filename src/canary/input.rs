@@ -398,6 +398,19 @@ fn choose(
             None => labels.push((label, requests)),
         }
     }
+    compare(by, labels, canary, automatic)
+}
+
+/// The comparison by `by` among label values and their requests, wherever they were counted
+/// (records here; Datadog's aggregates in [`crate::datadog`]): by phase, `stable` and
+/// `canary`; by revision, the higher of the two with most requests is the canary; by hash, the
+/// one with fewer of the two with most requests, unless `canary` names it.
+pub fn compare(
+    by: By,
+    mut labels: Vec<(String, u64)>,
+    canary: Option<&str>,
+    automatic: bool,
+) -> Result<Comparison, NoComparison> {
     labels.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     let found = labels
         .iter()

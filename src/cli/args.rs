@@ -17,6 +17,7 @@ pub const VERSION: &str = concat!("envoy-dd ", env!("CARGO_PKG_VERSION"));
 pub const MAIN_USAGE: &str = "\
 Usage: envoy-dd transform [OPTIONS] [FILE...]
        envoy-dd canary [OPTIONS] [FILE...]
+       envoy-dd datadog config|tallies [OPTIONS]
        envoy-dd help [COMMAND]
        envoy-dd --version
 Run 'envoy-dd help' for more.
@@ -34,6 +35,10 @@ Commands:
   transform [OPTIONS] [FILE...]  Enrich JSON Lines records: dd.trace_id/dd.span_id, hash,
                                  phase, standard HTTP attributes, status, message
   canary [OPTIONS] [FILE...]     Judge a canary release per endpoint from access logs
+  datadog config|tallies [OPTIONS]
+                                 Datadog monitors, dashboard and log-based metrics that
+                                 compare a canary with stable; per-endpoint counts from
+                                 Datadog's logs
   help [COMMAND]                 Show this help, or the help of COMMAND
 
 Options:
@@ -89,6 +94,14 @@ Exit status: 0 when all input was read (even if lines were passed through), 1 on
 I/O error, 2 on a usage error.
 ";
 
+#[cfg(feature = "datadog")]
+use super::datadog::{HELP as DATADOG_HELP, USAGE as DATADOG_USAGE};
+/// `envoy-dd datadog` in a build without the `datadog` feature.
+#[cfg(not(feature = "datadog"))]
+const DATADOG_HELP: &str = "This envoy-dd was built without the 'datadog' feature.\n";
+#[cfg(not(feature = "datadog"))]
+const DATADOG_USAGE: &str = DATADOG_HELP;
+
 /// What the command line asks for.
 #[derive(Debug, PartialEq)]
 pub enum Command {
@@ -100,6 +113,9 @@ pub enum Command {
     Transform(TransformOptions),
     /// Run `envoy-dd canary`.
     Canary(Box<super::canary::CanaryOptions>),
+    /// Run `envoy-dd datadog`.
+    #[cfg(feature = "datadog")]
+    Datadog(super::datadog::DatadogCommand),
 }
 
 /// Which part of the tool a help text or usage error is about.
@@ -111,6 +127,8 @@ pub enum Topic {
     Transform,
     /// `envoy-dd canary`.
     Canary,
+    /// `envoy-dd datadog`.
+    Datadog,
 }
 
 impl Topic {
@@ -120,6 +138,7 @@ impl Topic {
             Topic::Main => MAIN_HELP,
             Topic::Transform => TRANSFORM_HELP,
             Topic::Canary => super::canary::HELP,
+            Topic::Datadog => DATADOG_HELP,
         }
     }
 
@@ -129,6 +148,7 @@ impl Topic {
             Topic::Main => MAIN_USAGE,
             Topic::Transform => TRANSFORM_USAGE,
             Topic::Canary => super::canary::USAGE,
+            Topic::Datadog => DATADOG_USAGE,
         }
     }
 }
@@ -188,11 +208,14 @@ pub fn parse(
     match first.to_str() {
         Some("transform") => parse_transform(args, config),
         Some("canary") => super::canary::parse(args),
+        #[cfg(feature = "datadog")]
+        Some("datadog") => super::datadog::parse(args),
         Some("help") => {
             let topic = match args.next() {
                 None => Topic::Main,
                 Some(name) if name == "transform" => Topic::Transform,
                 Some(name) if name == "canary" => Topic::Canary,
+                Some(name) if name == "datadog" => Topic::Datadog,
                 Some(name) => {
                     return Err(UsageError::new(
                         Topic::Main,

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use envoy_dd::canary::input::{self, By, Options as ReadOptions, Reader};
 use envoy_dd::canary::report::{self, Report};
-use envoy_dd::canary::{judge, Correction, Settings, Verdict};
+use envoy_dd::canary::{judge, Correction, Settings, Tallies, Verdict};
 use envoy_dd::endpoint::Routes;
 use envoy_dd::TextFormat;
 
@@ -45,7 +45,8 @@ Versions:
       --canary VALUE         The canary's hash or revision [default: the higher revision;
                              the hash with fewer requests]
       --since TIME           Only records at or after TIME (RFC 3339, e.g.
-                             2026-12-07T14:00:00Z, or seconds since the epoch)
+                             2026-12-07T14:00:00Z, seconds since the epoch, or a duration
+                             before now such as 30m)
       --until TIME           Only records before TIME
 
 Endpoints:
@@ -69,6 +70,18 @@ Judging:
       --power P              Chance of seeing the smallest error-rate increase that an
                              endpoint needs to be conclusive [default: 0.8]
 
+Datadog (instead of FILEs):
+      --datadog              Count with Datadog's Logs Aggregate API over a window: the keys
+                             from DD_API_KEY and DD_APP_KEY (scope logs_read_data), the site
+                             from DD_SITE [default: datadoghq.com]; keys are never printed
+      --query QUERY          The log query that selects the service [required], e.g.
+                             'service:api env:prod'
+      --since DURATION       The window: the last 30m, 2h, 1d [default: 30m]; or --since and
+                             --until TIME as above
+      --from TIME, --to TIME The window in Datadog's own terms: date math (now-1h), ISO 8601
+                             or milliseconds since the epoch
+      --index NAME           A log index to search (repeatable) [default: all]
+
 Output:
       --format table|json    The report on standard output [default: table]
       --html FILE            Also write a self-contained HTML report to FILE
@@ -78,7 +91,7 @@ Records that cannot be counted (no response code, no version label, unparseable,
 the time window) are counted by reason on standard error.
 
 Exit status: 0 pass, 3 fail, 4 inconclusive, 1 error (unreadable input, nothing to
-compare), 2 usage error.
+compare, Datadog unreachable or refusing), 2 usage error.
 ";
 
 /// The report on standard output.
@@ -107,6 +120,9 @@ pub struct CanaryOptions {
     pub html: Option<PathBuf>,
     /// The inputs in order; never empty.
     pub inputs: Vec<Input>,
+    /// `--datadog`: count with Datadog's Logs Aggregate API instead of reading inputs.
+    #[cfg(feature = "datadog")]
+    pub datadog: Option<envoy_dd::datadog::aggregate::Query>,
 }
 
 impl PartialEq for CanaryOptions {
@@ -130,8 +146,14 @@ pub fn parse(mut args: impl Iterator<Item = OsString>) -> Result<Command, UsageE
         format: Format::Table,
         html: None,
         inputs: Vec::new(),
+        #[cfg(feature = "datadog")]
+        datadog: None,
     };
     let mut templates = String::new();
+    // `--since` and `--until` are read once it is known whether they bound records or a
+    // Datadog query (`--since 30m`).
+    let (mut since, mut until) = (None, None);
+    let mut datadog = DatadogOptions::default();
     let mut options_ended = false;
     while let Some(arg) = args.next() {
         if arg == "-" {
@@ -181,19 +203,12 @@ pub fn parse(mut args: impl Iterator<Item = OsString>) -> Result<Command, UsageE
                 })
             }
             "--canary" => o.canary = Some(value()?),
-            "--since" | "--until" => {
-                let text = value()?;
-                let t = input::parse_time(text.as_bytes()).ok_or_else(|| {
-                    usage(format!(
-                        "{name}: '{text}' is not an RFC 3339 time or seconds since the epoch"
-                    ))
-                })?;
-                if name == "--since" {
-                    o.read.since_ms = Some(t)
-                } else {
-                    o.read.until_ms = Some(t)
-                }
-            }
+            "--since" => since = Some(value()?),
+            "--until" => until = Some(value()?),
+            "--query" => datadog.query = Some(value()?),
+            "--from" => datadog.from = Some(value()?),
+            "--to" => datadog.to = Some(value()?),
+            "--index" => datadog.indexes.push(value()?),
             "--route" => {
                 templates.push_str(&value()?);
                 templates.push('\n');
@@ -246,11 +261,40 @@ pub fn parse(mut args: impl Iterator<Item = OsString>) -> Result<Command, UsageE
             "--html" => o.html = Some(value()?.into()),
             _ if inline.is_some() => return Err(usage(format!("option '{name}' takes no value"))),
             "--" => options_ended = true,
+            "--datadog" => datadog.on = true,
             "-h" | "--help" => return Ok(Command::Help(Topic::Canary)),
             _ => return Err(usage(format!("unknown option '{name}'"))),
         }
     }
     o.read.routes = Routes::parse(&templates).map_err(|e| usage(e.to_string()))?;
+    if datadog.on {
+        if !o.inputs.is_empty() {
+            return Err(usage("--datadog reads from Datadog: give no FILE".into()));
+        }
+        #[cfg(feature = "datadog")]
+        {
+            o.datadog = Some(datadog.query(since, until).map_err(usage)?);
+        }
+        #[cfg(not(feature = "datadog"))]
+        return Err(usage(
+            "this envoy-dd was built without the 'datadog' feature".into(),
+        ));
+    } else {
+        datadog.unused().map_err(usage)?;
+        for (name, text) in [("--since", since), ("--until", until)] {
+            let Some(text) = text else { continue };
+            let t = time_ms(&text).ok_or_else(|| {
+                usage(format!(
+                    "{name}: '{text}' is not an RFC 3339 time, seconds since the epoch or a duration such as 30m"
+                ))
+            })?;
+            if name == "--since" {
+                o.read.since_ms = Some(t)
+            } else {
+                o.read.until_ms = Some(t)
+            }
+        }
+    }
     if o.inputs.is_empty() {
         o.inputs.push(Input::Stdin);
     }
@@ -259,7 +303,19 @@ pub fn parse(mut args: impl Iterator<Item = OsString>) -> Result<Command, UsageE
 
 /// Runs `envoy-dd canary`; returns the exit code.
 pub fn run(options: CanaryOptions) -> u8 {
-    let mut reader = Reader::new(options.read);
+    #[cfg(feature = "datadog")]
+    if let Some(query) = &options.datadog {
+        return match super::datadog::judge_input(query, options.by, options.canary.as_deref()) {
+            Ok((comparison, tallies, skipped, records)) => {
+                report_and_exit(&options, comparison, &tallies, records, skipped)
+            }
+            Err(message) => {
+                say(format_args!("canary: {message}"));
+                EXIT_IO
+            }
+        };
+    }
+    let mut reader = Reader::new(options.read.clone());
     let mut line = Vec::new();
     for input in &options.inputs {
         let (name, result) = match input {
@@ -286,6 +342,18 @@ pub fn run(options: CanaryOptions) -> u8 {
             return EXIT_IO;
         }
     };
+    report_and_exit(&options, comparison, &tallies, records, skipped)
+}
+
+/// Judges `tallies`, writes the report (standard output, `--html`) and returns the exit code
+/// of the verdict: the same for records and for Datadog's counts.
+fn report_and_exit(
+    options: &CanaryOptions,
+    comparison: input::Comparison,
+    tallies: &Tallies,
+    records: u64,
+    skipped: input::Skipped,
+) -> u8 {
     if skipped.total() > 0 {
         let reasons: Vec<String> = skipped
             .reasons()
@@ -298,7 +366,7 @@ pub fn run(options: CanaryOptions) -> u8 {
             reasons.join(", ")
         ));
     }
-    let judgement = judge(&tallies, &options.settings);
+    let judgement = judge(tallies, &options.settings);
     let verdict = judgement.verdict;
     let report = Report {
         judgement,
@@ -307,7 +375,7 @@ pub fn run(options: CanaryOptions) -> u8 {
         skipped,
     };
     if let Some(path) = &options.html {
-        if let Err(e) = std::fs::write(path, report::html(&report, &tallies)) {
+        if let Err(e) = std::fs::write(path, report::html(&report, tallies)) {
             say(format_args!(
                 "cannot write {}: {}",
                 path.display(),
@@ -334,6 +402,111 @@ pub fn run(options: CanaryOptions) -> u8 {
         Verdict::Fail => EXIT_FAIL,
         Verdict::Inconclusive => EXIT_INCONCLUSIVE,
     }
+}
+
+/// The options of `--datadog`, gathered while parsing.
+#[derive(Default)]
+struct DatadogOptions {
+    on: bool,
+    query: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    indexes: Vec<String>,
+}
+
+impl DatadogOptions {
+    /// Without `--datadog`, its options are a mistake.
+    fn unused(&self) -> Result<(), String> {
+        let given = [
+            ("--query", self.query.is_some()),
+            ("--from", self.from.is_some()),
+            ("--to", self.to.is_some()),
+            ("--index", !self.indexes.is_empty()),
+        ];
+        match given.iter().find(|(_, given)| *given) {
+            Some((name, _)) => Err(format!("{name} is an option of --datadog")),
+            None => Ok(()),
+        }
+    }
+
+    /// The aggregate query: the window of `--since`/`--until` (a duration such as `30m`, or
+    /// times) or of `--from`/`--to` (as Datadog reads them), 30 minutes by default.
+    #[cfg(feature = "datadog")]
+    fn query(
+        self,
+        since: Option<String>,
+        until: Option<String>,
+    ) -> Result<envoy_dd::datadog::aggregate::Query, String> {
+        use envoy_dd::datadog::aggregate::{Query, Window};
+        let text = self
+            .query
+            .ok_or("--datadog needs --query, e.g. --query 'service:api env:prod'")?;
+        if since.is_some() && self.from.is_some() {
+            return Err("give --since or --from, not both".into());
+        }
+        let window = match (since, self.from) {
+            (None, None) if self.to.is_none() && until.is_none() => Window::since_minutes(30),
+            (Some(since), None)
+                if until.is_none() && self.to.is_none() && minutes(&since).is_ok() =>
+            {
+                Window::since_minutes(minutes(&since)?)
+            }
+            (since, from) => {
+                let ms = |name: &str, text: String| match input::parse_time(text.as_bytes()) {
+                    Some(t) => Ok(t.to_string()),
+                    None => Err(format!(
+                        "{name}: '{text}' is not an RFC 3339 time or seconds since the epoch"
+                    )),
+                };
+                let from = match (since, from) {
+                    (Some(since), _) => ms("--since", since)?,
+                    (None, Some(from)) => from,
+                    (None, None) => return Err("--until and --to need --since or --from".into()),
+                };
+                let to = match (until, self.to) {
+                    (Some(_), Some(_)) => return Err("give --until or --to, not both".into()),
+                    (Some(until), None) => ms("--until", until)?,
+                    (None, Some(to)) => to,
+                    (None, None) => "now".to_owned(),
+                };
+                Window { from, to }
+            }
+        };
+        let mut query = Query::new(&text, window, By::Phase);
+        query.indexes = self.indexes;
+        Ok(query)
+    }
+}
+
+/// `--since`/`--until` for records: a time (RFC 3339, seconds or milliseconds since the epoch)
+/// or a duration before now (`30m`), in milliseconds since the epoch.
+fn time_ms(text: &str) -> Option<i64> {
+    if let Ok(minutes) = minutes(text) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .ok()?;
+        return Some(now.as_millis() as i64 - minutes as i64 * 60_000);
+    }
+    input::parse_time(text.as_bytes())
+}
+
+/// `30m`, `2h`, `1d`, `90s` (rounded up to a minute) as minutes.
+pub fn minutes(value: &str) -> Result<u64, String> {
+    let bad = || format!("'{value}' is not a duration such as 30m, 2h or 1d");
+    let split = value.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
+    let (number, unit) = value.split_at(split);
+    let number: u64 = number.parse().map_err(|_| bad())?;
+    let minutes = match unit {
+        "s" => number.div_ceil(60),
+        "m" => number,
+        "h" => number.saturating_mul(60),
+        "d" => number.saturating_mul(24 * 60),
+        _ => return Err(bad()),
+    };
+    if minutes == 0 {
+        return Err(format!("the duration '{value}' is empty"));
+    }
+    Ok(minutes)
 }
 
 /// Reads every line of `source`, gzip-compressed or not, into `reader`.

@@ -5,9 +5,12 @@
 //! * [`canary`]: `envoy-dd canary`, the canary judge.
 //! * [`stats`]: the counters behind `--stats`.
 //! * [`progress`]: the progress bar on standard error.
+//! * [`datadog`]: `envoy-dd datadog`, generated Datadog configuration and counts from Datadog.
 
 mod args;
 mod canary;
+#[cfg(feature = "datadog")]
+mod datadog;
 mod progress;
 mod stats;
 mod transform;
@@ -41,6 +44,8 @@ pub fn main() -> ExitCode {
         Command::Version => print(&format!("{}\n", args::VERSION)),
         Command::Transform(options) => transform::run(options),
         Command::Canary(options) => canary::run(*options),
+        #[cfg(feature = "datadog")]
+        Command::Datadog(command) => datadog::run(command),
     };
     ExitCode::from(code)
 }
