@@ -23,11 +23,14 @@ mod envoy;
 mod keys;
 mod layout;
 // The Fluent Bit WASM filter ABI: raw pointers from the host, so the one place with `unsafe`.
-#[cfg(target_arch = "wasm32")]
+// Not in the JS package's module, whose host is wasm-bindgen's glue.
+#[cfg(all(target_arch = "wasm32", not(feature = "js")))]
 #[allow(unsafe_code)]
 mod fluent_bit;
 #[cfg(feature = "http")]
 pub mod http;
+#[cfg(feature = "js")]
+mod js;
 mod read;
 // SSE2 on x86_64 for the readers' hottest loops (string ends, learned keys): the other place
 // with `unsafe`, loads and a few compares, each justified where it is.
