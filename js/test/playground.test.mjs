@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { chromium } from 'playwright-core';
 import { serve } from '../serve.mjs';
 
@@ -36,7 +36,8 @@ let server;
 let browser;
 
 before(async () => {
-  server = await serve(join(root, 'js', 'dist', 'playground'));
+  server = await serve(join(root, 'js', 'dist'));
+  server.page = server.url + 'playground/';
   browser = await chromium.launch({
     executablePath: CHROMIUM,
     headless: true,
@@ -57,9 +58,9 @@ async function open(fragment = '') {
   page.on('pageerror', (error) => errors.push(error));
   // Nothing but the page's own files may be requested.
   page.on('request', (req) => {
-    if (!req.url().startsWith(server.url)) errors.push(new Error(`request to ${req.url()}`));
+    if (!req.url().startsWith(server.page)) errors.push(new Error(`request to ${req.url()}`));
   });
-  await page.goto(server.url + fragment);
+  await page.goto(server.page + fragment);
   await page.waitForSelector('body[data-ready=true]');
   page.errors = errors;
   return page;
@@ -195,5 +196,43 @@ test('the page reacts to a keystroke with 1,000 records (measured)', async (t) =
   const reactions = (await page.evaluate(() => window.reactions)).sort((a, b) => a - b);
   assert.equal(await output(page), cliOutput(records, []));
   t.diagnostic(`reaction to a keystroke with 1,000 records: median ${reactions[reactions.length >> 1].toFixed(1)} ms, max ${reactions[reactions.length - 1].toFixed(1)} ms (target 50 ms)`);
+  await page.close();
+});
+
+test('the web build is an ES module that loads its .wasm next to it', async () => {
+  const page = await browser.newPage();
+  await page.goto(server.url + 'web/package.json');
+  const record = '{"method":"GET","path":"/x","response_code":200,"x_b3_traceid":"80f198ee56343ba864fe8b2a57d3eff7","x_b3_spanid":"e457b5a2e4d86bd1"}';
+  const got = await page.evaluate(async ([url, record]) => {
+    const envoyDd = await import(url);
+    await envoyDd.init();
+    const result = new envoyDd.Transformer({ hash: 'abc', traceId128: 'hex' }).transform(record);
+    let format;
+    try {
+      envoyDd.parseFormat('%REQ(');
+    } catch (error) {
+      format = [error.name, error.position];
+    }
+    const context = envoyDd.traceContext(new Headers({ b3: '80f198ee56343ba864fe8b2a57d3eff7-e457b5a2e4d86bd1-1' }));
+    return { output: result.output, source: result.traceSource, format, context };
+  }, [server.url + 'web/index.js', record]);
+  assert.equal(got.output + '\n', cliOutput([record], ['--hash', 'abc', '--trace-id-128', 'hex']));
+  assert.equal(got.source, 'b3multi');
+  assert.equal(got.format[0], 'FormatError');
+  assert.equal(got.context.source, 'b3');
+  assert.equal(got.context.traceId128, '80f198ee56343ba864fe8b2a57d3eff7');
+  await page.close();
+});
+
+test('the playground also works opened from disk (file://)', async () => {
+  const page = await browser.newPage();
+  const errors = [];
+  page.on('pageerror', (error) => errors.push(error));
+  await page.goto(pathToFileURL(join(root, 'js', 'dist', 'playground', 'index.html')).href);
+  await page.waitForSelector('body[data-ready=true]');
+  const records = fixture('fixtures/input/app-logs.jsonl');
+  await page.fill('[data-testid=input]', records.join('\n'));
+  assert.equal(await output(page), cliOutput(records, []));
+  assert.deepEqual(errors, []);
   await page.close();
 });
