@@ -179,20 +179,21 @@ impl Transformer {
         })
     }
 
-    /// The output line for one record (without a line end); then [`Transformer::outcome`]
-    /// says what happened.
-    pub fn transform(&mut self, record: &str) -> String {
-        self.run(record.as_bytes());
-        // The output is the input's bytes or a rewrite of them, which only copies whole UTF-8
-        // sequences and writes ASCII; a record from a JS string is UTF-8, so this never fails.
-        String::from_utf8(core::mem::take(&mut self.out)).unwrap_or_default()
-    }
-
-    /// [`Transformer::transform`] for the bytes of a record, which need not be UTF-8.
-    #[wasm_bindgen(js_name = transformBytes)]
-    pub fn transform_bytes(&mut self, record: &[u8]) -> Vec<u8> {
-        self.run(record);
-        core::mem::take(&mut self.out)
+    /// The output line for the bytes of one record (without a line end, not necessarily
+    /// UTF-8); then [`Transformer::outcome`] says what happened. The JS side passes strings as
+    /// their UTF-8 bytes too: `TextEncoder`/`TextDecoder` are faster than the bindings' own
+    /// string passing on long records.
+    pub fn transform(&mut self, record: &[u8]) -> Vec<u8> {
+        self.out.clear();
+        let outcome = self.inner.transform(record, &mut self.out);
+        self.outcome = outcome_code(outcome);
+        self.error = match outcome {
+            Outcome::PassedThrough(error) => Some(error),
+            Outcome::Enriched(_) => None,
+        };
+        // `out` keeps its capacity for the next record; the bindings copy the result once more
+        // into a JS array and free this one.
+        self.out.clone()
     }
 
     /// The last record's [`Outcome`] as a number (see [`outcome_code`]).
@@ -204,16 +205,6 @@ impl Transformer {
     #[wasm_bindgen(js_name = passedThroughBecause)]
     pub fn passed_through_because(&self) -> Option<String> {
         self.error.map(|e| e.to_string())
-    }
-
-    fn run(&mut self, record: &[u8]) {
-        self.out.clear();
-        let outcome = self.inner.transform(record, &mut self.out);
-        self.outcome = outcome_code(outcome);
-        self.error = match outcome {
-            Outcome::PassedThrough(error) => Some(error),
-            Outcome::Enriched(_) => None,
-        };
     }
 }
 
