@@ -63,9 +63,10 @@
   }
 
   // A plain text line is what Envoy writes to stdout; FireLens hands it on in `log`.
+  const BLANK = /^[\t\n\f\r ]*$/; // ASCII white space only, as the CLI tests it
   function record(line, taskDefinition) {
     const text = line.endsWith('\r') ? line.slice(0, -1) : line;
-    if (text.trim() === '' || text.trimStart().startsWith('{')) return text;
+    if (BLANK.test(text) || /^[\t\n\f\r ]*\{/.test(text)) return text;
     let wrapped = '{"source":"stdout","log":' + JSON.stringify(text);
     if (taskDefinition) wrapped += ',"ecs_task_definition":' + JSON.stringify(taskDefinition);
     return wrapped + '}';
@@ -73,6 +74,13 @@
 
   function escapeHtml(text) {
     return text.replace(/[&<>]/g, (c) => (c === '&' ? '&amp;' : c === '<' ? '&lt;' : '&gt;'));
+  }
+
+  function blank(text) {
+    return {
+      output: text, outcome: 'blank', because: 'a blank line, not a record: written as it is',
+      traceSource: null, traceKeys: [], datadogAttributes: [], displaced: [],
+    };
   }
 
   // What the CLI would be given: the input's lines as records.
@@ -122,17 +130,21 @@
     results = new Array(lines.length);
     let enriched = 0;
     let traced = 0;
+    let blanks = 0;
     for (let i = 0; i < lines.length; i++) {
       records[i] = record(lines[i], taskDefinition);
-      const r = transformer.transform(records[i]);
+      // The CLI writes a blank line as it is, without the transform, to keep lines in step.
+      const r = BLANK.test(records[i]) ? blank(records[i]) : transformer.transform(records[i]);
       results[i] = r;
       if (r.outcome === 'enriched') enriched++;
+      if (r.outcome === 'blank') blanks++;
       if (r.traceSource) traced++;
     }
     transformer.free();
     render(results);
     $('summary').textContent = results.length
-      ? `${results.length} records: ${enriched} enriched (${traced} with a trace id), ${results.length - enriched} passed through unchanged`
+      ? `${results.length - blanks} records: ${enriched} enriched (${traced} with a trace id), ${results.length - blanks - enriched} passed through unchanged` +
+        (blanks ? `; ${blanks} blank lines` : '')
       : 'No records yet.';
     explain();
   }
@@ -153,7 +165,7 @@
     for (let i = first; i < now.length - last; i++) {
       const line = document.createElement('div');
       const r = now[i];
-      line.className = r.outcome === 'enriched' ? (r.traceSource ? 'line traced' : 'line') : 'line passed';
+      line.className = r.outcome === 'passed_through' ? 'line passed' : r.traceSource ? 'line traced' : 'line';
       line.textContent = r.output + '\n';
       fragment.append(line);
     }
@@ -220,7 +232,9 @@
     if (records[i] !== lines[i].replace(/\r$/, '')) {
       parts.push(item(`Plain text line, wrapped as FireLens would: ${code(records[i])}`));
     }
-    if (r.outcome === 'passed_through') {
+    if (r.outcome === 'blank') {
+      parts.push(item(escapeHtml(r.because)));
+    } else if (r.outcome === 'passed_through') {
       parts.push(item(`<strong>Passed through unchanged</strong>: ${escapeHtml(r.because || r.reason)}`));
     } else {
       parts.push(item(`<strong>Enriched</strong>: ${escapeHtml(SHAPES[r.shape] || r.shape)}` +

@@ -73,6 +73,8 @@ test('typed records give the CLI output, and text lines are wrapped as FireLens 
   const records = [
     ...fixture('fixtures/input/firelens-appmesh.jsonl').slice(0, 20),
     ...fixture('fixtures/input/trace-sources.jsonl').slice(0, 20),
+    '', // blank lines are written as they are
+    ' \t ',
     ...fixture('fixtures/input/edge-cases.jsonl').slice(0, 20),
     ...fixture('fixtures/text/envoy-default.input.jsonl'),
   ];
