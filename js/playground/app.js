@@ -149,28 +149,47 @@
     explain();
   }
 
-  // One block per output line, each ending in its line end, so that the output's text is
-  // exactly what the CLI writes. Lines off screen are not laid out (CSS content-visibility).
+  // The output is one text of lines, each with its line end, so that both its textContent and
+  // its innerText are exactly what the CLI writes. Lines come in chunks of CHUNK, each an
+  // inline-block as wide as the output: a keystroke replaces only the chunks whose lines
+  // changed, and the browser lays out only those again. (CSS content-visibility would skip
+  // the chunks off screen, but it takes them out of innerText as well.)
+  const CHUNK = 50;
   function render(now) {
     const before = outputs;
+    const same = (i) => i < before.length && i < now.length && before[i].output === now[i].output && before[i].outcome === now[i].outcome;
     let first = 0;
-    while (first < before.length && first < now.length && before[first].output === now[first].output && before[first].outcome === now[first].outcome) first++;
-    let last = 0;
-    while (last < before.length - first && last < now.length - first &&
-      before[before.length - 1 - last].output === now[now.length - 1 - last].output &&
-      before[before.length - 1 - last].outcome === now[now.length - 1 - last].outcome) last++;
-    const lineNodes = output.children;
-    for (let i = before.length - last - 1; i >= first; i--) lineNodes[i].remove();
-    const fragment = document.createDocumentFragment();
-    for (let i = first; i < now.length - last; i++) {
-      const line = document.createElement('div');
-      const r = now[i];
-      line.className = r.outcome === 'passed_through' ? 'line passed' : r.traceSource ? 'line traced' : 'line';
-      line.textContent = r.output + '\n';
-      fragment.append(line);
+    while (same(first)) first++;
+    const chunks = output.children;
+    const count = Math.ceil(now.length / CHUNK);
+    for (let c = 0; c < count; c++) {
+      const start = c * CHUNK;
+      const end = Math.min(now.length, start + CHUNK);
+      // A chunk is kept when all of its lines are; when lines were added or removed, every
+      // chunk from the first changed line on moves.
+      let kept = c < chunks.length && (before.length === now.length || end <= first);
+      for (let i = start; kept && i < end; i++) kept = same(i);
+      if (kept) continue;
+      const chunk = document.createElement('span');
+      chunk.className = 'chunk';
+      for (let i = start; i < end; i++) {
+        const r = now[i];
+        const line = document.createElement('span');
+        line.className = r.outcome === 'passed_through' ? 'line passed' : r.traceSource ? 'line traced' : 'line';
+        line.textContent = r.output + '\n';
+        chunk.append(line);
+      }
+      if (c < chunks.length) chunks[c].replaceWith(chunk);
+      else output.append(chunk);
     }
-    output.insertBefore(fragment, lineNodes[first] || null);
+    while (chunks.length > count) chunks[chunks.length - 1].remove();
     outputs = now.map((r) => ({ output: r.output, outcome: r.outcome }));
+  }
+
+  // The line element of output line i.
+  function lineAt(i) {
+    const chunk = output.children[Math.floor(i / CHUNK)];
+    return chunk ? chunk.children[i % CHUNK] : undefined;
   }
 
   // The share link holds the whole input, so it is written when typing pauses (or when the
@@ -226,7 +245,7 @@
       $('pretty').textContent = '';
       return;
     }
-    const line = output.children[i];
+    const line = lineAt(i);
     if (line) line.classList.add('chosen');
     const parts = [];
     if (records[i] !== lines[i].replace(/\r$/, '')) {
@@ -331,7 +350,10 @@
 
   output.addEventListener('click', (event) => {
     const line = event.target.closest('.line');
-    if (line) choose(Array.prototype.indexOf.call(output.children, line));
+    if (line) {
+      const chunk = line.parentElement;
+      choose(Array.prototype.indexOf.call(output.children, chunk) * CHUNK + Array.prototype.indexOf.call(chunk.children, line));
+    }
   });
   $('chosen').addEventListener('input', explain);
   input.addEventListener('input', updateRecords);

@@ -80,7 +80,10 @@ test('typed records give the CLI output, and text lines are wrapped as FireLens 
   ];
   await page.fill('[data-testid=hash]', '4f9c2a17e0b3');
   await page.fill('[data-testid=input]', records.join('\n'));
-  assert.equal(await output(page), cliOutput(records, ['--hash', '4f9c2a17e0b3']));
+  const expected = cliOutput(records, ['--hash', '4f9c2a17e0b3']);
+  assert.equal(await output(page), expected);
+  // The text as rendered too (what a reader copies), blank lines included.
+  assert.equal(await page.locator('[data-testid=output]').innerText(), expected);
 
   // Typed key by key, the output follows each keystroke.
   const text = '[2016-04-15T20:17:00.310Z] "POST /api/v1/locations HTTP/2" 204 - 154 0 226 100 "10.0.35.28" "nsq2http" "cc21d9b0-cf5c-432b-8c7e-98aeb7988cd2" "locations" "tcp://10.0.2.1:80"';
