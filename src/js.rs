@@ -79,32 +79,38 @@ named! {
 }
 
 impl Options {
-    /// The options as a [`Config`], or the JSON error to throw.
+    /// The options as a [`Config`], or the JSON error to throw. A `Config` field without an
+    /// option here keeps its default (add the option here, in `js/src/index.d.ts` and in the
+    /// playground).
     fn into_config(self) -> Result<Config, String> {
-        let default = Config::default();
-        let text_format = match self.text_format.flatten() {
-            Some(format) => Some(
-                TextFormat::parse(&format)
-                    .map_err(|e| format_error_json(&format, &e, Some("textFormat")))?,
-            ),
-            None => None,
-        };
-        Ok(Config {
+        let mut config = Config {
             hash: self.hash.flatten(),
             phase: self.phase.flatten(),
-            trace_id_128: match self.trace_id_128 {
-                Some(Ids::Hex) => TraceIdFormat::Hex,
-                Some(Ids::Decimal) => TraceIdFormat::Decimal,
-                None => default.trace_id_128,
-            },
-            standard_attributes: self
-                .standard_attributes
-                .unwrap_or(default.standard_attributes),
-            status: self.status.unwrap_or(default.status),
-            message: self.message.unwrap_or(default.message),
-            derive_phase: self.derive_phase.unwrap_or(default.derive_phase),
-            text_format,
-        })
+            ..Config::default()
+        };
+        if let Some(ids) = self.trace_id_128 {
+            config.trace_id_128 = match ids {
+                Ids::Hex => TraceIdFormat::Hex,
+                Ids::Decimal => TraceIdFormat::Decimal,
+            };
+        }
+        let flags = [
+            (self.standard_attributes, &mut config.standard_attributes),
+            (self.status, &mut config.status),
+            (self.message, &mut config.message),
+            (self.derive_phase, &mut config.derive_phase),
+        ];
+        for (option, field) in flags {
+            if let Some(on) = option {
+                *field = on;
+            }
+        }
+        if let Some(format) = self.text_format.flatten() {
+            let parsed = TextFormat::parse(&format)
+                .map_err(|e| format_error_json(&format, &e, Some("textFormat")))?;
+            config.text_format = Some(parsed);
+        }
+        Ok(config)
     }
 }
 
