@@ -67,8 +67,10 @@ const EXPORTS = ['transform', 'Transformer', 'TransformResult', 'parseFormat', '
 function writeNode(bindgen, wasm) {
   const out = join(dist, 'node');
   run(bindgen, ['--target', 'nodejs', '--no-typescript', '--out-dir', out, '--out-name', 'envoy_dd', wasm]);
+  // One `exports.name =` per export, which Node's ES module loader recognises as named exports.
   writeFileSync(join(out, 'index.js'), `'use strict';\n${api}\nconst api = makeApi(require('./envoy_dd.js'));\n` +
-    `module.exports = { ...api, init: () => Promise.resolve() };\n`);
+    EXPORTS.map((name) => `exports.${name} = api.${name};\n`).join('') +
+    `/** Nothing to load in Node: the module is compiled when this file is required. */\nexports.init = () => Promise.resolve();\n`);
   writeFileSync(join(out, 'index.d.ts'), types);
   writeFileSync(join(out, 'package.json'), JSON.stringify({ type: 'commonjs', main: 'index.js', types: 'index.d.ts' }, null, 2) + '\n');
 }
