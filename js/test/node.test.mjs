@@ -303,3 +303,11 @@ test('traceContext reads a real request\'s IncomingMessage.headers', async () =>
     server.close();
   }
 });
+
+test('ES modules import the Node build by name', async () => {
+  const named = await import(join(root, 'js', 'dist', 'node', 'index.js'));
+  assert.equal(typeof named.transform, 'function');
+  assert.equal(typeof named.Transformer, 'function');
+  assert.equal(named.transform('{"response_code":200}').output, transform('{"response_code":200}').output);
+  await named.init();
+});
