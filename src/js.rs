@@ -3,9 +3,9 @@
 //! A thin shell over [`crate::Transformer`], [`crate::TextFormat`] and
 //! [`crate::http::trace_context`]; `js/src/api.js` turns what these functions return into the
 //! package's documented API (result objects, error classes). Everything that crosses the
-//! boundary is a string or a number, so no JavaScript object has to be built from Rust:
+//! boundary is a string, bytes or a number, so no JavaScript object has to be built from Rust:
 //!
-//! * a transform returns the output line, and its [`Outcome`] as one number (see
+//! * a transform takes and returns the bytes of a line, and gives its [`Outcome`] as one number (see
 //!   [`outcome_code`]), whose parts [`names`] spells out once;
 //! * options arrive as JSON text (the JS side's `JSON.stringify` of a plain object) and are read
 //!   with serde, unknown keys refused;
