@@ -38,8 +38,10 @@ function makeApi(wasm) {
   // cannot carry would vanish from the text, so they are refused here.
   function optionsJson(options) {
     if (options === undefined || options === null) return '';
-    if (typeof options !== 'object' || Array.isArray(options)) {
-      throw new OptionsError(`invalid options: expected a plain object, not ${Array.isArray(options) ? 'an array' : typeof options}`);
+    const prototype = typeof options === 'object' ? Object.getPrototypeOf(options) : undefined;
+    if (prototype !== Object.prototype && prototype !== null) {
+      const what = Array.isArray(options) ? 'an array' : typeof options === 'object' ? options.constructor?.name || 'an object' : typeof options;
+      throw new OptionsError(`invalid options: expected a plain object, not ${what}`);
     }
     for (const [key, value] of Object.entries(options)) {
       const type = typeof value;

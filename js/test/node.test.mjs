@@ -196,6 +196,7 @@ test('an unknown option or a wrong type is an error naming it', () => {
   }
   assert.throws(() => new Transformer('hash=abc'), OptionsError);
   assert.throws(() => new Transformer([]), OptionsError);
+  assert.throws(() => new Transformer(new Map([['hash', 'abc']])), OptionsError);
   // Absent, undefined and null (for the strings) are the defaults.
   const plain = transform('{"response_code":200}').output;
   assert.equal(transform('{"response_code":200}', { hash: undefined, phase: null, textFormat: null }).output, plain);
