@@ -52,11 +52,14 @@ mod error;
 mod keys;
 mod layout;
 // The Fluent Bit WASM filter ABI: raw pointers from the host, so the one place with `unsafe`.
-#[cfg(target_arch = "wasm32")]
+// Not in the JS package's module, whose host is wasm-bindgen's glue.
+#[cfg(all(target_arch = "wasm32", not(feature = "js")))]
 #[allow(unsafe_code)]
 mod fluent_bit;
 #[cfg(feature = "http")]
 pub mod http;
+#[cfg(feature = "js")]
+mod js;
 mod output;
 mod plan;
 mod read;
