@@ -4,6 +4,8 @@
     FLUENT_BIT=/path/to/fluent-bit [FLB_WAMRC=/path/to/flb-wamrc] [WASM=dist/envoy_dd.wasm] \\
         python3 benches/fluent-bit/run.py [--rounds 3] [--repeat 56] [--keep DIR] [PIPELINE ...]
 
+PIPELINE: none, lua (the baseline), modify-nest, identity, interpreted, compiled (FLB_WAMRC).
+
 Each pipeline is one Fluent Bit process: `tail` reads the corpus once from the head and stops
 at its end, the pipeline's filters run, `file` writes every record as a JSON line. Pipelines run
 one after the other, round after round, so that the host's changes of speed spread over all of
@@ -30,6 +32,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 FIXTURE = os.path.join(ROOT, "fixtures", "input", "firelens-appmesh.jsonl")
 BASELINE = "parser+lua"
+INTERPRETED, COMPILED = "envoy-dd, interpreted", "envoy-dd, compiled (flb-wamrc)"
 
 
 def identity_module(path):
@@ -86,7 +89,8 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--repeat", type=int, default=56, help="copies of the fixture in the corpus")
     ap.add_argument("--keep", help="keep the corpus, modules and outputs in this directory")
-    ap.add_argument("pipelines", nargs="*", help="run only these (default: all)")
+    ap.add_argument("pipelines", nargs="*", help="run only these (default: all): none lua "
+                    "modify-nest identity interpreted compiled")
     args = ap.parse_args()
 
     fluent_bit = os.environ.get("FLUENT_BIT") or sys.exit("set FLUENT_BIT=<fluent-bit binary>")
@@ -106,22 +110,23 @@ def main():
 
     identity = os.path.join(work, "identity.wasm")
     identity_module(identity)
-    # name: (configuration, module for envoy-dd.conf)
+    # id: (name, configuration, module for envoy-dd.conf)
     pipelines = {
-        "no filter": ("none.conf", None),
-        "parser+lua": ("parser-lua.conf", None),
-        "parser+modify+nest": ("parser-modify-nest.conf", None),
-        "wasm identity, interpreted": ("envoy-dd.conf", identity),
-        "envoy-dd, interpreted": ("envoy-dd.conf", wasm),
+        "none": ("no filter", "none.conf", None),
+        "lua": (BASELINE, "parser-lua.conf", None),
+        "modify-nest": ("parser+modify+nest", "parser-modify-nest.conf", None),
+        "identity": ("wasm identity, interpreted", "envoy-dd.conf", identity),
+        "interpreted": (INTERPRETED, "envoy-dd.conf", wasm),
     }
     if wamrc:
         aot = os.path.join(work, "envoy_dd.aot")
         subprocess.run([wamrc, "-o", aot, wasm], check=True, stdout=subprocess.DEVNULL)
-        pipelines["envoy-dd, compiled (flb-wamrc)"] = ("envoy-dd.conf", aot)
+        pipelines["compiled"] = (COMPILED, "envoy-dd.conf", aot)
     if args.pipelines:
         pipelines = {k: v for k, v in pipelines.items() if k in args.pipelines}
+    pipelines = {name: (conf, module) for name, conf, module in pipelines.values()}
     if BASELINE not in pipelines:
-        sys.exit(f"the ratios need the {BASELINE!r} pipeline")
+        sys.exit(f"the ratios need the {BASELINE!r} pipeline (lua)")
 
     version = subprocess.run([fluent_bit, "--version"], capture_output=True, text=True)
     print(version.stdout.splitlines()[0] if version.stdout else fluent_bit)
@@ -133,7 +138,6 @@ def main():
     cpu = {name: [] for name in pipelines}
     outputs = {}  # name: (records, bytes) of the first round
     failed = set()
-    interp, compiled = "envoy-dd, interpreted", "envoy-dd, compiled (flb-wamrc)"
     for r in range(args.rounds):
         digests = {}
         for i, (name, (conf, module)) in enumerate(pipelines.items()):
@@ -148,8 +152,8 @@ def main():
                 failed.add(name)
             digests[name] = digest(out)
             print(f"  round {r + 1} {name}: {c:.2f} s CPU, {w:.2f} s wall", file=sys.stderr)
-        if compiled in digests and digests[compiled] != digests.get(interp):
-            failed.add(compiled)
+        if COMPILED in digests and digests[COMPILED] != digests.get(INTERPRETED):
+            failed.add(COMPILED)
 
     base = statistics.median(cpu[BASELINE])
     print()
@@ -164,8 +168,8 @@ def main():
               f"| {out_bytes / in_bytes:.2f} | {in_records} / {out_records} |")
     print("\nCPU s per round: " + "; ".join(
         f"{n} " + " ".join(f"{c:.2f}" for c in cpu[n]) for n in pipelines))
-    if compiled in pipelines:
-        same = compiled not in failed
+    if COMPILED in pipelines:
+        same = COMPILED not in failed
         print(f"interpreted and compiled outputs identical: {'yes' if same else 'NO'}")
     if not args.keep:
         shutil.rmtree(work)
