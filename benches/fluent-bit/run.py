@@ -14,9 +14,9 @@ threads included), from wait4.
 
 The corpus is fixtures/input/firelens-appmesh.jsonl repeated --repeat times. With FLB_WAMRC,
 the module is also compiled ahead of time for this machine's architecture (`--target`, any CPU
-of it), into the work directory, and its output must be
-identical to the interpreted one's. Every pipeline must write as many records as it read, each
-a JSON object, and the same number of bytes in every round.
+of it) into the work directory, and its output must be identical to the interpreted one's.
+Every pipeline must write as many records as it read, each a JSON object, and the same number
+of bytes in every round.
 """
 import argparse
 import hashlib
@@ -128,6 +128,9 @@ def main():
                        stdout=subprocess.DEVNULL)
         pipelines["compiled"] = (COMPILED, "envoy-dd.conf", aot)
     if args.pipelines:
+        unknown = set(args.pipelines) - set(pipelines)
+        if unknown:
+            sys.exit(f"no pipeline {', '.join(sorted(unknown))} (compiled needs FLB_WAMRC)")
         pipelines = {k: v for k, v in pipelines.items() if k in args.pipelines}
     pipelines = {name: (conf, module) for name, conf, module in pipelines.values()}
     if BASELINE not in pipelines:
