@@ -1039,6 +1039,26 @@ fn fluent_bit_configs_match_the_module_and_each_other() {
 }
 
 #[test]
+fn real_host_benchmark_runs_the_shipped_filters() {
+    // benches/fluent-bit measures what users run: the shipped filters, with only the module's
+    // path changed (to the .wasm or its compiled form). Its `@INCLUDE` is for input and output.
+    let filters = |path: &str| -> Vec<Plugin> {
+        let text = read(path);
+        let sections: Vec<&str> = text.lines().filter(|l| !l.starts_with('@')).collect();
+        let mut plugins = classic_plugins(&sections.join("\n"));
+        plugins.retain(|p| p.kind == "filter");
+        for plugin in &mut plugins {
+            plugin.options.retain(|(key, _)| key != "wasm_path");
+        }
+        plugins
+    };
+    assert_eq!(
+        filters("benches/fluent-bit/envoy-dd.conf"),
+        filters("fluent-bit/envoy-dd.conf")
+    );
+}
+
+#[test]
 fn log_router_image_and_task_definition_match_the_configs() {
     // The image puts the module at WASM_Path and the classic file where FireLens is told to look.
     let dockerfile = read("fluent-bit/Dockerfile");
