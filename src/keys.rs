@@ -19,6 +19,8 @@ pub(crate) enum Name {
     Phase,
     Http,
     Network,
+    /// `grpc`, where the gRPC status goes.
+    Grpc,
     Duration,
     /// `_log`, where displaced values go.
     Displaced,
@@ -42,6 +44,7 @@ impl Meaning {
             b"phase" => Name::Phase,
             b"http" => Name::Http,
             b"network" => Name::Network,
+            b"grpc" => Name::Grpc,
             b"duration" => Name::Duration,
             b"_log" => Name::Displaced,
             _ => Name::Other,
@@ -361,6 +364,7 @@ mod tests {
             (b"phase", Name::Phase),
             (b"http", Name::Http),
             (b"network", Name::Network),
+            (b"grpc", Name::Grpc),
         ] {
             assert_eq!(Meaning::of(key), Meaning { name, role: None });
         }

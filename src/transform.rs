@@ -1160,6 +1160,7 @@ struct Found<'a> {
     has_message: bool,
     has_http: bool,
     has_network: bool,
+    has_grpc: bool,
     /// Index of a record member named exactly `duration`.
     duration_key: Option<usize>,
     duration_key_on_envelope: bool,
@@ -1174,6 +1175,11 @@ struct Found<'a> {
     user_agent: Option<&'a [u8]>,
     client_ip: Option<&'a [u8]>,
     remote_ip: Option<&'a [u8]>,
+    remote_port: Option<envoy::Whole<'a>>,
+    /// A TCP access line's connection id was found.
+    connection: bool,
+    /// A gRPC status code (0 to 16).
+    grpc_status: Option<u8>,
     bytes_read: Option<envoy::Whole<'a>>,
     bytes_written: Option<envoy::Whole<'a>>,
     /// The duration, and the index of the member it came from.
@@ -1254,6 +1260,7 @@ impl<'a> Found<'a> {
                 }
                 Name::Http => self.has_http = true,
                 Name::Network => self.has_network = true,
+                Name::Grpc => self.has_grpc = true,
                 _ => {}
             },
             Some(Role::Trace(kind)) => {
@@ -1303,6 +1310,17 @@ impl<'a> Found<'a> {
                 &mut self.remote_ip,
                 string_content(m, buf).and_then(envoy::ip_address),
             ),
+            Some(Role::RemotePort) if record => first(
+                &mut self.remote_port,
+                scalar_text(m, buf).and_then(envoy::integer),
+            ),
+            Some(Role::ConnectionId) if record => {
+                self.connection |= scalar_text(m, buf).is_some_and(|t| !envoy::is_absent(t))
+            }
+            Some(Role::GrpcStatus) if record => first(
+                &mut self.grpc_status,
+                scalar_text(m, buf).and_then(text::grpc_status_code),
+            ),
             Some(Role::BytesReceived) if record => first(
                 &mut self.bytes_read,
                 scalar_text(m, buf).and_then(envoy::integer),
@@ -1337,7 +1355,13 @@ pub(crate) fn scanned(meaning: Meaning) -> bool {
     meaning.role.is_some()
         || matches!(
             meaning.name,
-            Name::Dd | Name::Hash | Name::Phase | Name::Http | Name::Network | Name::Duration
+            Name::Dd
+                | Name::Hash
+                | Name::Phase
+                | Name::Http
+                | Name::Network
+                | Name::Grpc
+                | Name::Duration
         )
 }
 
@@ -1731,9 +1755,13 @@ struct Access<'a> {
 }
 
 struct Attributes<'a> {
-    code: envoy::Whole<'a>,
+    /// The response code; none on a TCP access line, which gets no `http`, `status` or
+    /// `message`.
+    code: Option<envoy::Whole<'a>>,
     http: bool,
     network: bool,
+    /// Add `grpc.status.code`.
+    grpc: bool,
     /// Add `duration` at the end (no member of that name exists).
     duration: bool,
     status: bool,
@@ -1742,9 +1770,11 @@ struct Attributes<'a> {
 
 impl<'a> Access<'a> {
     fn plan(config: &Config, found: &Found<'a>, can_displace: bool) -> Self {
-        let Some(code) = found.code else {
+        let tcp = found.connection && (found.remote_ip.is_some() || found.bytes_read.is_some());
+        let code = found.code;
+        if code.is_none() && !tcp {
             return Access::default();
-        };
+        }
         let standard = config.standard_attributes;
         let mut duration_in_place = None;
         let mut duration = false;
@@ -1758,16 +1788,19 @@ impl<'a> Access<'a> {
             }
         }
         let network = found.client_ip.or(found.remote_ip).is_some()
+            || found.remote_port.is_some()
             || found.bytes_read.is_some()
             || found.bytes_written.is_some();
+        let http = code.is_some();
         Access {
             attributes: Some(Attributes {
                 code,
-                http: standard && !found.has_http,
+                http: http && standard && !found.has_http,
                 network: standard && !found.has_network && network,
+                grpc: standard && !found.has_grpc && found.grpc_status.is_some(),
                 duration,
-                status: config.status && !found.has_level,
-                message: config.message && !found.has_message,
+                status: http && config.status && !found.has_level,
+                message: http && config.message && !found.has_message,
             }),
             duration_in_place,
         }
@@ -1779,9 +1812,10 @@ impl Attributes<'_> {
         let path = found.original_path.or(found.path);
         // Each member starts with one constant (`,"key":`, `,"key":"`, or more): the added
         // members follow the record's own, and `status_code` always comes first in `http`.
+        let code = self.code.unwrap_or(envoy::Whole::ZERO);
         if self.http {
             w.start(out, br#","http":{"status_code":"#);
-            self.code.write(out);
+            code.write(out);
             if let Some(method) = found.method {
                 str_member(out, br#","method":""#, method);
             }
@@ -1821,10 +1855,24 @@ impl Attributes<'_> {
         if self.network {
             w.start(out, br#","network":{"#);
             let mut network = ObjectWriter::opened();
-            if let Some(ip) = found.client_ip.or(found.remote_ip) {
-                network.start(out, br#","client":{"ip":""#);
-                out.extend_from_slice(ip);
-                out.extend_from_slice(br#""}"#);
+            let ip = found.client_ip.or(found.remote_ip);
+            if ip.is_some() || found.remote_port.is_some() {
+                network.start(out, br#","client":{"#);
+                if let Some(ip) = ip {
+                    out.extend_from_slice(br#""ip":""#);
+                    out.extend_from_slice(ip);
+                    out.push(b'"');
+                }
+                if let Some(port) = found.remote_port {
+                    let key: &[u8] = if ip.is_some() {
+                        br#","port":"#
+                    } else {
+                        br#""port":"#
+                    };
+                    out.extend_from_slice(key);
+                    port.write(out);
+                }
+                out.push(b'}');
             }
             if let Some(n) = found.bytes_read {
                 network.start(out, br#","bytes_read":"#);
@@ -1836,13 +1884,24 @@ impl Attributes<'_> {
             }
             network.close(out);
         }
+        if let (true, Some(status)) = (self.grpc, found.grpc_status) {
+            // The tag Datadog's tracers give a gRPC span (`grpc.status.code`), by number.
+            w.start(out, br#","grpc":{"status":{"code":"#);
+            crate::write::integer(out, u64::from(status));
+            out.extend_from_slice(b"}}");
+        }
         if let (true, Some((duration, _))) = (self.duration, found.duration) {
             w.start(out, br#","duration":"#);
             duration.write_nanos(out);
         }
         if self.status {
             let flags = found.flags.unwrap_or_default();
-            match envoy::level(self.code.value, flags) {
+            let level = envoy::level(code.value, flags);
+            let level = match found.grpc_status {
+                Some(status) => level.worst(envoy::grpc_level(status)),
+                None => level,
+            };
+            match level {
                 envoy::Level::Error => w.start(out, br#","status":"error""#),
                 envoy::Level::Warn => w.start(out, br#","status":"warn""#),
                 envoy::Level::Info => w.start(out, br#","status":"info""#),
@@ -1865,7 +1924,7 @@ impl Attributes<'_> {
                 }
                 out.push(b' ');
             }
-            self.code.write(out);
+            code.write(out);
             if let Some((duration, _)) = found.duration {
                 out.push(b' ');
                 duration.write_millis(out);

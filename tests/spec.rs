@@ -1500,3 +1500,106 @@ fn s7_deep_nesting_does_not_overflow_the_stack() {
     assert!(matches!(outcome, Outcome::PassedThrough(_)));
     assert_eq!(out, input.as_bytes());
 }
+
+/// A FireLens record from the Service Connect proxy around `log`.
+fn service_connect(log: &Value) -> String {
+    json!({
+        "container_name": "ecs-service-connect-7Hc2Qa",
+        "source": "stdout",
+        "log": format!("{log}\n"),
+        "ecs_task_definition": "api:42",
+    })
+    .to_string()
+}
+
+#[test]
+fn s2_shape_g_service_connect_json_every_variant() {
+    // AWS's documented HTTP/1.1 keys, strings and `-`; the line seen in the wild: numbers,
+    // `duration` rather than `duration_ms`, `null` for a missing header, another order.
+    let documented = json!({
+        "start_time": "2025-11-11T07:40:46.216Z", "method": "GET", "path": "/users/42?expand=1",
+        "protocol": "HTTP/1.1", "response_code": "200", "bytes_received": "0",
+        "bytes_sent": "11", "duration_ms": "3", "upstream_service_time": "2",
+        "forwarded_for": "203.0.113.9, 10.0.0.1", "user_agent": "curl/8.11.1",
+        "request_id": "0f3e8d1c", "authority": "api.local:8080", "upstream_host": "10.0.1.5:8080"
+    });
+    let wild = json!({
+        "authority": "api.local:8080", "bytes_received": 0, "bytes_sent": 11, "duration": 3,
+        "forwarded_for": null, "method": "GET", "path": "/users/42?expand=1", "protocol": "HTTP/1.1",
+        "request_id": "0f3e8d1c", "response_code": 200, "start_time": "2025-11-11T07:40:46.216Z",
+        "upstream_host": "10.0.1.5:8080", "upstream_service_time": 2, "user_agent": "curl/8.11.1"
+    });
+    for (log, ip) in [(documented, Some("203.0.113.9")), (wild, None)] {
+        let out = enrich(&service_connect(&log));
+        assert_eq!(out["http"]["status_code"], 200, "{out}");
+        assert_eq!(out["http"]["method"], "GET");
+        assert_eq!(
+            out["http"]["url_details"],
+            json!({"path": "/users/42", "queryString": {"expand": "1"}, "host": "api.local:8080"})
+        );
+        assert_eq!(out["http"]["version"], "1.1");
+        assert_eq!(out["http"]["request_id"], "0f3e8d1c");
+        assert_eq!(out["http"]["useragent"], "curl/8.11.1");
+        assert_eq!(out["network"]["bytes_written"], 11);
+        assert_eq!(out["network"]["client"]["ip"].as_str(), ip);
+        assert_eq!(out["duration"], 3_000_000);
+        assert_eq!(out["status"], "info");
+        assert_eq!(out["message"], "GET /users/42?expand=1 200 3ms");
+    }
+}
+
+#[test]
+fn s5_service_connect_grpc_status_and_level() {
+    let cases = [
+        (json!("OK"), 0, "info"),
+        (json!("NotFound"), 5, "warn"),
+        (json!("Unavailable"), 14, "error"),
+        (json!(4), 4, "error"),
+        (json!("16"), 16, "warn"),
+    ];
+    for (status, code, level) in cases {
+        let log = json!({
+            "start_time": "2025-11-11T07:40:48.100Z", "method": "POST", "path": "/shop.Cart/Add",
+            "protocol": "HTTP/2", "response_code": 200, "grpc_status": status, "duration": 7,
+            "stream_id": "3", "request_id": "5e2b7c4d"
+        });
+        let out = enrich(&service_connect(&log));
+        assert_eq!(out["grpc"], json!({"status": {"code": code}}), "{out}");
+        assert_eq!(out["status"], level, "{out}");
+        assert_eq!(out["stream_id"], "3");
+    }
+    // Not a gRPC status: no attribute. A record's own `grpc` is left alone.
+    let out = enrich(&service_connect(
+        &json!({"response_code": 200, "grpc_status": "Bogus"}),
+    ));
+    assert!(out.get("grpc").is_none());
+    let out = enrich(&service_connect(
+        &json!({"response_code": 200, "grpc_status": "Internal", "grpc": {"service": "x"}}),
+    ));
+    assert_eq!(out["grpc"], json!({"service": "x"}));
+    assert_eq!(out["status"], "error");
+}
+
+#[test]
+fn s5_service_connect_tcp_lines_get_network_but_no_http() {
+    for log in [
+        json!({"start_time": "2025-11-11T07:40:49.000Z", "downstream_remote_address": "10.0.3.4:49152",
+               "downstream_remote_port": 49152, "bytes_received": 1024, "bytes_sent": 2048,
+               "duration": 150, "connection_termination_details": null, "connection_id": 4711}),
+        json!({"connection_id": "4711", "duration": "150", "bytes_sent": "2048",
+               "bytes_received": "1024", "downstream_remote_port": "49152",
+               "downstream_remote_address": "10.0.3.4:49152", "connection_termination_details": "-",
+               "start_time": "2025-11-11T07:40:49.000Z"}),
+    ] {
+        let out = enrich(&service_connect(&log));
+        assert_eq!(
+            out["network"],
+            json!({"client": {"ip": "10.0.3.4", "port": 49152}, "bytes_read": 1024, "bytes_written": 2048}),
+            "{out}"
+        );
+        assert_eq!(out["duration"], 150_000_000);
+        for absent in ["http", "status", "message"] {
+            assert!(out.get(absent).is_none(), "{absent} in {out}");
+        }
+    }
+}
