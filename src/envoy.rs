@@ -51,7 +51,8 @@ pub(crate) fn role(normalized: &[u8]) -> Option<Role> {
         b"xenvoyoriginalpath" => Role::OriginalPath,
         b"authority" | b"host" => Role::Host,
         b"protocol" => Role::Protocol,
-        b"requestid" | b"xrequestid" => Role::RequestId,
+        // `http.request_id`: what envoy-dd's tower layer records on the request span.
+        b"requestid" | b"xrequestid" | b"httprequestid" => Role::RequestId,
         b"useragent" => Role::UserAgent,
         // Service Connect's JSON names `X-Forwarded-For` so.
         b"xforwardedfor" | b"forwardedfor" => Role::ForwardedFor,

@@ -20,6 +20,7 @@
 #![warn(missing_docs)]
 
 mod envoy;
+mod join;
 mod keys;
 mod layout;
 // The Fluent Bit WASM filter ABI: raw pointers from the host, so the one place with `unsafe`.

@@ -10,6 +10,7 @@
 use core::fmt;
 
 use crate::envoy::{self, Role};
+use crate::join::{self, RequestIds};
 use crate::keys::{KeyCache, Level, Meaning, Name, Seen};
 use crate::layout::{self, Layouts};
 use crate::read::{self, Decode, Kind, Member, ReadError, Span};
@@ -47,8 +48,15 @@ pub struct Config {
     /// Derive `phase` from an `ecs_task_definition` family ending in `-canary` / `-stable`.
     pub derive_phase: bool,
     /// The format of the Envoy text access logs in `log`, tried before the built-in ones
-    /// (Envoy's default format and Istio's), which are always recognised.
+    /// (Envoy's default format, Istio's and ECS Service Connect's), which are always
+    /// recognised.
     pub text_format: Option<TextFormat>,
+    /// The request-id join: how many request ids to remember with the trace context of a
+    /// record that had both (an application's own line), for access lines of the same
+    /// request that have no trace id (ECS Service Connect logs none). The oldest is
+    /// forgotten first; each takes about 130 bytes, so the default, 8192, about a megabyte.
+    /// 0 turns the join off.
+    pub request_id_join: usize,
 }
 
 impl Default for Config {
@@ -62,6 +70,7 @@ impl Default for Config {
             message: true,
             derive_phase: true,
             text_format: None,
+            request_id_join: join::DEFAULT_ENTRIES,
         }
     }
 }
@@ -222,6 +231,8 @@ pub struct Transformer {
     braced_text_format: bool,
     /// Read records with learned layouts (see [`crate::layout`]).
     learn_layouts: bool,
+    /// The request-id join's memory (see [`crate::join`]).
+    request_ids: RequestIds,
     scratch: Scratch,
 }
 
@@ -374,6 +385,7 @@ impl Transformer {
             hash_json: encode(&config.hash),
             phase_json: encode(&config.phase),
             braced_text_format: config.text_format.as_ref().is_some_and(braced),
+            request_ids: RequestIds::new(config.request_id_join),
             config,
             learn_layouts: true,
             scratch: Scratch::default(),
@@ -620,6 +632,8 @@ impl Transformer {
                 TraceCandidates::of_sides(record, envelope)
                     .resolve_for(config.trace_id_128)
                     .or(context.copied())
+                    // The request-id join, the last resort.
+                    .or_else(|| join_context(&self.request_ids, found.request_id))
             }
             false => None,
         };
@@ -762,6 +776,11 @@ impl Transformer {
         }
         write_displaced(&mut w, out, &bufs, &s.displaced);
         w.close(out);
+        // The request-id join: remembers the trace context of a record with a request id.
+        if let Some(id) = found.request_id {
+            let own = resolved.or_else(|| dd.existing_ids(&bufs));
+            remember(&mut self.request_ids, id, own);
+        }
         Ok(Enriched {
             shape,
             access_log: access.attributes.is_some(),
@@ -1574,6 +1593,30 @@ impl<'s> DdPlan<'s> {
         plan
     }
 
+    /// The ids of a valid existing `dd.trace_id`, and its object's `span_id` if valid.
+    fn existing_ids(&self, bufs: &Bufs<'_>) -> Option<TraceContext> {
+        if !self.existing_valid {
+            return None;
+        }
+        let (members, side) = if self.ids_in_second {
+            self.second
+        } else {
+            self.first
+        };
+        let buf = bufs.of(side);
+        let value = |key: &[u8]| {
+            let m = members.iter().find(|m| m.key.of(buf) == key)?;
+            scalar_text(m, buf)
+        };
+        Some(TraceContext {
+            trace_id: value(b"trace_id").and_then(trace::parse_existing_trace_id)?,
+            span_id: value(b"span_id")
+                .and_then(trace::decimal_digits)
+                .filter(|&s| s != 0),
+            source: TraceSource::Existing,
+        })
+    }
+
     /// Whether an existing `trace_id`/`span_id` holds something other than a placeholder.
     fn holds_data(&self, bufs: &Bufs<'_>) -> bool {
         [self.first, self.second].iter().any(|&(members, side)| {
@@ -1706,6 +1749,26 @@ impl<'s> DdPlan<'s> {
             }
         }
         dd.close(out);
+    }
+}
+
+/// The trace context that the request-id join has for `request_id`.
+#[inline]
+fn join_context(ids: &RequestIds, request_id: Option<&[u8]>) -> Option<TraceContext> {
+    let (trace_id, span_id) = ids.get(request_id?)?;
+    Some(TraceContext {
+        trace_id,
+        span_id,
+        source: TraceSource::RequestId,
+    })
+}
+
+/// Remembers for the request-id join the trace context a record has of its own (not one the
+/// join gave it).
+#[inline]
+fn remember(ids: &mut RequestIds, request_id: &[u8], own: Option<TraceContext>) {
+    if let Some(ctx) = own.filter(|c| c.source != TraceSource::RequestId) {
+        ids.remember(request_id, ctx.trace_id, ctx.span_id);
     }
 }
 

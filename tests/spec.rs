@@ -1603,3 +1603,148 @@ fn s5_service_connect_tcp_lines_get_network_but_no_http() {
         }
     }
 }
+
+/// Runs `records` through one transformer with `config`; returns each output's `dd` and
+/// trace source.
+fn stream(config: &Config, records: &[String]) -> Vec<(Value, Option<TraceSource>)> {
+    let mut t = Transformer::new(config.clone());
+    records
+        .iter()
+        .map(|record| {
+            let mut out = Vec::new();
+            let done = t.try_transform(record.as_bytes(), &mut out).unwrap();
+            let out: Value = serde_json::from_slice(&out).unwrap();
+            (out.get("dd").cloned().unwrap_or(Value::Null), done.trace)
+        })
+        .collect()
+}
+
+/// An application's lograge line (FireLens record) with `request_id` and `dd`.
+fn lograge(request_id: &str, dd: Option<(&str, &str)>) -> String {
+    let mut log = json!({"method": "GET", "path": "/users/42", "format": "json",
+        "controller": "UsersController", "action": "show", "status": 200, "duration": 12.3,
+        "request_id": request_id});
+    if let Some((trace, span)) = dd {
+        log["dd"] = json!({"trace_id": trace, "span_id": span, "service": "api", "env": "prod"});
+    }
+    json!({"container_name": "app", "source": "stdout", "log": log.to_string()}).to_string()
+}
+
+/// A Service Connect TEXT access line for `request_id`.
+fn proxy_line(request_id: &str) -> String {
+    service_connect_text(&format!(
+        r#"[2025-11-11T07:40:46.216Z] "GET /users/42 HTTP/1.1" 200 0 11 13 12 "-" "curl/8.11.1" "{request_id}" "api.local:8080" "10.0.1.5:8080""#
+    ))
+}
+
+fn service_connect_text(line: &str) -> String {
+    json!({"container_name": "ecs-service-connect-7Hc2Qa", "source": "stdout", "log": line})
+        .to_string()
+}
+
+#[test]
+fn s3_request_id_join_gives_an_access_line_the_apps_trace() {
+    let out = stream(
+        &default_config(),
+        &[
+            lograge("req-1", Some(("1234567890123", "42"))),
+            proxy_line("req-1"),
+        ],
+    );
+    assert_eq!(out[0].1, Some(TraceSource::Existing));
+    assert_eq!(
+        out[1],
+        (ids("1234567890123", "42"), Some(TraceSource::RequestId))
+    );
+    // Service Connect's JSON format, its `request_id` key.
+    let json_line = service_connect(&json!({"method": "GET", "path": "/", "response_code": 200,
+        "request_id": "req-2", "duration_ms": 1}));
+    let out = stream(
+        &default_config(),
+        &[lograge("req-2", Some(("77", "78"))), json_line],
+    );
+    assert_eq!(out[1], (ids("77", "78"), Some(TraceSource::RequestId)));
+}
+
+#[test]
+fn s3_request_id_join_is_a_last_resort_and_never_pairs_across_ids() {
+    let config = default_config();
+    // Out of order: the access line came first, so it has none (the filter streams).
+    let out = stream(&config, &[proxy_line("a"), lograge("a", Some(("5", "6")))]);
+    assert_eq!(out[0], (Value::Null, None));
+    // Another request id: nothing.
+    let out = stream(&config, &[lograge("a", Some(("5", "6"))), proxy_line("b")]);
+    assert_eq!(out[1], (Value::Null, None));
+    // An app line without a trace id is no source.
+    let out = stream(&config, &[lograge("a", None), proxy_line("a")]);
+    assert_eq!(out[1], (Value::Null, None));
+    // The access line's own trace id is never overwritten.
+    let own = firelens(&json!({"response_code": 200, "request_id": "a", "trace_id": "99"}));
+    let out = stream(&config, &[lograge("a", Some(("5", "6"))), own]);
+    assert_eq!(
+        out[1],
+        (dd_of(json!({"trace_id": "99"})), Some(TraceSource::Datadog))
+    );
+}
+
+#[test]
+fn s3_request_id_join_a_request_id_seen_twice() {
+    let config = default_config();
+    // The same trace twice: the first span (the request's) stays.
+    let out = stream(
+        &config,
+        &[
+            lograge("a", Some(("5", "6"))),
+            lograge("a", Some(("5", "7"))),
+            proxy_line("a"),
+        ],
+    );
+    assert_eq!(out[2], (ids("5", "6"), Some(TraceSource::RequestId)));
+    // Two traces for one request id: which is the access line's is unknown, so neither.
+    let out = stream(
+        &config,
+        &[
+            lograge("a", Some(("5", "6"))),
+            lograge("a", Some(("8", "9"))),
+            proxy_line("a"),
+        ],
+    );
+    assert_eq!(out[2], (Value::Null, None));
+    // A joined access line is not a source of its own: the next one joins the app's too.
+    let out = stream(
+        &config,
+        &[
+            lograge("a", Some(("5", "6"))),
+            proxy_line("a"),
+            proxy_line("a"),
+        ],
+    );
+    assert_eq!(out[2], (ids("5", "6"), Some(TraceSource::RequestId)));
+}
+
+#[test]
+fn s3_request_id_join_is_bounded_and_can_be_turned_off() {
+    let off = Config {
+        request_id_join: 0,
+        ..default_config()
+    };
+    let out = stream(&off, &[lograge("a", Some(("5", "6"))), proxy_line("a")]);
+    assert_eq!(out[1], (Value::Null, None));
+    // Two entries: the oldest of three request ids is forgotten.
+    let two = Config {
+        request_id_join: 2,
+        ..default_config()
+    };
+    let records = [
+        lograge("a", Some(("1", "1"))),
+        lograge("b", Some(("2", "2"))),
+        lograge("c", Some(("3", "3"))),
+        proxy_line("a"),
+        proxy_line("b"),
+        proxy_line("c"),
+    ];
+    let out = stream(&two, &records);
+    assert_eq!(out[3], (Value::Null, None));
+    assert_eq!(out[4].0, ids("2", "2"));
+    assert_eq!(out[5].0, ids("3", "3"));
+}
