@@ -558,3 +558,64 @@ fn a_closed_output_pipe_ends_the_run_quietly() {
     assert_eq!(output.status.code(), Some(0));
     assert_eq!(stderr(&output), "");
 }
+
+/// The shipped interleaved stream of one Service Connect task (`fixtures/input/
+/// service-connect-join.jsonl`: lograge lines of the app, the proxy's TEXT and JSON access
+/// lines; some app lines after their access line, some twice, some without trace ids, some
+/// requests never logged by the app) through the CLI: every access line whose request the app
+/// logged first with a trace id gets that trace id (the target is 99 %), no access line gets a
+/// trace id that is not its request's, and `--stats` counts the joined lines as `request_id`.
+#[test]
+fn request_id_join_on_an_interleaved_service_connect_stream() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/input/service-connect-join.jsonl"
+    );
+    let input = std::fs::read_to_string(path).unwrap();
+    let output = run(&["transform", "--stats", path], "");
+    assert_eq!(output.status.code(), Some(0));
+    let out = records(&output);
+    // The truth, from the input: each request id's trace (and span) as its app logged it.
+    let mut logged: std::collections::HashMap<String, (String, String)> = Default::default();
+    let (mut eligible, mut joined, mut access_lines) = (0, 0, 0);
+    for (record, out) in input.lines().zip(&out) {
+        let record: Value = serde_json::from_str(record).unwrap();
+        let log = record["log"].as_str().unwrap();
+        if record["container_name"] == "app" {
+            let log: Value = serde_json::from_str(log).unwrap();
+            if let Some(dd) = log.get("dd") {
+                let ids = (dd["trace_id"].to_string(), dd["span_id"].to_string());
+                let id = log["request_id"].as_str().unwrap().to_owned();
+                logged.entry(id).or_insert(ids);
+            }
+            continue;
+        }
+        access_lines += 1;
+        let id = out["http"]["request_id"].as_str().expect("a request id");
+        let got = out
+            .get("dd")
+            .map(|dd| (dd["trace_id"].to_string(), dd["span_id"].to_string()));
+        match logged.get(id) {
+            Some(want) => {
+                eligible += 1;
+                if got.as_ref() == Some(want) {
+                    joined += 1;
+                } else {
+                    assert_eq!(got, None, "request {id}: a trace that is not its own");
+                }
+            }
+            None => assert_eq!(got, None, "request {id}: the app had not logged it"),
+        }
+    }
+    assert_eq!(access_lines, 600);
+    assert!(eligible > 500, "{eligible}");
+    assert!(
+        joined * 100 >= eligible * 99,
+        "{joined} of {eligible} joined"
+    );
+    assert!(
+        stderr(&output).contains(&format!("  request_id       {joined}\n")),
+        "{}",
+        stderr(&output)
+    );
+}

@@ -348,13 +348,21 @@ fn fixture_lines(path: &str) -> Vec<Vec<u8>> {
 fn build_time_settings_reach_the_module() {
     let format_file = "fixtures/text/datadog-trace.format";
     let bytes = build_module(
-        &["--text-format-file", format_file, "--trace-id-128", "hex"],
+        &[
+            "--text-format-file",
+            format_file,
+            "--trace-id-128",
+            "hex",
+            "--request-id-join",
+            "1",
+        ],
         "target/wasm-test/datadog-trace.wasm",
     );
     let mut host = Host::load(&bytes, false);
     let config = Config {
         text_format: Some(TextFormat::parse(read(format_file).trim_end()).unwrap()),
         trace_id_128: TraceIdFormat::Hex,
+        request_id_join: 1,
         ..Config::default()
     };
     let mut transformer = Transformer::new(config.clone());
@@ -362,6 +370,21 @@ fn build_time_settings_reach_the_module() {
     // in hex with the setting: a module without either would differ from the native output.
     let mut records = fixture_lines("fixtures/text/datadog-trace.input.jsonl");
     records.extend(fixture_lines("fixtures/input/trace-128-hex.jsonl"));
+    // Remembering one request id joins fewer access lines than the default: a module without
+    // the setting would join more.
+    let join = fixture_lines("fixtures/input/service-connect-join.jsonl");
+    let joined = |entries| {
+        let mut t = Transformer::new(Config {
+            request_id_join: entries,
+            ..Config::default()
+        });
+        let joins = join.iter().filter(|r| {
+            matches!(t.transform(r, &mut Vec::new()), Outcome::Enriched(e) if e.trace == Some(envoy_dd::TraceSource::RequestId))
+        });
+        joins.count()
+    };
+    assert!(joined(1) < joined(envoy_dd::Config::default().request_id_join));
+    records.extend(join);
     let mut probe = Transformer::new(config);
     let parsed = records
         .iter()
