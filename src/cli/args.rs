@@ -64,7 +64,7 @@ Options:
                              the default) or 'hex' (32 hex digits)
       --text-format FORMAT   The Envoy format string of the text access logs in 'log',
                              e.g. '%REQ(:METHOD)% %REQ(:PATH)% %RESPONSE_CODE%'
-                             (Envoy's default format and Istio's need none)
+                             (Envoy's default, Istio's and Service Connect's need none)
       --text-format-file FILE
                              The same, read from FILE (a final newline is ignored)
       --request-id-join N    Remember the trace ids of the latest N request ids (from
