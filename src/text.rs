@@ -198,7 +198,9 @@ pub(crate) fn line_to_json(
     // as its response flags: Service Connect's gRPC format, whose stream id that field is,
     // fits it whole. The whole fit wins; failing that (more was appended), the default again.
     for at in [SERVICE_CONNECT_GRPC_AT, ENVOY_DEFAULT_AT] {
-        (out.clear(), members.clear(), places.clear());
+        out.clear();
+        members.clear();
+        places.clear();
         let listing = Listing { members, places };
         if builtins()[at].write_json(line, out, Some(listing)) {
             return Some(custom + at);
