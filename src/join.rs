@@ -165,13 +165,23 @@ fn slot_count(capacity: usize) -> usize {
     (capacity.max(1) * 2).next_power_of_two()
 }
 
-/// FNV-1a, then mixed: request ids are short, and only this process sees them.
+/// Eight bytes at a time, multiplied and rotated, then mixed: request ids are short, and
+/// only this process sees them.
 fn hash(id: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for &b in id {
-        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    const K: u64 = 0x9e37_79b9_7f4a_7c15;
+    let step = |h: u64, word: u64| (h ^ word).wrapping_mul(K).rotate_left(29);
+    let mut h = id.len() as u64;
+    let mut words = id.chunks_exact(8);
+    for word in &mut words {
+        h = step(h, u64::from_le_bytes(word.try_into().unwrap_or_default()));
     }
-    h ^ (h >> 29)
+    let rest = words.remainder();
+    if !rest.is_empty() {
+        let mut word = [0; 8];
+        word[..rest.len()].copy_from_slice(rest);
+        h = step(h, u64::from_le_bytes(word));
+    }
+    (h ^ h >> 32).wrapping_mul(K)
 }
 
 #[cfg(test)]

@@ -1918,24 +1918,25 @@ impl Attributes<'_> {
         if self.network {
             w.start(out, br#","network":{"#);
             let mut network = ObjectWriter::opened();
-            let ip = found.client_ip.or(found.remote_ip);
-            if ip.is_some() || found.remote_port.is_some() {
-                network.start(out, br#","client":{"#);
-                if let Some(ip) = ip {
-                    out.extend_from_slice(br#""ip":""#);
+            match (found.client_ip.or(found.remote_ip), found.remote_port) {
+                (Some(ip), None) => {
+                    network.start(out, br#","client":{"ip":""#);
                     out.extend_from_slice(ip);
-                    out.push(b'"');
+                    out.extend_from_slice(br#""}"#);
                 }
-                if let Some(port) = found.remote_port {
-                    let key: &[u8] = if ip.is_some() {
-                        br#","port":"#
-                    } else {
-                        br#""port":"#
-                    };
-                    out.extend_from_slice(key);
+                (Some(ip), Some(port)) => {
+                    network.start(out, br#","client":{"ip":""#);
+                    out.extend_from_slice(ip);
+                    out.extend_from_slice(br#"","port":"#);
                     port.write(out);
+                    out.push(b'}');
                 }
-                out.push(b'}');
+                (None, Some(port)) => {
+                    network.start(out, br#","client":{"port":"#);
+                    port.write(out);
+                    out.push(b'}');
+                }
+                (None, None) => {}
             }
             if let Some(n) = found.bytes_read {
                 network.start(out, br#","bytes_read":"#);
