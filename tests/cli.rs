@@ -561,12 +561,12 @@ fn a_closed_output_pipe_ends_the_run_quietly() {
 
 /// How a request of a generated stream is logged (see [`service_connect_stream`]).
 #[derive(Clone, Copy, PartialEq)]
-enum Logged {
-    AppFirst,
-    AppAfter,
-    AppTwice,
-    AppUntraced,
-    AppNever,
+enum AppLogs {
+    First,
+    After,
+    Twice,
+    Untraced,
+    Never,
 }
 
 /// One Service Connect task's stream of `requests` requests: the app's lograge lines (with
@@ -619,22 +619,22 @@ fn service_connect_stream(requests: usize) -> String {
             "log": format!("{log}\n")})
             .to_string();
         let logged = match next() % 100 {
-            0..86 => Logged::AppFirst,
-            86..90 => Logged::AppAfter,
-            90..94 => Logged::AppTwice,
-            94..97 => Logged::AppUntraced,
-            _ => Logged::AppNever,
+            0..86 => AppLogs::First,
+            86..90 => AppLogs::After,
+            90..94 => AppLogs::Twice,
+            94..97 => AppLogs::Untraced,
+            _ => AppLogs::Never,
         };
         let events = match logged {
-            Logged::AppFirst => vec![app(&id, Some((trace, span))), proxy],
-            Logged::AppAfter => vec![proxy, app(&id, Some((trace, span)))],
-            Logged::AppTwice => vec![
+            AppLogs::First => vec![app(&id, Some((trace, span))), proxy],
+            AppLogs::After => vec![proxy, app(&id, Some((trace, span)))],
+            AppLogs::Twice => vec![
                 app(&id, Some((trace, span))),
                 app(&id, Some((trace, next() >> 1 | 1))),
                 proxy,
             ],
-            Logged::AppUntraced => vec![app(&id, None), proxy],
-            Logged::AppNever => vec![proxy],
+            AppLogs::Untraced => vec![app(&id, None), proxy],
+            AppLogs::Never => vec![proxy],
         };
         pending.push(events);
         while pending.len() > 3 || (n + 1 == requests && !pending.is_empty()) {
