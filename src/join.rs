@@ -35,10 +35,26 @@ struct Entry {
     trace_high: u64,
     trace_low: u64,
     span_id: u64,
-    id: [u8; MAX_ID_LEN],
+    id: Key,
     len: u8,
     /// Seen with two different trace ids: never joined.
     conflict: bool,
+}
+
+/// A request id in words, zero-padded: compared and hashed a word at a time (no `memcmp`
+/// call, which the Wasm build would run a byte at a time).
+type Key = [u64; MAX_ID_LEN / 8];
+
+/// The words of `id` (at most [`MAX_ID_LEN`] bytes) and how many of them it fills.
+fn key(id: &[u8]) -> (Key, usize) {
+    // One copy into a padded block, then whole words: no per-word copies of a few bytes.
+    let mut bytes = [0; MAX_ID_LEN];
+    bytes[..id.len()].copy_from_slice(id);
+    let mut key = [0; MAX_ID_LEN / 8];
+    for (word, bytes) in key.iter_mut().zip(bytes.chunks_exact(8)) {
+        *word = u64::from_le_bytes(bytes.try_into().unwrap_or_default());
+    }
+    (key, id.len().div_ceil(8))
 }
 
 impl Entry {
@@ -69,7 +85,11 @@ impl RequestIds {
     /// The trace id and span id remembered for request id `id`, unless it was seen with two
     /// different trace ids.
     pub fn get(&self, id: &[u8]) -> Option<(u128, Option<u64>)> {
-        let at = self.find(id, hash(id))?;
+        if self.slots.is_empty() || id.len() > MAX_ID_LEN {
+            return None;
+        }
+        let (key, words) = key(id);
+        let at = self.find(&key, id.len(), hash(&key[..words]))?;
         let entry = &self.entries[at];
         let span_id = (entry.span_id != 0).then_some(entry.span_id);
         (!entry.conflict).then_some((entry.trace_id(), span_id))
@@ -82,8 +102,9 @@ impl RequestIds {
         if self.capacity == 0 || id.is_empty() || id.len() > MAX_ID_LEN {
             return;
         }
-        let hash = hash(id);
-        if let Some(at) = self.find(id, hash) {
+        let (key, words) = key(id);
+        let hash = hash(&key[..words]);
+        if let Some(at) = self.find(&key, id.len(), hash) {
             let entry = &mut self.entries[at];
             entry.conflict |= entry.trace_id() != trace_id;
             return;
@@ -92,16 +113,15 @@ impl RequestIds {
             self.slots = vec![0; slot_count(self.capacity)];
             self.entries.reserve_exact(self.capacity);
         }
-        let mut entry = Entry {
+        let entry = Entry {
             hash,
             trace_high: (trace_id >> 64) as u64,
             trace_low: trace_id as u64,
             span_id: span_id.unwrap_or(0),
-            id: [0; MAX_ID_LEN],
+            id: key,
             len: id.len() as u8,
             conflict: false,
         };
-        entry.id[..id.len()].copy_from_slice(id);
         let at = self.next;
         if at < self.entries.len() {
             self.unlink(at);
@@ -118,8 +138,8 @@ impl RequestIds {
         self.slots[slot] = at as u32 + 1;
     }
 
-    /// The place of the entry for `id`.
-    fn find(&self, id: &[u8], hash: u64) -> Option<usize> {
+    /// The place of the entry for the id of `len` bytes that `key` holds.
+    fn find(&self, key: &Key, len: usize, hash: u64) -> Option<usize> {
         if self.slots.is_empty() {
             return None;
         }
@@ -128,7 +148,7 @@ impl RequestIds {
         loop {
             let at = (self.slots[slot] as usize).checked_sub(1)?;
             let entry = &self.entries[at];
-            if entry.hash == hash && &entry.id[..entry.len as usize] == id {
+            if entry.hash == hash && entry.len as usize == len && same(&entry.id, key) {
                 return Some(at);
             }
             slot = (slot + 1) & mask;
@@ -165,22 +185,19 @@ fn slot_count(capacity: usize) -> usize {
     (capacity.max(1) * 2).next_power_of_two()
 }
 
-/// Eight bytes at a time, multiplied and rotated, then mixed: request ids are short, and
-/// only this process sees them.
-fn hash(id: &[u8]) -> u64 {
+/// Whether two keys are equal: every word compared, branch-free (a loop that stops at the
+/// first difference, or a slice comparison, would become a `memcmp` call).
+fn same(a: &Key, b: &Key) -> bool {
+    a.iter().zip(b).fold(0, |diff, (a, b)| diff | (a ^ b)) == 0
+}
+
+/// A word at a time, multiplied and rotated, then mixed: request ids are short, and only
+/// this process sees them.
+fn hash(words: &[u64]) -> u64 {
     const K: u64 = 0x9e37_79b9_7f4a_7c15;
-    let step = |h: u64, word: u64| (h ^ word).wrapping_mul(K).rotate_left(29);
-    let mut h = id.len() as u64;
-    let mut words = id.chunks_exact(8);
-    for word in &mut words {
-        h = step(h, u64::from_le_bytes(word.try_into().unwrap_or_default()));
-    }
-    let rest = words.remainder();
-    if !rest.is_empty() {
-        let mut word = [0; 8];
-        word[..rest.len()].copy_from_slice(rest);
-        h = step(h, u64::from_le_bytes(word));
-    }
+    let h = words.iter().fold(words.len() as u64, |h, &word| {
+        (h ^ word).wrapping_mul(K).rotate_left(29)
+    });
     (h ^ h >> 32).wrapping_mul(K)
 }
 
