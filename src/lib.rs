@@ -24,6 +24,7 @@ mod config;
 mod dedup;
 mod envoy;
 mod error;
+mod join;
 mod keys;
 mod layout;
 // The Fluent Bit WASM filter ABI: raw pointers from the host, so the one place with `unsafe`.
