@@ -1942,3 +1942,37 @@ fn s3_request_id_join_is_bounded_and_can_be_turned_off() {
     assert_eq!(out[4].0, ids("2", "2"));
     assert_eq!(out[5].0, ids("3", "3"));
 }
+
+#[test]
+fn s7_service_connect_durations_and_nested_keys_follow_the_reliability_rules() {
+    // A `duration_ms` that does not convert exactly gives no `duration` and stays as it was.
+    for ms in [json!(-5), json!("1e30"), json!("-"), json!(null)] {
+        let out = enrich(&service_connect(&json!({
+            "method": "GET", "path": "/", "response_code": 200, "duration_ms": ms,
+        })));
+        assert_eq!(out.get("duration"), None, "{ms}");
+        assert_eq!(out["duration_ms"], ms);
+    }
+    // Exponents convert exactly.
+    let out = enrich(&service_connect(
+        &json!({"response_code": 200, "duration_ms": "1e3"}),
+    ));
+    assert_eq!(out["duration"], 1_000_000_000u64);
+    // A `duration` that does not convert moves to `_log`, whatever `duration_ms` holds.
+    let out = enrich(&service_connect(&json!({
+        "response_code": 200, "duration_ms": 7, "duration": "-5",
+    })));
+    assert_eq!(
+        (out.get("duration"), &out["_log"]),
+        (None, &json!({"duration": "-5"}))
+    );
+    // A TCP line whose own `network` repeats a key: the last value, and no `network.*` added.
+    let log = r#"{"downstream_remote_address":"10.0.0.1","downstream_remote_port":5,"connection_id":3,"bytes_received":1,"network":{"a":1,"a":2}}"#;
+    let (text, out) = enrich_repeating(&format!(r#"{{"log":{}}}"#, Value::String(log.into())));
+    assert_eq!(out["network"], json!({"a": 2}), "{text}");
+    assert_eq!(out.get("http"), None);
+    // An escaped `grpc_status` is read by its decoded name; an own `grpc` is kept.
+    let log = r#"{"gr\u0070c_status":"Unavailable","response_code":200,"grpc":1}"#;
+    let (_, out) = enrich_repeating(&format!(r#"{{"log":{}}}"#, Value::String(log.into())));
+    assert_eq!((&out["grpc"], &out["status"]), (&json!(1), &json!("error")));
+}
