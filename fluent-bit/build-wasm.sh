@@ -70,8 +70,9 @@ export ENVOY_DD_REQUEST_ID_JOIN="$request_id_join"
 # WAMR interprets the module, so every call it makes is paid for at run time: a higher inlining
 # threshold than LLVM's default (225) makes it execute about 1.5 % fewer instructions per
 # byte for some 30 KB more module (BENCHMARKS.md).
+# Symbols (the `name` section, some 15 KB) are only for debugging: Fluent Bit never reads them.
 unset RUSTFLAGS CARGO_ENCODED_RUSTFLAGS
-export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="-C target-feature=-simd128 -C llvm-args=-inline-threshold=1000"
+export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="-C target-feature=-simd128 -C llvm-args=-inline-threshold=1000 -C strip=symbols"
 
 # Release profile: LTO and one codegen unit (Cargo.toml), which keep the module small.
 "${CARGO:-cargo}" build --release --lib --target wasm32-unknown-unknown --target-dir "$target_dir"

@@ -85,18 +85,21 @@ pub(crate) struct Setup {
     pub braced_text_format: bool,
 }
 
+/// A configured `hash` or `phase` as a JSON string; `None` when unset or a placeholder
+/// (`""`, `-`, `${GIT_COMMIT_SHA}`). The tracing layer encodes its own the same way.
+pub(crate) fn json_value(value: &Option<String>) -> Option<Vec<u8>> {
+    let value = value.as_deref().filter(|v| !is_placeholder(v.as_bytes()))?;
+    let mut json = Vec::new();
+    write::string(&mut json, value);
+    Some(json)
+}
+
 impl Setup {
     pub fn of(config: &Config) -> Self {
-        let encode = |value: &Option<String>| {
-            let value = value.as_deref().filter(|v| !is_placeholder(v.as_bytes()))?;
-            let mut json = Vec::new();
-            write::string(&mut json, value);
-            Some(json)
-        };
         let braced = |f: &TextFormat| f.as_str().trim_start().starts_with('{');
         Setup {
-            hash_json: encode(&config.hash),
-            phase_json: encode(&config.phase),
+            hash_json: json_value(&config.hash),
+            phase_json: json_value(&config.phase),
             braced_text_format: config.text_format.as_ref().is_some_and(braced),
         }
     }

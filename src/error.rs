@@ -10,6 +10,7 @@ use crate::trace::TraceSource;
 
 /// Why a buffer is not one valid JSON object.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum SyntaxError {
     /// The input does not start with `{` (after white space).
     NotAnObject,
@@ -41,7 +42,18 @@ impl fmt::Display for SyntaxError {
     }
 }
 
+impl std::error::Error for SyntaxError {}
+
 /// The error and the byte offset it was found at.
+///
+/// ```
+/// use envoy_dd::{Config, Error, SyntaxError, Transformer};
+///
+/// let mut t = Transformer::new(Config::default());
+/// let Err(Error::Json(e)) = t.try_transform(b"{\"a\":}", &mut Vec::new()) else { panic!() };
+/// assert_eq!((e.kind, e.offset), (SyntaxError::Unexpected, 5));
+/// assert_eq!(e.to_string(), "unexpected character in JSON at byte 5");
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ReadError {
     /// What is wrong.
@@ -50,8 +62,30 @@ pub struct ReadError {
     pub offset: usize,
 }
 
+impl fmt::Display for ReadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} at byte {}", self.kind, self.offset)
+    }
+}
+
+impl std::error::Error for ReadError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.kind)
+    }
+}
+
 /// Why a record could not be transformed. The record is then passed through unchanged.
+///
+/// ```
+/// use envoy_dd::{Config, Error, Transformer};
+///
+/// let mut t = Transformer::new(Config::default());
+/// let error = t.try_transform(b"{\"a\":1,\"a\":2}", &mut Vec::new()).unwrap_err();
+/// assert_eq!(error, Error::DuplicateKey { offset: 8 });
+/// assert_eq!((error.reason(), error.to_string().as_str()), ("duplicate_key", "duplicate key at byte 8"));
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Error {
     /// The record is not valid UTF-8.
     InvalidUtf8 {
@@ -81,7 +115,7 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::InvalidUtf8 { valid_up_to } => write!(f, "invalid UTF-8 at byte {valid_up_to}"),
-            Error::Json(e) => write!(f, "{} at byte {}", e.kind, e.offset),
+            Error::Json(e) => e.fmt(f),
             Error::DuplicateKey { offset } => write!(f, "duplicate key at byte {offset}"),
             Error::TooLarge { len } => write!(
                 f,
@@ -91,7 +125,14 @@ impl fmt::Display for Error {
     }
 }
 
-impl std::error::Error for Error {}
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Json(e) => Some(e),
+            _ => None,
+        }
+    }
+}
 
 impl Error {
     /// A short, stable name for counting (`invalid_utf8`, `invalid_json`, `duplicate_key`,
@@ -108,6 +149,7 @@ impl Error {
 
 /// Which input shape a record had (see "The rules" in the README).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Shape {
     /// A FireLens record whose `log` held a JSON object, now merged into the record.
     LogJson,
@@ -139,6 +181,7 @@ impl Shape {
 
 /// Why a `log` string was kept as it is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum LogKept {
     /// Not a JSON object: plain text, an Envoy text access log, Envoy's own messages.
     NotJson,
@@ -181,4 +224,29 @@ pub enum Outcome {
     Enriched(Enriched),
     /// The output is the input, unchanged.
     PassedThrough(Error),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::error::Error as _;
+
+    #[test]
+    fn public_errors_are_std_errors_with_their_sources() {
+        fn std_error<E: std::error::Error + Send + Sync + 'static>() {}
+        std_error::<Error>();
+        std_error::<ReadError>();
+        std_error::<SyntaxError>();
+        std_error::<crate::FormatError>();
+        let read = ReadError {
+            kind: SyntaxError::Truncated,
+            offset: 3,
+        };
+        let error = Error::Json(read);
+        assert_eq!(error.to_string(), "truncated JSON at byte 3");
+        let source = error.source().expect("the read error");
+        assert_eq!(source.to_string(), read.to_string());
+        assert_eq!(source.source().unwrap().to_string(), "truncated JSON");
+        assert!(Error::DuplicateKey { offset: 1 }.source().is_none());
+    }
 }

@@ -7,7 +7,7 @@
 
 use crate::envoy::{self, Role};
 use crate::read;
-use crate::scan::swar::{half, same, word};
+use crate::scan::swar::{half, same_name, word};
 use crate::trace;
 
 /// Names that envoy-dd writes or reads itself, matched exactly.
@@ -171,7 +171,7 @@ impl KeyCache {
         let previous = &mut self.previous[side as usize];
         if let Some(&guess) = previous.get(index) {
             let (start, end) = self.entries[guess as usize].name;
-            if !escaped && same(&self.names[start as usize..end as usize], raw) {
+            if !escaped && same_name(&self.names[start as usize..end as usize], raw) {
                 return guess;
             }
         }
@@ -220,7 +220,9 @@ impl KeyCache {
                 slot => {
                     let entry = &self.entries[slot as usize - 1];
                     let (start, end) = entry.name;
-                    if entry.hash == hash && same(&self.names[start as usize..end as usize], name) {
+                    if entry.hash == hash
+                        && same_name(&self.names[start as usize..end as usize], name)
+                    {
                         return slot - 1;
                     }
                 }
@@ -417,11 +419,11 @@ mod tests {
         let text = b"abcdefghijklmnopqrstuvwxyz0123456789";
         for len in 0..text.len() {
             let name = &text[..len];
-            assert!(same(name, name));
+            assert!(same_name(name, name));
             let mut other = name.to_vec();
             for at in 0..len {
                 other[at] ^= 1;
-                assert!(!same(name, &other), "{len} {at}");
+                assert!(!same_name(name, &other), "{len} {at}");
                 assert_ne!(hash(name), hash(&other), "{len} {at}");
                 other[at] ^= 1;
             }

@@ -19,6 +19,20 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+/// Declares an item `pub` with the `internals` feature (the benchmarks and fuzz targets call
+/// it), and crate-private without: not part of the stable API.
+macro_rules! internal {
+    ($(#[$meta:meta])* pub $($item:tt)*) => {
+        #[cfg(feature = "internals")]
+        $(#[$meta])*
+        pub $($item)*
+        #[cfg(not(feature = "internals"))]
+        #[allow(dead_code)]
+        $(#[$meta])*
+        pub(crate) $($item)*
+    };
+}
+
 mod absent;
 mod config;
 mod dedup;

@@ -18,6 +18,36 @@ use crate::scan;
 use crate::trace::{self, TraceContext, TraceIdFormat};
 use crate::write::{self, ObjectWriter};
 
+/// Writes `"dd":{"trace_id":"…","span_id":"…"}` for a trace context (the span id when it
+/// has one), ids as strings. The transform and the tracing layer (`crate::subscriber`) both
+/// write `dd` this way.
+#[inline]
+pub(crate) fn dd_member(
+    w: &mut ObjectWriter,
+    out: &mut Vec<u8>,
+    ctx: &TraceContext,
+    format: TraceIdFormat,
+) {
+    w.start(out, br#","dd":{"trace_id":""#);
+    ctx.write_trace_id(format, out);
+    if ctx.span_id.is_some() {
+        out.extend_from_slice(br#"","span_id":""#);
+        ctx.write_span_id(out);
+    }
+    out.extend_from_slice(br#""}"#);
+}
+
+/// Writes the key of `hash` or `phase` (`name`), `"hash":`; its JSON value follows. The
+/// transform and the tracing layer both write these keys this way.
+#[inline(always)]
+pub(crate) fn start_canary_member(w: &mut ObjectWriter, out: &mut Vec<u8>, name: Name) {
+    // A constant key each: copied without a call to `memcpy`.
+    match name {
+        Name::Hash => w.start(out, br#","hash":"#),
+        _ => w.start(out, br#","phase":"#),
+    }
+}
+
 /// Working memory of the writer, reused across records.
 #[derive(Default)]
 pub(crate) struct Writer {
@@ -220,11 +250,7 @@ impl ValuePlan<'_, '_> {
                 None => return,
             },
         };
-        // A constant key each: copied without a call to `memcpy`.
-        match self.name {
-            Name::Hash => w.start(out, br#","hash":"#),
-            _ => w.start(out, br#","phase":"#),
-        }
+        start_canary_member(w, out, self.name);
         dedup::write_value(out, value, dedup);
         if let Some(loser) = self.loser {
             if loser.raw(bufs) != value {
@@ -262,13 +288,7 @@ fn write_dd(
     ) {
         // No ids of a `dd` object to keep or move (most records): the resolved ones alone,
         // as the general way below writes them.
-        w.start(out, br#","dd":{"trace_id":""#);
-        ctx.write_trace_id(format, out);
-        if ctx.span_id.is_some() {
-            out.extend_from_slice(br#"","span_id":""#);
-            ctx.write_span_id(out);
-        }
-        out.extend_from_slice(br#""}"#);
+        dd_member(w, out, &ctx, format);
         return;
     }
     w.start(out, br#","dd":{"#);

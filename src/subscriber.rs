@@ -52,8 +52,11 @@ use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::{Context, Layer};
 use tracing_subscriber::registry::LookupSpan;
 
+use crate::config::json_value;
+use crate::keys::Name;
+use crate::output::{dd_member, start_canary_member};
 use crate::trace::{parse_decimal_id, parse_existing_trace_id, TraceContext, TraceSource};
-use crate::write::{escape_into, string};
+use crate::write::{escape_into, string, ObjectWriter};
 use crate::{Config, TraceIdFormat};
 
 /// The span (or event) field that carries the trace id: a `u128`, `u64`, or a string.
@@ -123,17 +126,11 @@ impl JsonLayer {
     /// other settings are about access logs and do not apply). An empty or unexpanded value
     /// (`""`, `-`, `${GIT_COMMIT_SHA}`) counts as unset, as in the filter.
     pub fn new(config: &Config) -> Self {
-        let encode = |value: &Option<String>| {
-            let value = value.as_deref().filter(|v| !is_debris(v))?;
-            let mut json = Vec::new();
-            string(&mut json, value);
-            Some(json)
-        };
         JsonLayer {
             make_writer: io::stdout,
             trace_id_128: config.trace_id_128,
-            hash: encode(&config.hash),
-            phase: encode(&config.phase),
+            hash: json_value(&config.hash),
+            phase: json_value(&config.phase),
             timestamps: true,
         }
     }
@@ -241,22 +238,18 @@ where
                 }
             }
 
+            // `dd`, `hash` and `phase` as the transform writes them.
+            let mut object = ObjectWriter::continued();
             if let Some(ctx) = trace {
-                line.extend_from_slice(b",\"dd\":{\"trace_id\":\"");
-                ctx.write_trace_id(self.trace_id_128, line);
-                line.push(b'"');
-                if ctx.span_id.is_some() {
-                    line.extend_from_slice(b",\"span_id\":\"");
-                    ctx.write_span_id(line);
-                    line.push(b'"');
-                }
-                line.push(b'}');
+                dd_member(&mut object, line, &ctx, self.trace_id_128);
             }
-            for (key, value) in [("hash", &self.hash), ("phase", &self.phase)] {
+            let canary = [
+                (Name::Hash, "hash", &self.hash),
+                (Name::Phase, "phase", &self.phase),
+            ];
+            for (name, key, value) in canary {
                 if let (Some(value), false) = (value, keys.contains(&key)) {
-                    line.extend_from_slice(b",\"");
-                    line.extend_from_slice(key.as_bytes());
-                    line.extend_from_slice(b"\":");
+                    start_canary_member(&mut object, line, name);
                     line.extend_from_slice(value);
                 }
             }

@@ -18,6 +18,7 @@
 
 /// Which header family a trace context came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum TraceSource {
     /// An existing `dd.trace_id` / `dd.span_id` already in the record (app logs).
     Existing,
@@ -153,6 +154,7 @@ fn write_hex32(v: u128, out: &mut Vec<u8>) {
     }
 }
 
+internal! {
 /// Lower-case ASCII letters/digits of `key`, dropping every other byte, into `buf`; `None` when
 /// the result would be longer than 32 bytes (no known key is that long). Non-ASCII bytes are
 /// dropped.
@@ -164,7 +166,9 @@ pub fn normalize_key<'b>(key: &[u8], buf: &'b mut [u8; 32]) -> Option<&'b [u8]> 
     }
     buf.get(..len)
 }
+}
 
+internal! {
 /// Which slot a normalised key feeds, if any (the keys column of the README's trace-id table, minus
 /// the `dd` object, which the caller handles as the `Existing` source).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -186,10 +190,12 @@ pub enum TraceKey {
     /// `xamzntraceid`.
     XRay,
 }
+}
 
 /// Number of [`TraceKey`] variants (slots in [`TraceCandidates`]).
 const KEY_COUNT: usize = 8;
 
+internal! {
 /// Maps a normalised key (see [`normalize_key`]) to its trace slot; `None` for other keys.
 #[must_use]
 pub fn classify_key(normalized: &[u8]) -> Option<TraceKey> {
@@ -208,6 +214,7 @@ pub fn classify_key(normalized: &[u8]) -> Option<TraceKey> {
         b"xamzntraceid" => TraceKey::XRay,
         _ => return None,
     })
+}
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -526,6 +533,7 @@ fn split_once(s: &[u8], sep: u8) -> Option<(&[u8], &[u8])> {
 
 // ---------------------------------------------------------------------------------------------
 
+internal! {
 /// Collects candidate values of one record (or one set of HTTP headers) and resolves them by the
 /// Precedence: Datadog headers > W3C > B3 multi > B3 single > X-Ray. The `Existing`
 /// source (a `dd` object) is handled by the caller, which checks it before calling `resolve`.
@@ -553,7 +561,10 @@ pub struct TraceCandidates<'a> {
     /// One slot per [`TraceKey`], indexed by `key as usize`.
     slots: [Option<&'a [u8]>; KEY_COUNT],
 }
+}
 
+// Some methods serve the benchmarks and the `http` feature only.
+#[cfg_attr(not(feature = "internals"), allow(dead_code))]
 impl<'a> TraceCandidates<'a> {
     /// Offer a value under its key kind. The first offered value of a kind is kept, but a later
     /// one replaces it when the kept one is invalid for that kind (e.g. first `-` then a number),

@@ -70,11 +70,12 @@ impl Transformer {
         self.reader.layout_hits()
     }
 
+    internal! {
     /// Turns the fast reader for repeated record layouts on (the default) or off. The output
     /// is the same either way; this exists to compare the two readers in tests and fuzzing.
-    #[doc(hidden)]
     pub fn set_layout_learning(&mut self, on: bool) {
         self.reader.learn_layouts = on;
+    }
     }
 
     /// The config this transformer was built with.

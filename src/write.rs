@@ -23,6 +23,12 @@ impl ObjectWriter {
         ObjectWriter { empty: true }
     }
 
+    /// An object whose `{` and first members are written already.
+    #[cfg(feature = "tracing")]
+    pub fn continued() -> Self {
+        ObjectWriter { empty: false }
+    }
+
     /// Writes `,"key":` — `key` is already JSON-escaped (a raw key span or a literal).
     #[inline(always)]
     pub fn key(&mut self, out: &mut Vec<u8>, escaped_key: &[u8]) {
