@@ -4,13 +4,15 @@
 #   fluent-bit/build-wasm.sh                          # prints the module's path
 #   fluent-bit/build-wasm.sh --text-format-file appmesh-format.txt --trace-id-128 hex
 #
-# Fluent Bit cannot pass parameters to a filter, so the two settings that cannot arrive as
+# Fluent Bit cannot pass parameters to a filter, so the settings that cannot arrive as
 # record keys are built into the module:
 #
 #   --text-format FORMAT       the Envoy format string of your text access logs (App Mesh's
 #                              `format.text`), tried before Envoy's default and Istio's formats
 #   --text-format-file PATH    the same, read from a file (trailing newlines dropped)
 #   --trace-id-128 decimal|hex how 128-bit trace ids are written (default: decimal)
+#   --request-id-join N        how many request ids the request-id join remembers, for
+#                              access lines without trace ids (default: 8192, ~1 MiB; 0: off)
 #   --out PATH                 where to put the module (default: dist/envoy_dd.wasm)
 #
 # The settings are checked with the native `envoy-dd` CLI first, so a bad format string fails
@@ -25,6 +27,7 @@ set -euo pipefail
 # in the repository.
 text_format=""
 trace_id_128=""
+request_id_join=""
 out="dist/envoy_dd.wasm"
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -32,11 +35,12 @@ while [ $# -gt 0 ]; do
     --text-format-file)
       text_format="$(cat "${2?--text-format-file needs a path}")"; shift 2 ;;
     --trace-id-128) trace_id_128="${2?--trace-id-128 needs a value}"; shift 2 ;;
+    --request-id-join) request_id_join="${2?--request-id-join needs a value}"; shift 2 ;;
     --out)
       out="${2?--out needs a path}"
       case "$out" in /*) ;; *) out="$PWD/$out" ;; esac
       shift 2 ;;
-    -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "build-wasm.sh: unknown option '$1' (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -47,15 +51,17 @@ rustup target add wasm32-unknown-unknown >/dev/null 2>&1 || true
 # A module with settings builds apart from the default one, so switching between them does not
 # rebuild either.
 target_dir="target/wasm"
-if [ -n "$text_format$trace_id_128" ]; then
+if [ -n "$text_format$trace_id_128$request_id_join" ]; then
   target_dir="target/wasm-configured"
   check=(transform)
   [ -n "$text_format" ] && check+=(--text-format "$text_format")
   [ -n "$trace_id_128" ] && check+=(--trace-id-128 "$trace_id_128")
+  [ -n "$request_id_join" ] && check+=(--request-id-join "$request_id_join")
   "${CARGO:-cargo}" run --quiet --release --target-dir target/wasm-check -- "${check[@]}" \
     </dev/null >/dev/null
 fi
 export ENVOY_DD_TEXT_FORMAT="$text_format" ENVOY_DD_TRACE_ID_128="$trace_id_128"
+export ENVOY_DD_REQUEST_ID_JOIN="$request_id_join"
 
 # Fluent Bit's WAMR is built without SIMD. simd128 is off by default on this target; say so
 # explicitly, so a changed default cannot slip SIMD into the module. Flags from the caller's
@@ -64,8 +70,9 @@ export ENVOY_DD_TEXT_FORMAT="$text_format" ENVOY_DD_TRACE_ID_128="$trace_id_128"
 # WAMR interprets the module, so every call it makes is paid for at run time: a higher inlining
 # threshold than LLVM's default (225) makes it execute about 1.5 % fewer instructions per
 # byte for some 30 KB more module (BENCHMARKS.md).
+# Symbols (the `name` section, some 15 KB) are only for debugging: Fluent Bit never reads them.
 unset RUSTFLAGS CARGO_ENCODED_RUSTFLAGS
-export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="-C target-feature=-simd128 -C llvm-args=-inline-threshold=1000"
+export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="-C target-feature=-simd128 -C llvm-args=-inline-threshold=1000 -C strip=symbols"
 
 # Release profile: LTO and one codegen unit (Cargo.toml), which keep the module small. No default
 # features: the module never sees the CLI's Datadog client.

@@ -1,6 +1,7 @@
 //! What the transform adds, and from what: [`Config`].
 
 use crate::absent::is_placeholder;
+use crate::join;
 use crate::text::TextFormat;
 use crate::trace::TraceIdFormat;
 use crate::write;
@@ -35,8 +36,15 @@ pub struct Config {
     /// Derive `phase` from an `ecs_task_definition` family ending in `-canary` / `-stable`.
     pub derive_phase: bool,
     /// The format of the Envoy text access logs in `log`, tried before the built-in ones
-    /// (Envoy's default format and Istio's), which are always recognised.
+    /// (Envoy's default format, Istio's and ECS Service Connect's), which are always
+    /// recognised.
     pub text_format: Option<TextFormat>,
+    /// The request-id join: how many request ids to remember with the trace context of a
+    /// record that had both (an application's own line), for access lines of the same
+    /// request that have no trace id (ECS Service Connect logs none). The oldest is
+    /// forgotten first; each takes 112 bytes, so the default, 8192, 0.9 MiB.
+    /// 0 turns the join off.
+    pub request_id_join: usize,
 }
 
 impl Default for Config {
@@ -50,6 +58,7 @@ impl Default for Config {
             message: true,
             derive_phase: true,
             text_format: None,
+            request_id_join: join::DEFAULT_ENTRIES,
         }
     }
 }

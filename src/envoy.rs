@@ -23,6 +23,12 @@ pub(crate) enum Role {
     UserAgent,
     ForwardedFor,
     RemoteAddress,
+    /// `downstream_remote_port` (Service Connect's TCP lines).
+    RemotePort,
+    /// `connection_id`: a TCP access line, without a response code.
+    ConnectionId,
+    /// `grpc_status` (Service Connect's gRPC lines).
+    GrpcStatus,
     BytesReceived,
     BytesSent,
     Duration,
@@ -46,13 +52,19 @@ pub(crate) fn role(normalized: &[u8]) -> Option<Role> {
         b"xenvoyoriginalpath" => Role::OriginalPath,
         b"authority" | b"host" => Role::Host,
         b"protocol" => Role::Protocol,
-        b"requestid" | b"xrequestid" => Role::RequestId,
+        // `http.request_id`: what envoy-dd's tower layer records on the request span.
+        b"requestid" | b"xrequestid" | b"httprequestid" => Role::RequestId,
         b"useragent" => Role::UserAgent,
-        b"xforwardedfor" => Role::ForwardedFor,
+        // Service Connect's JSON names `X-Forwarded-For` so.
+        b"xforwardedfor" | b"forwardedfor" => Role::ForwardedFor,
         b"downstreamremoteaddress" => Role::RemoteAddress,
+        b"downstreamremoteport" => Role::RemotePort,
+        b"connectionid" => Role::ConnectionId,
+        b"grpcstatus" => Role::GrpcStatus,
         b"bytesreceived" => Role::BytesReceived,
         b"bytessent" => Role::BytesSent,
-        b"duration" => Role::Duration,
+        // Service Connect's JSON says `duration_ms` for HTTP/1.1 (and `duration` for HTTP/2).
+        b"duration" | b"durationms" => Role::Duration,
         // `%RESPONSE_FLAGS_LONG%` logs the long names, which the flag table knows too.
         b"responseflags" | b"responseflagslong" => Role::ResponseFlags,
         b"status" | b"level" | b"severity" => Role::Level,
@@ -204,6 +216,15 @@ pub(crate) enum Level {
 }
 
 impl Level {
+    /// The more severe of two levels.
+    pub fn worst(self, other: Level) -> Level {
+        match (self, other) {
+            (Level::Error, _) | (_, Level::Error) => Level::Error,
+            (Level::Warn, _) | (_, Level::Warn) => Level::Warn,
+            _ => Level::Info,
+        }
+    }
+
     #[cfg(test)]
     fn as_str(self) -> &'static str {
         match self {
@@ -240,6 +261,17 @@ pub(crate) fn level(code: u64, flags: &[u8]) -> Level {
     }
 }
 
+/// The Datadog log level of a gRPC call's status code, as HTTP's 4xx and 5xx: the codes a
+/// server answers for a caller's mistake are `warn`, those of a failed server `error`
+/// (`Unknown`, `DeadlineExceeded`, `Unimplemented`, `Internal`, `Unavailable`, `DataLoss`).
+pub(crate) fn grpc_level(code: u8) -> Level {
+    match code {
+        0 => Level::Info,
+        2 | 4 | 12 | 13 | 14 | 15 => Level::Error,
+        _ => Level::Warn,
+    }
+}
+
 /// A whole number from a record (a response code, a byte count), with what it takes to write
 /// it again.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -253,6 +285,12 @@ pub(crate) struct Whole<'a> {
 }
 
 impl Whole<'_> {
+    /// Zero, for the response code of a record without one.
+    pub const ZERO: Whole<'static> = Whole {
+        value: 0,
+        digits: b"0",
+    };
+
     /// Appends the number in decimal.
     #[inline]
     pub fn write(&self, out: &mut Vec<u8>) {

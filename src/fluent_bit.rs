@@ -22,7 +22,9 @@
 //!
 //! * `ENVOY_DD_TEXT_FORMAT`: the Envoy format string of text access logs, tried before the
 //!   built-in formats ([`Config::text_format`]);
-//! * `ENVOY_DD_TRACE_ID_128`: `decimal` (the default) or `hex` ([`Config::trace_id_128`]).
+//! * `ENVOY_DD_TRACE_ID_128`: `decimal` (the default) or `hex` ([`Config::trace_id_128`]);
+//! * `ENVOY_DD_REQUEST_ID_JOIN`: how many request ids the request-id join remembers, 0 for
+//!   none ([`Config::request_id_join`]).
 //!
 //! Everything else is the default [`Config`].
 
@@ -34,6 +36,7 @@ use crate::{write, Config, Outcome, TextFormat, Transformer};
 /// The build-time settings (see the module documentation); unset or empty means the default.
 const TEXT_FORMAT: Option<&str> = option_env!("ENVOY_DD_TEXT_FORMAT");
 const TRACE_ID_128: Option<&str> = option_env!("ENVOY_DD_TRACE_ID_128");
+const REQUEST_ID_JOIN: Option<&str> = option_env!("ENVOY_DD_REQUEST_ID_JOIN");
 
 /// Returned when the host passes no record (its copy into guest memory failed).
 const RECORD_MISSING: &[u8] = b"{\"envoy_dd_error\":\"record missing\"}\0";
@@ -69,6 +72,11 @@ fn build_time_config() -> Result<Config, String> {
         config.trace_id_128 = ids
             .parse()
             .map_err(|e| format!("ENVOY_DD_TRACE_ID_128: {e}"))?;
+    }
+    if let Some(entries) = REQUEST_ID_JOIN.filter(|n| !n.is_empty()) {
+        config.request_id_join = entries
+            .parse()
+            .map_err(|_| format!("ENVOY_DD_REQUEST_ID_JOIN: not a number: {entries}"))?;
     }
     Ok(config)
 }

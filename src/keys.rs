@@ -20,6 +20,8 @@ pub(crate) enum Name {
     Phase,
     Http,
     Network,
+    /// `grpc`, where the gRPC status goes.
+    Grpc,
     Duration,
     /// `_log`, where displaced values go.
     Displaced,
@@ -43,6 +45,7 @@ impl Meaning {
             b"phase" => Name::Phase,
             b"http" => Name::Http,
             b"network" => Name::Network,
+            b"grpc" => Name::Grpc,
             b"duration" => Name::Duration,
             b"_log" => Name::Displaced,
             _ => Name::Other,
@@ -76,7 +79,13 @@ impl Meaning {
         self.role.is_some()
             || matches!(
                 self.name,
-                Name::Dd | Name::Hash | Name::Phase | Name::Http | Name::Network | Name::Duration
+                Name::Dd
+                    | Name::Hash
+                    | Name::Phase
+                    | Name::Http
+                    | Name::Network
+                    | Name::Grpc
+                    | Name::Duration
             )
     }
 }
@@ -351,6 +360,7 @@ mod tests {
             (b"phase", Name::Phase),
             (b"http", Name::Http),
             (b"network", Name::Network),
+            (b"grpc", Name::Grpc),
         ] {
             assert_eq!(Meaning::of(key), Meaning { name, role: None });
         }

@@ -49,6 +49,7 @@ pub mod endpoint;
 pub mod datadog;
 mod envoy;
 mod error;
+mod join;
 mod keys;
 mod layout;
 // The Fluent Bit WASM filter ABI: raw pointers from the host, so the one place with `unsafe`.

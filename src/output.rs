@@ -16,7 +16,7 @@ use crate::read::{self, Kind, Member, Span};
 use crate::record::{Bufs, Record};
 use crate::scan;
 use crate::trace::{self, TraceContext, TraceIdFormat};
-use crate::write::ObjectWriter;
+use crate::write::{self, ObjectWriter};
 
 /// Writes `"dd":{"trace_id":"…","span_id":"…"}` for a trace context (the span id when it
 /// has one), ids as strings. The transform and the tracing layer (`crate::subscriber`) both
@@ -424,11 +424,13 @@ fn write_span_id(dd: &mut ObjectWriter, out: &mut Vec<u8>, ctx: &TraceContext) {
 impl Attributes<'_> {
     fn write(&self, w: &mut ObjectWriter, out: &mut Vec<u8>, found: &Found<'_>) {
         let path = found.original_path.or(found.path);
+        // Only `http`, `status` and `message` use it, and they are planned only with one.
+        let code = self.code.unwrap_or(envoy::Whole::ZERO);
         // Each member starts with one constant (`,"key":`, `,"key":"`, or more): the added
         // members follow the record's own, and `status_code` always comes first in `http`.
         if self.http {
             w.start(out, br#","http":{"status_code":"#);
-            self.code.write(out);
+            code.write(out);
             if let Some(method) = found.method {
                 str_member(out, br#","method":""#, method);
             }
@@ -468,10 +470,23 @@ impl Attributes<'_> {
         if self.network {
             w.start(out, br#","network":{"#);
             let mut network = ObjectWriter::opened();
-            if let Some(ip) = found.client_ip.or(found.remote_ip) {
-                network.start(out, br#","client":{"ip":""#);
-                out.extend_from_slice(ip);
-                out.extend_from_slice(br#""}"#);
+            match (found.client_ip.or(found.remote_ip), found.remote_port) {
+                (Some(ip), port) => {
+                    network.start(out, br#","client":{"ip":""#);
+                    out.extend_from_slice(ip);
+                    out.push(b'"');
+                    if let Some(port) = port {
+                        out.extend_from_slice(br#","port":"#);
+                        port.write(out);
+                    }
+                    out.push(b'}');
+                }
+                (None, Some(port)) => {
+                    network.start(out, br#","client":{"port":"#);
+                    port.write(out);
+                    out.push(b'}');
+                }
+                (None, None) => {}
             }
             if let Some(n) = found.bytes_read {
                 network.start(out, br#","bytes_read":"#);
@@ -483,13 +498,25 @@ impl Attributes<'_> {
             }
             network.close(out);
         }
+        if let (true, Some(status)) = (self.grpc, found.grpc_status) {
+            // The tag Datadog's tracers give a gRPC span (`grpc.status.code`), by number.
+            w.start(out, br#","grpc":{"status":{"code":"#);
+            write::integer(out, u64::from(status));
+            out.extend_from_slice(b"}}");
+        }
         if let (true, Some((duration, _))) = (self.duration, found.duration) {
             w.start(out, br#","duration":"#);
             duration.write_nanos(out);
         }
         if self.status {
             let flags = found.flags.unwrap_or_default();
-            match envoy::level(self.code.value, flags) {
+            let level = envoy::level(code.value, flags);
+            // A failed gRPC call is as severe as its status says, whatever the HTTP code.
+            let level = match found.grpc_status {
+                Some(status) => level.worst(envoy::grpc_level(status)),
+                None => level,
+            };
+            match level {
                 envoy::Level::Error => w.start(out, br#","status":"error""#),
                 envoy::Level::Warn => w.start(out, br#","status":"warn""#),
                 envoy::Level::Info => w.start(out, br#","status":"info""#),
@@ -512,7 +539,7 @@ impl Attributes<'_> {
                 }
                 out.push(b' ');
             }
-            self.code.write(out);
+            code.write(out);
             if let Some((duration, _)) = found.duration {
                 out.push(b' ');
                 duration.write_millis(out);

@@ -11,9 +11,11 @@ use crate::absent::{is_debris, is_envoy_absent, is_placeholder_id};
 use crate::config::{Config, Setup};
 use crate::envoy::{self, Role};
 use crate::error::Enriched;
+use crate::join::RequestIds;
 use crate::keys::{Meaning, Name, Side};
 use crate::read::{self, Kind, Member};
 use crate::record::{Bufs, Record};
+use crate::text;
 use crate::trace::{self, TraceCandidates, TraceContext, TraceIdFormat, TraceSource};
 
 /// Everything decided about one record before writing it.
@@ -60,7 +62,8 @@ pub(crate) struct DdScratch {
 
 impl<'f> Plan<'f> {
     /// Decides what to write for `record`, whose meaningful members are `found`; `context`
-    /// is the last trace source tried.
+    /// is the trace source tried after the record's own, and `request_ids` (the request-id
+    /// join) the last resort.
     // Out of line, the plan is built where the caller keeps it; inlined, its parts are built
     // apart and then moved into it (callgrind: 0.6 % more instructions per record).
     #[inline(never)]
@@ -70,6 +73,7 @@ impl<'f> Plan<'f> {
         config: &Config,
         setup: &'f Setup,
         context: Option<&TraceContext>,
+        request_ids: &RequestIds,
         scratch: &'f mut DdScratch,
     ) -> Self {
         let bufs = &record.bufs;
@@ -90,6 +94,7 @@ impl<'f> Plan<'f> {
                 TraceCandidates::of_sides(record, envelope)
                     .resolve_for(config.trace_id_128)
                     .or(context.copied())
+                    .or_else(|| joined_context(request_ids, found.request_id))
             }
             false => None,
         };
@@ -159,6 +164,16 @@ impl<'f> Plan<'f> {
         }
     }
 
+    /// The trace context the record has of its own, for the request-id join to remember:
+    /// a valid existing `dd`, or one its trace keys (or `context`) gave, not one the join did.
+    pub fn own_context(&self, bufs: &Bufs<'_>) -> Option<TraceContext> {
+        let own = match self.dd.existing_valid {
+            true => self.dd.existing_ids(bufs),
+            false => self.resolved,
+        };
+        own.filter(|c| c.source != TraceSource::RequestId)
+    }
+
     /// What the transform reports.
     pub fn enriched(&self, record: &Record<'_>) -> Enriched {
         Enriched {
@@ -167,6 +182,17 @@ impl<'f> Plan<'f> {
             trace: self.trace_source,
         }
     }
+}
+
+/// The trace context the request-id join has for `request_id`.
+#[inline]
+fn joined_context(ids: &RequestIds, request_id: Option<&[u8]>) -> Option<TraceContext> {
+    let (trace_id, span_id) = ids.get(request_id?)?;
+    Some(TraceContext {
+        trace_id,
+        span_id,
+        source: TraceSource::RequestId,
+    })
 }
 
 /// A member and the side it is on.
@@ -200,6 +226,7 @@ pub(crate) struct Found<'a> {
     pub has_message: bool,
     pub has_http: bool,
     pub has_network: bool,
+    pub has_grpc: bool,
     /// Index of a record member named exactly `duration`, and its value in nanoseconds if it
     /// converts.
     pub duration_key: Option<(usize, Option<envoy::Duration<'a>>)>,
@@ -215,6 +242,11 @@ pub(crate) struct Found<'a> {
     pub user_agent: Option<&'a [u8]>,
     pub client_ip: Option<&'a [u8]>,
     pub remote_ip: Option<&'a [u8]>,
+    pub remote_port: Option<envoy::Whole<'a>>,
+    /// A TCP access line's connection id was found.
+    pub connection: bool,
+    /// A gRPC status code (0 to 16).
+    pub grpc_status: Option<u8>,
     pub bytes_read: Option<envoy::Whole<'a>>,
     pub bytes_written: Option<envoy::Whole<'a>>,
     /// The duration, and the index of the member it came from.
@@ -291,6 +323,7 @@ impl<'a> Found<'a> {
                 }
                 Name::Http => self.has_http = true,
                 Name::Network => self.has_network = true,
+                Name::Grpc => self.has_grpc = true,
                 _ => {}
             },
             Some(Role::Trace(kind)) => {
@@ -340,6 +373,17 @@ impl<'a> Found<'a> {
             Some(Role::RemoteAddress) if record => first(
                 &mut self.remote_ip,
                 string_content(m, buf).and_then(envoy::ip_address),
+            ),
+            Some(Role::RemotePort) if record => first(
+                &mut self.remote_port,
+                scalar_text(m, buf).and_then(envoy::integer),
+            ),
+            Some(Role::ConnectionId) if record => {
+                self.connection |= scalar_text(m, buf).is_some_and(|t| !is_envoy_absent(t))
+            }
+            Some(Role::GrpcStatus) if record => first(
+                &mut self.grpc_status,
+                scalar_text(m, buf).and_then(text::grpc_status_code),
             ),
             Some(Role::BytesReceived) if record => first(
                 &mut self.bytes_read,
@@ -597,6 +641,27 @@ impl<'s> DdPlan<'s> {
         })
     }
 
+    /// The ids of a valid existing `dd.trace_id`, and its object's `span_id` if valid.
+    fn existing_ids(&self, bufs: &Bufs<'_>) -> Option<TraceContext> {
+        if !self.existing_valid {
+            return None;
+        }
+        let (members, side) = match self.ids_in_second {
+            true => self.second,
+            false => self.first,
+        };
+        let buf = bufs.of(side);
+        let value = |name: &[u8]| {
+            let m = members.iter().find(|m| read::key_is(m, buf, name))?;
+            scalar_text(m, buf)
+        };
+        Some(TraceContext {
+            trace_id: value(b"trace_id").and_then(trace::parse_existing_trace_id)?,
+            span_id: value(b"span_id").and_then(trace::parse_decimal_id),
+            source: TraceSource::Existing,
+        })
+    }
+
     /// Whether an existing `trace_id`/`span_id` holds something other than a placeholder.
     fn holds_data(&self, bufs: &Bufs<'_>) -> bool {
         [self.first, self.second].iter().any(|&(members, side)| {
@@ -620,9 +685,13 @@ pub(crate) struct Access<'a> {
 }
 
 pub(crate) struct Attributes<'a> {
-    pub code: envoy::Whole<'a>,
+    /// The response code; none on a TCP access line, which gets no `http`, `status` or
+    /// `message`.
+    pub code: Option<envoy::Whole<'a>>,
     pub http: bool,
     pub network: bool,
+    /// Add `grpc.status.code`.
+    pub grpc: bool,
     /// Add `duration` at the end (no member of that name exists).
     pub duration: bool,
     pub status: bool,
@@ -631,9 +700,12 @@ pub(crate) struct Attributes<'a> {
 
 impl<'a> Access<'a> {
     fn plan(config: &Config, found: &Found<'a>, can_displace: bool) -> Self {
-        let Some(code) = found.code else {
+        // A TCP line (Service Connect's) has a connection id and no response code.
+        let tcp = found.connection && (found.remote_ip.is_some() || found.bytes_read.is_some());
+        let code = found.code;
+        if code.is_none() && !tcp {
             return Access::default();
-        };
+        }
         let standard = config.standard_attributes;
         let (mut duration_in_place, mut duration_displaced) = (None, None);
         let mut duration = false;
@@ -648,16 +720,19 @@ impl<'a> Access<'a> {
             }
         }
         let network = found.client_ip.or(found.remote_ip).is_some()
+            || found.remote_port.is_some()
             || found.bytes_read.is_some()
             || found.bytes_written.is_some();
+        let http = code.is_some();
         Access {
             attributes: Some(Attributes {
                 code,
-                http: standard && !found.has_http,
+                http: http && standard && !found.has_http,
                 network: standard && !found.has_network && network,
+                grpc: standard && !found.has_grpc && found.grpc_status.is_some(),
                 duration,
-                status: config.status && !found.has_level,
-                message: config.message && !found.has_message,
+                status: http && config.status && !found.has_level,
+                message: http && config.message && !found.has_message,
             }),
             duration_in_place,
             duration_displaced,

@@ -55,6 +55,61 @@ const ISTIO_LEGACY: &str = concat!(
     r#"%DOWNSTREAM_REMOTE_ADDRESS% %REQUESTED_SERVER_NAME% %ROUTE_NAME%"#,
 );
 
+/// ECS Service Connect's HTTP/1.1 format (ECS developer guide, "Amazon ECS Service Connect
+/// access logs", "Access log formats"): Envoy's default without `%RESPONSE_FLAGS%`.
+const SERVICE_CONNECT_HTTP: &str = concat!(
+    r#"[%START_TIME%] "%REQ(:METHOD)% %REQ(X-ENVOY-ORIGINAL-PATH?:PATH)% %PROTOCOL%" "#,
+    r#"%RESPONSE_CODE% %BYTES_RECEIVED% %BYTES_SENT% %DURATION% "#,
+    r#"%RESP(X-ENVOY-UPSTREAM-SERVICE-TIME)% "%REQ(X-FORWARDED-FOR)%" "%REQ(USER-AGENT)%" "#,
+    r#""%REQ(X-REQUEST-ID)%" "%REQ(:AUTHORITY)%" "%UPSTREAM_HOST%""#,
+);
+
+/// Service Connect's HTTP/2 format: the HTTP/1.1 one and the stream id.
+const SERVICE_CONNECT_HTTP2: &str = concat!(
+    r#"[%START_TIME%] "%REQ(:METHOD)% %REQ(X-ENVOY-ORIGINAL-PATH?:PATH)% %PROTOCOL%" "#,
+    r#"%RESPONSE_CODE% %BYTES_RECEIVED% %BYTES_SENT% %DURATION% "#,
+    r#"%RESP(X-ENVOY-UPSTREAM-SERVICE-TIME)% "%REQ(X-FORWARDED-FOR)%" "%REQ(USER-AGENT)%" "#,
+    r#""%REQ(X-REQUEST-ID)%" "%REQ(:AUTHORITY)%" "%UPSTREAM_HOST%" "%STREAM_ID%""#,
+);
+
+/// Service Connect's gRPC format: the gRPC status after the response code, and the stream id.
+/// It has as many unquoted fields as Envoy's default format; what they hold tells them apart
+/// (a gRPC status is never a response flag, see [`Check`]).
+const SERVICE_CONNECT_GRPC: &str = concat!(
+    r#"[%START_TIME%] "%REQ(:METHOD)% %REQ(X-ENVOY-ORIGINAL-PATH?:PATH)% %PROTOCOL%" "#,
+    r#"%RESPONSE_CODE% %GRPC_STATUS()% %BYTES_RECEIVED% %BYTES_SENT% %DURATION% "#,
+    r#"%RESP(X-ENVOY-UPSTREAM-SERVICE-TIME)% "%REQ(X-FORWARDED-FOR)%" "%REQ(USER-AGENT)%" "#,
+    r#""%REQ(X-REQUEST-ID)%" "%REQ(:AUTHORITY)%" "%UPSTREAM_HOST%" "%STREAM_ID%""#,
+);
+
+/// Service Connect's TCP format.
+const SERVICE_CONNECT_TCP: &str = concat!(
+    r#"[%START_TIME%] %DOWNSTREAM_REMOTE_ADDRESS% %DOWNSTREAM_REMOTE_PORT% %BYTES_RECEIVED% "#,
+    r#"%BYTES_SENT% %DURATION% %CONNECTION_TERMINATION_DETAILS% %CONNECTION_ID%"#,
+);
+
+/// gRPC status names as Envoy's `%GRPC_STATUS()%` writes them (`CAMEL_STRING`, the default),
+/// by code.
+pub(crate) const GRPC_STATUS_NAMES: [&str; 17] = [
+    "OK",
+    "Canceled",
+    "Unknown",
+    "InvalidArgument",
+    "DeadlineExceeded",
+    "NotFound",
+    "AlreadyExists",
+    "PermissionDenied",
+    "ResourceExhausted",
+    "FailedPrecondition",
+    "Aborted",
+    "OutOfRange",
+    "Unimplemented",
+    "Internal",
+    "Unavailable",
+    "DataLoss",
+    "Unauthenticated",
+];
+
 /// Retries per line when a field's value turns out to contain the literal after it.
 const RETRIES: u32 = 64;
 
@@ -75,17 +130,44 @@ const HEADER_OPERATORS: &[&str] = &[
     "REQ_WITHOUT_QUERY",
 ];
 
-/// The formats tried on every `log` that is not JSON, in this order: Envoy's default, then
-/// Istio's two. Each tolerates a prefix before the `[` (`ACCESS ` in Ambassador's format),
+/// The formats tried on every `log` that is not JSON, in this order: Envoy's default, Istio's
+/// two, then ECS Service Connect's four (HTTP/1.1, HTTP/2, gRPC, TCP).
+///
+/// Envoy's and Istio's tolerate a prefix before the `[` (`ACCESS ` in Ambassador's format),
 /// extra space-separated fields at the end (kept under `extra`), and, for Istio's, missing
-/// fields at the end.
-pub(crate) fn builtins() -> &'static [TextFormat; 3] {
-    static BUILTINS: OnceLock<[TextFormat; 3]> = OnceLock::new();
+/// fields at the end. Service Connect's are AWS's own, fixed, and matched exactly.
+///
+/// In all of them, a field that is not between quotes holds no space and no `"`, a response
+/// flag is a response flag and a gRPC status a gRPC status ([`Check`]): so that a line of one
+/// format is never taken for a line of another with its fields shifted.
+pub(crate) fn builtins() -> &'static [TextFormat; 7] {
+    static BUILTINS: OnceLock<[TextFormat; 7]> = OnceLock::new();
     BUILTINS.get_or_init(|| {
         // Constants, checked by the tests: a failure here is a bug in this file.
-        let build = |format| TextFormat::compile(format, true).expect("built-in format parses");
-        [build(ENVOY_DEFAULT), build(ISTIO), build(ISTIO_LEGACY)]
+        let build =
+            |format, mode| TextFormat::compile(format, mode).expect("built-in format parses");
+        [
+            build(ENVOY_DEFAULT, Mode::Lenient),
+            build(ISTIO, Mode::Lenient),
+            build(ISTIO_LEGACY, Mode::Lenient),
+            build(SERVICE_CONNECT_HTTP, Mode::Exact),
+            build(SERVICE_CONNECT_HTTP2, Mode::Exact),
+            build(SERVICE_CONNECT_GRPC, Mode::Exact),
+            build(SERVICE_CONNECT_TCP, Mode::Exact),
+        ]
     })
+}
+
+/// How a format is matched.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mode {
+    /// A user's format: exactly as written.
+    User,
+    /// A built-in format that tolerates a prefix, extra trailing fields and (Istio's) missing
+    /// trailing fields; its values are checked ([`Check`]).
+    Lenient,
+    /// A built-in format matched exactly; its values are checked.
+    Exact,
 }
 
 /// Writes `line` as a JSON object into `out` (cleared first) with the configured format, or
@@ -104,10 +186,46 @@ pub(crate) fn line_to_json(
     places.clear();
     let line = trim_newline(line);
     // A format that does not match leaves the output and the listing empty for the next.
-    formats(custom).position(|format| {
+    let n = formats(custom).position(|format| {
         let listing = Listing { members, places };
         format.write_json(line, out, Some(listing))
-    })
+    })?;
+    let custom = usize::from(custom.is_some());
+    if n != custom + ENVOY_DEFAULT_AT || !fits_grpc_too(out, members, places) {
+        return Some(n);
+    }
+    // The line fits Envoy's default format with one quoted field appended, with `-` or `OK`
+    // as its response flags: Service Connect's gRPC format, whose stream id that field is,
+    // fits it whole. The whole fit wins; failing that (more was appended), the default again.
+    for at in [SERVICE_CONNECT_GRPC_AT, ENVOY_DEFAULT_AT] {
+        out.clear();
+        members.clear();
+        places.clear();
+        let listing = Listing { members, places };
+        if builtins()[at].write_json(line, out, Some(listing)) {
+            return Some(custom + at);
+        }
+    }
+    None
+}
+
+/// Places among [`builtins`].
+const ENVOY_DEFAULT_AT: usize = 0;
+const SERVICE_CONNECT_GRPC_AT: usize = 5;
+
+/// Whether a line that Envoy's default format matched, as listed, may be a Service Connect
+/// gRPC line: something was kept as `extra`, and its response flags are none or `OK`.
+fn fits_grpc_too(out: &[u8], members: &[Member], places: &[u16]) -> bool {
+    // The default format's members: `prefix`, 15 fields, `extra`.
+    const FLAGS: u16 = 6;
+    const EXTRA: u16 = 16;
+    if places.last() != Some(&EXTRA) {
+        return false;
+    }
+    match places.iter().position(|&p| p == FLAGS) {
+        Some(at) => members[at].value.of(out) == br#""OK""#,
+        None => true,
+    }
 }
 
 /// Where a match lists the members it writes, as it writes them: each member's key is known
@@ -214,8 +332,12 @@ pub struct TextFormat {
     source: String,
     /// Literals and fields; two fields never follow each other.
     pieces: Vec<Piece>,
-    /// Built-in formats tolerate a prefix and extra trailing fields; a user's is matched exactly.
+    /// Envoy's and Istio's built-in formats tolerate a prefix and extra trailing fields; a
+    /// user's, and Service Connect's, are matched exactly.
     lenient: bool,
+    /// A built-in format: its values are checked, and each field ends where the literal
+    /// after it first occurs.
+    builtin: bool,
     /// (Lenient formats) a line may end at any literal from this piece on, leaving the
     /// trailing space-separated fields absent.
     optional_from: usize,
@@ -265,8 +387,10 @@ struct Field {
     numeric: bool,
     /// `:N` after the operator: Envoy cut the value to at most N characters.
     max_len: Option<usize>,
-    /// (Lenient formats) not between quotes, so the value contains no space.
+    /// (Built-in formats) not between quotes, so the value contains no space and no `"`.
     spaceless: bool,
+    /// (Built-in formats) what the value must be, besides `-`.
+    check: Check,
     /// Its place among the format's [`TextFormat::member_names`].
     place: u16,
 }
@@ -301,7 +425,7 @@ impl TextFormat {
     /// # Ok::<(), envoy_dd::FormatError>(())
     /// ```
     pub fn parse(format: &str) -> Result<TextFormat, FormatError> {
-        TextFormat::compile(format, false)
+        TextFormat::compile(format, Mode::User)
     }
 
     /// Envoy's default format, as recognised without configuration: it also accepts a prefix
@@ -353,7 +477,8 @@ impl TextFormat {
         self.write_json(trim_newline(line), out, None)
     }
 
-    fn compile(format: &str, lenient: bool) -> Result<TextFormat, FormatError> {
+    fn compile(format: &str, mode: Mode) -> Result<TextFormat, FormatError> {
+        let lenient = mode == Mode::Lenient;
         let body = trim_format_end(format);
         let error = |at: usize, reason: String| FormatError {
             format: format.into(),
@@ -408,6 +533,7 @@ impl TextFormat {
             source: format.into(),
             pieces,
             lenient,
+            builtin: mode != Mode::User,
             optional_from: usize::MAX,
             overhead,
             member_keys: Vec::new(),
@@ -428,15 +554,16 @@ impl TextFormat {
         format
             .member_keys
             .extend(lenient.then(|| key("extra", false)));
-        if lenient {
-            format.mark_lenient_fields();
+        if mode != Mode::User {
+            format.mark_builtin_fields();
         }
         Ok(format)
     }
 
-    /// Marks the fields of a lenient format that are not between quotes as spaceless, and
-    /// finds where its optional tail of ` %FIELD%` pairs starts.
-    fn mark_lenient_fields(&mut self) {
+    /// Marks the fields of a built-in format that are not between quotes as spaceless, gives
+    /// each field its [`Check`], and finds where a lenient format's optional tail of
+    /// ` %FIELD%` pairs starts.
+    fn mark_builtin_fields(&mut self) {
         let n = self.pieces.len();
         for i in 0..n {
             let quoted =
@@ -448,7 +575,15 @@ impl TextFormat {
             let spaceless = !(quoted(i.checked_sub(1), true) && quoted(Some(i + 1), false));
             if let Piece::Field(field) = &mut self.pieces[i] {
                 field.spaceless = spaceless;
+                field.check = match field.name.as_str() {
+                    "response_flags" => Check::ResponseFlags,
+                    "grpc_status" => Check::GrpcStatus,
+                    _ => Check::Any,
+                };
             }
+        }
+        if !self.lenient {
+            return;
         }
         // Walk back over trailing (" ", field) pairs; the first pair's field stays required.
         let mut from = n;
@@ -491,11 +626,14 @@ impl TextFormat {
         // appended), the split whose earlier fields end first wins, as between any two splits:
         // the first occurrences, then the least backtracking.
         search.restart(self.lenient, body.1);
-        let matched = self.match_first(line, pos, out, &mut search) || {
-            out.truncate(body.0);
-            search.restart(self.lenient, body.1);
-            self.match_from(line, 0, pos, out, &mut search)
-        };
+        // A built-in format's fields end where the literal after them first occurs: a value
+        // holding that literal could be split another way too, so such a line is not taken.
+        let matched = self.match_first(line, pos, out, &mut search)
+            || (!self.builtin && {
+                out.truncate(body.0);
+                search.restart(self.lenient, body.1);
+                self.match_from(line, 0, pos, out, &mut search)
+            });
         if !matched {
             out.truncate(start);
             search.forget(0);
@@ -850,6 +988,7 @@ impl Field {
             numeric: is_numeric(op, arg),
             max_len,
             spaceless: false,
+            check: Check::Any,
             place: 0,
         })
     }
@@ -887,7 +1026,10 @@ impl Field {
     /// Writes the member for `value` (`,"name":value`) and returns true, or returns false if
     /// the value cannot come from this field.
     fn write(&self, value: &[u8], out: &mut Vec<u8>) -> bool {
-        if self.spaceless && value.contains(&b' ') {
+        if self.spaceless && value.iter().any(|&b| b == b' ' || b == b'"') {
+            return false;
+        }
+        if !self.check.allows(value) {
             return false;
         }
         // The line's UTF-8 is checked here, value by value.
@@ -922,7 +1064,7 @@ impl Field {
     /// `-`); or returns false if the value cannot come from this field.
     #[inline(always)]
     fn check_plain(&self, value: &[u8], mark: usize, out: &mut Vec<u8>) -> bool {
-        if self.max_len.is_some_and(|max| value.len() > max) {
+        if self.max_len.is_some_and(|max| value.len() > max) || !self.check.allows(value) {
             return false;
         }
         match value {
@@ -934,14 +1076,63 @@ impl Field {
     }
 }
 
-/// Operators whose value is a number: codes, byte counts and durations in milliseconds (the
-/// ones Envoy renders as numbers in typed JSON logs).
+/// What the value of a built-in format's field must be, besides `-`: what tells formats with
+/// the same shape apart (Envoy's default and Service Connect's gRPC format).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Check {
+    Any,
+    /// `%RESPONSE_FLAGS%`: short codes of capital letters joined by `,` (unknown codes too,
+    /// as extensions register their own). Of the gRPC statuses only `OK` looks so, which
+    /// [`line_to_json`] sees to.
+    ResponseFlags,
+    /// `%GRPC_STATUS()%`: a status name ([`GRPC_STATUS_NAMES`]) or code.
+    GrpcStatus,
+}
+
+impl Check {
+    #[inline]
+    fn allows(self, value: &[u8]) -> bool {
+        match self {
+            _ if value == b"-" => true,
+            Check::Any => true,
+            Check::ResponseFlags => value.iter().all(|&b| b.is_ascii_uppercase() || b == b','),
+            Check::GrpcStatus => grpc_status_code(value).is_some(),
+        }
+    }
+}
+
+/// The code of a gRPC status as Envoy logs it: a name of [`GRPC_STATUS_NAMES`] (or its
+/// `SNAKE_STRING` form), or the code itself (`NUMBER`).
+pub(crate) fn grpc_status_code(value: &[u8]) -> Option<u8> {
+    if let Some(code) = crate::trace::decimal_digits(value).filter(|_| !value.is_empty()) {
+        return (code <= 16 && is_unsigned_integer(value)).then_some(code as u8);
+    }
+    let snake = |name: &str, value: &[u8]| {
+        let mut letters = value.iter().filter(|&&b| b != b'_');
+        name.len() == value.iter().filter(|&&b| b != b'_').count()
+            && name
+                .bytes()
+                .all(|c| letters.next() == Some(&c.to_ascii_uppercase()))
+            && value.iter().all(|&b| b.is_ascii_uppercase() || b == b'_')
+    };
+    let at = GRPC_STATUS_NAMES.iter().position(|name| {
+        name.as_bytes() == value
+            || snake(name, value)
+            || (*name == "Canceled" && value == b"CANCELLED")
+    })?;
+    Some(at as u8)
+}
+
+/// Operators whose value is a number: codes, byte counts, durations in milliseconds, ports
+/// and connection ids (the ones Envoy renders as numbers in typed JSON logs).
 fn is_numeric(op: &str, arg: Option<&str>) -> bool {
     match op {
         // `%GRPC_STATUS(NUMBER)%` is `%GRPC_STATUS_NUMBER%`; the other forms are names.
         "GRPC_STATUS" => arg == Some("NUMBER"),
         "RESPONSE_CODE"
         | "GRPC_STATUS_NUMBER"
+        | "DOWNSTREAM_REMOTE_PORT"
+        | "CONNECTION_ID"
         | "UPSTREAM_REQUEST_ATTEMPT_COUNT"
         | "PACKETS_RETRANSMITTED" => true,
         // Its unit is configurable and it can be negative.
@@ -1284,12 +1475,20 @@ mod tests {
 
     #[test]
     fn builtins_compile() {
-        let [envoy, istio, legacy] = builtins();
+        let [envoy, istio, legacy, http, http2, grpc, tcp] = builtins();
         assert_eq!(envoy.field_names().count(), 15);
         assert_eq!(istio.field_names().count(), 24);
         assert_eq!(legacy.field_names().count(), 22);
         assert_eq!(envoy.optional_from, usize::MAX);
         assert!(istio.optional_from < istio.pieces.len());
+        assert_eq!(http.field_names().count(), 14);
+        assert_eq!(http2.field_names().count(), 15);
+        assert_eq!(grpc.field_names().count(), 16);
+        assert_eq!(tcp.field_names().count(), 8);
+        for format in [http, http2, grpc, tcp] {
+            assert!(!format.lenient);
+            assert_eq!(format.optional_from, usize::MAX);
+        }
     }
 
     #[test]
@@ -1545,6 +1744,165 @@ mod tests {
             })
             .collect();
         values.prop_map(move |parts| (format, parts.concat().into_bytes()))
+    }
+
+    /// A valid value for `field` of a built-in format, as Envoy would write it (`-` for
+    /// none). Quoted values may hold quotes and spaces, but never a quote before a space: a
+    /// value holding the `" "` between two quoted fields could be split more than one way, so
+    /// such lines may match or not, and are not generated.
+    fn value_of(field: &Field, last: bool) -> BoxedStrategy<String> {
+        let dash = Just("-".to_string());
+        if field.numeric {
+            return prop_oneof![1 => dash, 6 => "0|[1-9][0-9]{0,6}"].boxed();
+        }
+        match field.check {
+            Check::ResponseFlags => {
+                let codes: Vec<_> = crate::envoy::RESPONSE_FLAGS.iter().map(|f| f.0).collect();
+                let code = proptest::sample::select(codes);
+                let flags = prop::collection::vec(code, 1..3).prop_map(|c| c.join(","));
+                return prop_oneof![2 => dash, 1 => Just("OK".to_string()), 3 => flags].boxed();
+            }
+            Check::GrpcStatus => {
+                let name = proptest::sample::select(GRPC_STATUS_NAMES.to_vec());
+                return prop_oneof![1 => dash, 4 => name.prop_map(String::from)].boxed();
+            }
+            Check::Any => {}
+        }
+        if field.spaceless {
+            return prop_oneof![1 => dash, 6 => "[A-Za-z0-9./:_?=&+,-]{1,16}"].boxed();
+        }
+        // The last quoted value ends at the first quote after it.
+        let quoted = match last {
+            true => "[a-zA-Z0-9 ./:,;()é-]{0,20}",
+            false => "[a-zA-Z0-9 ./:,;()é\"-]{0,20}",
+        };
+        prop_oneof![1 => dash, 6 => quoted.prop_filter("no quote before a space", |v| !v.contains("\" "))].boxed()
+    }
+
+    /// A line of built-in format `at`: (line, fields written as (name, value), text appended).
+    fn written_line(
+        at: usize,
+    ) -> impl Strategy<Value = (usize, String, Vec<(String, String)>, String)> {
+        let format = &builtins()[at];
+        let last_field = format
+            .pieces
+            .iter()
+            .rposition(|p| matches!(p, Piece::Field(_)));
+        let parts: Vec<BoxedStrategy<(String, Option<String>)>> = format
+            .pieces
+            .iter()
+            .enumerate()
+            .map(|(i, piece)| match piece {
+                Piece::Literal(literal) => Just((literal.clone(), None)).boxed(),
+                Piece::Field(field) => {
+                    let name = field.name.clone();
+                    value_of(field, Some(i) == last_field)
+                        .prop_map(move |v| (v, Some(name.clone())))
+                        .boxed()
+                }
+            })
+            .collect();
+        let lenient = format.lenient;
+        let extras = match lenient {
+            true => {
+                prop::collection::vec(prop_oneof!["[a-z0-9|.]{1,8}", "\"[a-z0-9]{0,8}\"",], 0..3)
+                    .boxed()
+            }
+            false => Just(vec![]).boxed(),
+        };
+        let prefix = match lenient {
+            true => prop_oneof![Just(""), Just("ACCESS ")].boxed(),
+            false => Just("").boxed(),
+        };
+        (parts, extras, prefix).prop_map(move |(parts, extras, prefix)| {
+            let mut line = prefix.to_string();
+            let mut fields = Vec::new();
+            for (text, name) in parts {
+                line.push_str(&text);
+                if let Some(name) = name {
+                    fields.push((name, text));
+                }
+            }
+            let extra: String = extras.iter().map(|e| format!(" {e}")).collect();
+            line.push_str(&extra);
+            (at, line, fields, extra)
+        })
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config {
+            cases: 3000,
+            failure_persistence: None,
+            ..proptest::test_runner::Config::default()
+        })]
+
+        /// A line of any built-in format, with or without a prefix and extra fields, comes
+        /// back with each field under its own name with the value written, or does not match
+        /// at all: no format takes another's line with its fields shifted. Lines without
+        /// anything appended always match.
+        #[test]
+        fn builtin_lines_keep_their_fields(
+            (at, line, fields, extra) in (0..builtins().len()).prop_flat_map(written_line)
+        ) {
+            let (mut json, mut members, mut places) = (Vec::new(), Vec::new(), Vec::new());
+            let matched = line_to_json(None, line.as_bytes(), &mut json, &mut members, &mut places);
+            let Some(n) = matched else {
+                prop_assert!(!extra.is_empty(), "no match: {}", line);
+                return Ok(());
+            };
+            let got: serde_json::Map<String, serde_json::Value> =
+                serde_json::from_slice(&json).unwrap();
+            let written: std::collections::HashMap<_, _> = fields.iter().cloned().collect();
+            for (key, value) in &got {
+                let text = match value {
+                    serde_json::Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                match written.get(key) {
+                    Some(w) => prop_assert_eq!(&text, w, "{} in {} (format {})", key, line, n),
+                    // What was appended, kept whole, or as the stream id of the gRPC format.
+                    None if key == "extra" => prop_assert_eq!(&text, extra.trim(), "{}", line),
+                    None if key == "prefix" => prop_assert_eq!(&text, "ACCESS"),
+                    None => prop_assert!(
+                        (key == "stream_id" && extra == format!(" \"{text}\""))
+                            || (key == "grpc_status" && written.get("response_flags") == Some(&text)),
+                        "{} = {} in {} (format {})", key, text, line, n
+                    ),
+                }
+            }
+            for (name, value) in &fields {
+                let kept = got.contains_key(name) || value == "-";
+                // Only a `-` or `OK` response flag may go, as a gRPC status.
+                let as_grpc = name == "response_flags" && value == "OK" && got.get("grpc_status").is_some_and(|s| s == "OK");
+                prop_assert!(kept || as_grpc, "{} lost in {}", name, line);
+            }
+            if extra.is_empty() {
+                prop_assert_eq!(n, at, "{}", line);
+            }
+        }
+    }
+
+    #[test]
+    fn grpc_overlap_places() {
+        let names: Vec<_> = builtins()[ENVOY_DEFAULT_AT].member_names().collect();
+        assert_eq!(names[6], "response_flags");
+        assert_eq!(names[16], "extra");
+        assert_eq!(names.len(), 17);
+        let names: Vec<_> = builtins()[SERVICE_CONNECT_GRPC_AT].field_names().collect();
+        assert_eq!(names[5], "grpc_status");
+    }
+
+    #[test]
+    fn grpc_statuses() {
+        assert_eq!(grpc_status_code(b"OK"), Some(0));
+        assert_eq!(grpc_status_code(b"Unavailable"), Some(14));
+        assert_eq!(grpc_status_code(b"UNAVAILABLE"), Some(14));
+        assert_eq!(grpc_status_code(b"DEADLINE_EXCEEDED"), Some(4));
+        assert_eq!(grpc_status_code(b"CANCELLED"), Some(1));
+        assert_eq!(grpc_status_code(b"16"), Some(16));
+        for bad in [&b"17"[..], b"01", b"", b"-", b"Ok", b"UH", b"unavailable"] {
+            assert_eq!(grpc_status_code(bad), None, "{:?}", bad);
+        }
     }
 
     fn custom_format() -> &'static TextFormat {

@@ -79,7 +79,9 @@ where
 }
 
 /// The span for one request: `request`, with the fields `method`, `path` (without the query,
-/// which may hold secrets), and the trace context of its headers as `dd.trace_id` /
+/// which may hold secrets), `http.request_id` (the `x-request-id` header, which Envoy and ECS
+/// Service Connect set: the filter's request-id join pairs the proxy's access line with the
+/// service's lines by it), and the trace context of its headers as `dd.trace_id` /
 /// `dd.span_id` (see [`crate::subscriber`]), when the headers have a valid one.
 ///
 /// ```
@@ -97,7 +99,13 @@ pub fn request_span<B>(request: &Request<B>) -> tracing::Span {
         "request",
         method = %request.method(),
         path = request.uri().path(),
+        http.request_id = request_id(request.headers()),
         dd.trace_id = ctx.map(|c| c.trace_id),
         dd.span_id = ctx.and_then(|c| c.span_id),
     )
+}
+
+/// The `x-request-id` header, when it is text.
+fn request_id(headers: &http::HeaderMap) -> Option<&str> {
+    headers.get("x-request-id")?.to_str().ok()
 }

@@ -32,21 +32,25 @@ pub enum TraceSource {
     B3Single,
     /// AWS `x-amzn-trace-id`.
     XRay,
+    /// The request-id join: an earlier record with the same request id (the application's
+    /// own line) had this context ([`crate::Config::request_id_join`]).
+    RequestId,
 }
 
 impl TraceSource {
     /// Every source, in precedence order (highest first).
-    pub const ALL: [TraceSource; 6] = [
+    pub const ALL: [TraceSource; 7] = [
         TraceSource::Existing,
         TraceSource::Datadog,
         TraceSource::W3c,
         TraceSource::B3Multi,
         TraceSource::B3Single,
         TraceSource::XRay,
+        TraceSource::RequestId,
     ];
 
     /// Short stable name, e.g. for diagnostics: `existing`, `datadog`, `w3c`, `b3multi`, `b3`,
-    /// `xray`.
+    /// `xray`, `request_id`.
     #[must_use]
     pub fn name(self) -> &'static str {
         match self {
@@ -56,6 +60,7 @@ impl TraceSource {
             TraceSource::B3Multi => "b3multi",
             TraceSource::B3Single => "b3",
             TraceSource::XRay => "xray",
+            TraceSource::RequestId => "request_id",
         }
     }
 }
@@ -1178,7 +1183,15 @@ mod tests {
         let names: Vec<_> = TraceSource::ALL.iter().map(|s| s.name()).collect();
         assert_eq!(
             names,
-            ["existing", "datadog", "w3c", "b3multi", "b3", "xray"]
+            [
+                "existing",
+                "datadog",
+                "w3c",
+                "b3multi",
+                "b3",
+                "xray",
+                "request_id"
+            ]
         );
     }
 

@@ -9,11 +9,16 @@
 //!    `hash` and `phase`, the access-log attributes, what moves to `_log`.
 //! 3. [`crate::output`] writes it in one pass from spans of the input, as planned.
 //!
+//! The request-id join ([`crate::join`]) is the one state carried from record to record:
+//! planning looks up a record's request id as the last trace source, and a record written
+//! with a trace context of its own leaves it under its request id for later access lines.
+//!
 //! All working memory lives in [`Transformer`] and is reused, so a warm transformer does not
 //! allocate.
 
 use crate::config::{Config, Setup};
 use crate::error::{Enriched, Error, Outcome};
+use crate::join::RequestIds;
 use crate::output::{self, Writer};
 use crate::plan::{DdScratch, Found, Plan};
 use crate::record::Reader;
@@ -42,6 +47,8 @@ pub struct Transformer {
     reader: Reader,
     planning: DdScratch,
     writer: Writer,
+    /// The request-id join's memory (see [`crate::join`]).
+    request_ids: RequestIds,
 }
 
 impl Transformer {
@@ -49,6 +56,7 @@ impl Transformer {
     pub fn new(config: Config) -> Self {
         Transformer {
             setup: Setup::of(&config),
+            request_ids: RequestIds::new(config.request_id_join),
             config,
             reader: Reader::default(),
             planning: DdScratch::default(),
@@ -161,11 +169,18 @@ impl Transformer {
             &self.config,
             &self.setup,
             context,
+            &self.request_ids,
             &mut self.planning,
         );
         // Enough room for the record and what is added to it, so writing never reallocates.
         out.reserve(input.len() + 1024);
         output::write(&record, &found, &plan, &mut self.writer, out);
+        // The request-id join remembers the trace context of a record that has its own.
+        if let Some(id) = found.request_id {
+            if let Some(own) = plan.own_context(&record.bufs) {
+                self.request_ids.remember(id, own.trace_id, own.span_id);
+            }
+        }
         Ok(plan.enriched(&record))
     }
 }

@@ -610,3 +610,176 @@ fn a_full_output_is_an_error() {
     assert_eq!(output.status.code(), Some(1));
     assert!(stderr(&output).contains("cannot write to standard output"));
 }
+
+/// How a request of a generated stream is logged (see [`service_connect_stream`]).
+#[derive(Clone, Copy, PartialEq)]
+enum AppLogs {
+    First,
+    After,
+    Twice,
+    Untraced,
+    Never,
+}
+
+/// One Service Connect task's stream of `requests` requests: the app's lograge lines (with
+/// `request_id` and `dd`) and the proxy's access lines (TEXT or JSON), a few requests
+/// interleaved at a time. 86 % of the requests the app logs first, 4 % after the proxy, 4 %
+/// twice, 3 % without a trace id, 3 % never. Deterministic (a fixed-seed xorshift).
+fn service_connect_stream(requests: usize) -> String {
+    let mut state: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let app = |id: &str, dd: Option<(u64, u64)>| {
+        let mut log = serde_json::json!({"method": "GET", "path": "/users/42", "format": "json",
+            "controller": "UsersController", "action": "show", "status": 200, "duration": 3.2,
+            "request_id": id});
+        if let Some((trace, span)) = dd {
+            log["dd"] =
+                serde_json::json!({"trace_id": trace.to_string(), "span_id": span.to_string()});
+        }
+        serde_json::json!({"container_name": "app", "source": "stdout", "log": format!("{log}\n")})
+            .to_string()
+    };
+    let (mut lines, mut pending): (Vec<String>, Vec<Vec<String>>) = (vec![], vec![]);
+    for n in 0..requests {
+        let id = format!(
+            "{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}",
+            next() as u32,
+            next() as u16,
+            next() & 0xfff,
+            next() & 0xfff,
+            next() & 0xffff_ffff_ffff
+        );
+        let (trace, span) = (next() >> 1 | 1, next() >> 1 | 1);
+        let log = match n % 2 {
+            0 => format!(
+                r#"[2025-11-11T07:40:46.216Z] "GET /users/42 HTTP/1.1" 200 0 11 13 12 "-" "okhttp/4.12.0" "{id}" "api.prod.local:8080" "127.0.0.1:8080""#
+            ),
+            _ => serde_json::json!({"start_time": "2025-11-11T07:40:46.216Z", "method": "GET",
+                "path": "/users/42", "protocol": "HTTP/1.1", "response_code": 200,
+                "bytes_received": 0, "bytes_sent": 11, "duration": 13, "upstream_service_time": 12,
+                "forwarded_for": null, "user_agent": "okhttp/4.12.0", "request_id": id,
+                "authority": "api.prod.local:8080", "upstream_host": "127.0.0.1:8080"})
+            .to_string(),
+        };
+        let proxy =
+            serde_json::json!({"container_name": "ecs-service-connect-7Hc2Qa", "source": "stdout",
+            "log": format!("{log}\n")})
+            .to_string();
+        let logged = match next() % 100 {
+            0..86 => AppLogs::First,
+            86..90 => AppLogs::After,
+            90..94 => AppLogs::Twice,
+            94..97 => AppLogs::Untraced,
+            _ => AppLogs::Never,
+        };
+        let events = match logged {
+            AppLogs::First => vec![app(&id, Some((trace, span))), proxy],
+            AppLogs::After => vec![proxy, app(&id, Some((trace, span)))],
+            AppLogs::Twice => vec![
+                app(&id, Some((trace, span))),
+                app(&id, Some((trace, next() >> 1 | 1))),
+                proxy,
+            ],
+            AppLogs::Untraced => vec![app(&id, None), proxy],
+            AppLogs::Never => vec![proxy],
+        };
+        pending.push(events);
+        while pending.len() > 3 || (n + 1 == requests && !pending.is_empty()) {
+            let at = next() as usize % pending.len();
+            lines.push(pending[at].remove(0));
+            if pending[at].is_empty() {
+                pending.remove(at);
+            }
+        }
+    }
+    lines.join("\n") + "\n"
+}
+
+/// Runs `input` (an interleaved app and proxy stream) through `envoy-dd transform --stats`
+/// and checks the request-id join against what the input says: every access line whose
+/// request the app logged first with a trace id gets that trace and span id (the target is
+/// 99 %), no access line gets ids that are not its request's, and `--stats` counts the joined
+/// lines as `request_id`. Returns (eligible, joined, access lines).
+fn check_request_id_join(input: &str, args: &[&str]) -> (usize, usize, usize) {
+    let output = run(args, input);
+    assert_eq!(output.status.code(), Some(0));
+    let out = records(&output);
+    let mut logged: std::collections::HashMap<String, (String, String)> = Default::default();
+    let (mut eligible, mut joined, mut access_lines) = (0, 0, 0);
+    for (record, out) in input.lines().zip(&out) {
+        let record: Value = serde_json::from_str(record).unwrap();
+        let log = record["log"].as_str().unwrap();
+        if record["container_name"] == "app" {
+            let log: Value = serde_json::from_str(log).unwrap();
+            if let Some(dd) = log.get("dd") {
+                let ids = (dd["trace_id"].to_string(), dd["span_id"].to_string());
+                let id = log["request_id"].as_str().unwrap().to_owned();
+                logged.entry(id).or_insert(ids);
+            }
+            continue;
+        }
+        access_lines += 1;
+        let id = out["http"]["request_id"].as_str().expect("a request id");
+        let got = out
+            .get("dd")
+            .map(|dd| (dd["trace_id"].to_string(), dd["span_id"].to_string()));
+        match logged.get(id) {
+            Some(want) => {
+                eligible += 1;
+                if got.as_ref() == Some(want) {
+                    joined += 1;
+                } else {
+                    assert_eq!(got, None, "request {id}: a trace that is not its own");
+                }
+            }
+            None => assert_eq!(got, None, "request {id}: the app had not logged it"),
+        }
+    }
+    assert!(
+        joined * 100 >= eligible * 99,
+        "{joined} of {eligible} joined"
+    );
+    let counted = stderr(&output)
+        .lines()
+        .find_map(|l| l.strip_prefix("  request_id"))
+        .map(|n| n.trim().parse::<usize>().unwrap());
+    assert_eq!(counted, Some(joined), "{}", stderr(&output));
+    (eligible, joined, access_lines)
+}
+
+/// The shipped interleaved stream (`fixtures/input/service-connect-join.jsonl`) through the
+/// CLI: every case of it joins as it must.
+#[test]
+fn request_id_join_on_the_service_connect_fixture() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/input/service-connect-join.jsonl"
+    );
+    let input = std::fs::read_to_string(path).unwrap();
+    let (eligible, joined, access) = check_request_id_join(&input, &["transform", "--stats"]);
+    assert_eq!((eligible, joined, access), (28, 28, 40));
+}
+
+/// A generated stream of 5000 requests (86 % logged by the app first) through the CLI: at
+/// least 99 % of the access lines the app logged first are joined, none wrongly; with the
+/// join off, none.
+#[test]
+fn request_id_join_on_a_long_interleaved_stream() {
+    let input = service_connect_stream(5000);
+    let (eligible, joined, access) = check_request_id_join(&input, &["transform", "--stats"]);
+    assert_eq!(access, 5000);
+    assert!(eligible > 4400, "{eligible}");
+    eprintln!("joined {joined} of {eligible} access lines the app logged first");
+    // With the join off, only the app's own lines have ids.
+    let output = run(&["transform", "--request-id-join", "0"], &input);
+    let access_with_ids = records(&output)
+        .iter()
+        .filter(|r| r.get("dd").is_some() && r["container_name"] != "app")
+        .count();
+    assert_eq!(access_with_ids, 0);
+}

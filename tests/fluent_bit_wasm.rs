@@ -348,13 +348,21 @@ fn fixture_lines(path: &str) -> Vec<Vec<u8>> {
 fn build_time_settings_reach_the_module() {
     let format_file = "fixtures/text/datadog-trace.format";
     let bytes = build_module(
-        &["--text-format-file", format_file, "--trace-id-128", "hex"],
+        &[
+            "--text-format-file",
+            format_file,
+            "--trace-id-128",
+            "hex",
+            "--request-id-join",
+            "1",
+        ],
         "target/wasm-test/datadog-trace.wasm",
     );
     let mut host = Host::load(&bytes, false);
     let config = Config {
         text_format: Some(TextFormat::parse(read(format_file).trim_end()).unwrap()),
         trace_id_128: TraceIdFormat::Hex,
+        request_id_join: 1,
         ..Config::default()
     };
     let mut transformer = Transformer::new(config.clone());
@@ -362,6 +370,21 @@ fn build_time_settings_reach_the_module() {
     // in hex with the setting: a module without either would differ from the native output.
     let mut records = fixture_lines("fixtures/text/datadog-trace.input.jsonl");
     records.extend(fixture_lines("fixtures/input/trace-128-hex.jsonl"));
+    // Remembering one request id joins fewer access lines than the default: a module without
+    // the setting would join more.
+    let join = fixture_lines("fixtures/input/service-connect-join.jsonl");
+    let joined = |entries| {
+        let mut t = Transformer::new(Config {
+            request_id_join: entries,
+            ..Config::default()
+        });
+        let joins = join.iter().filter(|r| {
+            matches!(t.transform(r, &mut Vec::new()), Outcome::Enriched(e) if e.trace == Some(envoy_dd::TraceSource::RequestId))
+        });
+        joins.count()
+    };
+    assert!(joined(1) < joined(envoy_dd::Config::default().request_id_join));
+    records.extend(join);
     let mut probe = Transformer::new(config);
     let parsed = records
         .iter()
@@ -1205,4 +1228,151 @@ fn app_mesh_access_log_format_gets_enriched() {
         (out["hash"].as_str(), out["phase"].as_str()),
         (Some("4f9c2a17e0b3"), Some("canary"))
     );
+}
+
+/// Fluent Bit's tag matching (`flb_router_match`): `*` matches any run of characters.
+fn tag_matches(pattern: &str, tag: &str) -> bool {
+    match pattern.split_once('*') {
+        None => pattern == tag,
+        Some((head, rest)) => {
+            let Some(tail) = tag.strip_prefix(head) else {
+                return false;
+            };
+            (0..=tail.len()).any(|at| tail.is_char_boundary(at) && tag_matches(rest, &tail[at..]))
+        }
+    }
+}
+
+#[test]
+fn service_connect_files_match_the_configs_and_get_enriched() {
+    let service: serde_json::Value =
+        serde_json::from_str(&read("fluent-bit/service-connect-service.json")).unwrap();
+    let task: serde_json::Value =
+        serde_json::from_str(&read("fluent-bit/service-connect-task-definition.json")).unwrap();
+    let sc = &service["serviceConnectConfiguration"];
+    assert_eq!(sc["enabled"], true);
+    assert_eq!(service["taskDefinition"], task["family"]);
+    // The proxy's logs go through FireLens, with access logs on.
+    assert_eq!(sc["logConfiguration"]["logDriver"], "awsfirelens");
+    let access = &sc["accessLogConfiguration"];
+    let format = access["format"].as_str().unwrap();
+    assert!(["TEXT", "JSON"].contains(&format), "{format}");
+    assert!(["ENABLED", "DISABLED"].contains(&access["includeQueryParameters"].as_str().unwrap()));
+
+    // Each port Service Connect serves is a named port mapping of the task.
+    let containers = task["containerDefinitions"].as_array().unwrap();
+    for port in sc["services"].as_array().unwrap() {
+        let name = &port["portName"];
+        let mapped = containers
+            .iter()
+            .flat_map(|c| c["portMappings"].as_array().into_iter().flatten())
+            .any(|m| &m["name"] == name);
+        assert!(mapped, "no port mapping named {name}");
+    }
+    assert!(
+        task.get("proxyConfiguration").is_none(),
+        "Service Connect runs its own proxy"
+    );
+
+    // The log router reads envoy-dd.conf, and every ${VARIABLE} it uses is set on the router.
+    let router = containers
+        .iter()
+        .find(|c| c.get("firelensConfiguration").is_some())
+        .expect("a log router");
+    let reference: serde_json::Value =
+        serde_json::from_str(&read("fluent-bit/task-definition.json")).unwrap();
+    let reference_router = reference["containerDefinitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c.get("firelensConfiguration").is_some())
+        .unwrap();
+    assert_eq!(
+        router["firelensConfiguration"],
+        reference_router["firelensConfiguration"]
+    );
+    let set: Vec<&str> = ["environment", "secrets"]
+        .iter()
+        .flat_map(|list| router[list].as_array().into_iter().flatten())
+        .map(|variable| variable["name"].as_str().unwrap())
+        .collect();
+    let conf = read("fluent-bit/envoy-dd.conf");
+    for variable in conf
+        .split("${")
+        .skip(1)
+        .map(|rest| &rest[..rest.find('}').unwrap()])
+    {
+        assert!(
+            set.contains(&variable),
+            "${{{variable}}} is not set on the log router"
+        );
+    }
+    let app = containers.iter().find(|c| c["name"] == "app").unwrap();
+    assert_eq!(app["logConfiguration"]["logDriver"], "awsfirelens");
+
+    // The app's and the proxy's FireLens tags reach the same wasm filter, and the output.
+    let plugins = classic_plugins(&conf);
+    for tag in [
+        "app-firelens-0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e",
+        "ecs-service-connect-7Hc2Qa-firelens-0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e",
+    ] {
+        for plugin in &plugins {
+            let pattern = plugin.one("match");
+            assert!(
+                tag_matches(pattern, tag),
+                "{} {pattern} misses {tag}",
+                plugin.kind
+            );
+        }
+    }
+
+    // The app's line, then the proxy's access line of the same request in the configured
+    // format, through one filter: the access line gets the app's trace ids and attributes.
+    let request_id = "0f3e8d1c-5b2a-4c7d-9e6f-1a2b3c4d5e6f";
+    let path = match access["includeQueryParameters"].as_str() {
+        Some("ENABLED") => "/users/42?expand=orders",
+        _ => "/users/42",
+    };
+    let log = match format {
+        "TEXT" => format!(
+            r#"[2025-11-11T07:40:46.216Z] "GET {path} HTTP/1.1" 200 0 11 13 12 "203.0.113.9" "curl/8.11.1" "{request_id}" "api.prod.local:8080" "127.0.0.1:8080""#
+        ),
+        _ => serde_json::json!({"start_time": "2025-11-11T07:40:46.216Z", "method": "GET",
+            "path": path, "protocol": "HTTP/1.1", "response_code": 200, "bytes_received": 0,
+            "bytes_sent": 11, "duration_ms": 13, "upstream_service_time": 12,
+            "forwarded_for": "203.0.113.9", "user_agent": "curl/8.11.1", "request_id": request_id,
+            "authority": "api.prod.local:8080", "upstream_host": "127.0.0.1:8080"})
+        .to_string(),
+    };
+    let app_line = serde_json::json!({
+        "container_name": "app", "source": "stdout", "ecs_task_definition": "api-canary:7",
+        "hash": "4f9c2a17e0b3", "phase": "canary",
+        "log": serde_json::json!({"method": "GET", "path": "/users/42", "status": 200,
+            "request_id": request_id, "dd": {"trace_id": "1234567890123456789", "span_id": "42"}})
+            .to_string(),
+    });
+    let proxy_line = serde_json::json!({
+        "container_name": "ecs-service-connect-7Hc2Qa", "source": "stdout",
+        "ecs_task_definition": "api-canary:7", "hash": "4f9c2a17e0b3", "phase": "canary", "log": log,
+    });
+    let mut host = Host::new();
+    let mut transformer = Transformer::new(Config::default());
+    let mut outs = Vec::new();
+    for record in [app_line, proxy_line] {
+        let record = record.to_string();
+        let out = host.filter(record.as_bytes()).output;
+        assert!(out == native(&mut transformer, record.as_bytes()));
+        outs.push(serde_json::from_slice::<serde_json::Value>(&out).unwrap());
+    }
+    let out = &outs[1];
+    assert_eq!(
+        out["dd"],
+        serde_json::json!({"trace_id": "1234567890123456789", "span_id": "42"}),
+        "{out}"
+    );
+    assert_eq!(out["http"]["status_code"], 200);
+    assert_eq!(out["http"]["request_id"], request_id);
+    assert_eq!(out["network"]["client"]["ip"], "203.0.113.9");
+    assert_eq!(out["duration"], 13_000_000);
+    assert_eq!(out["status"], "info");
 }

@@ -29,6 +29,8 @@ const FILES: &[&str] = &[
     "trace-128-hex.jsonl",
     "app-logs.jsonl",
     "edge-cases.jsonl",
+    "service-connect.jsonl",
+    "service-connect-join.jsonl",
 ];
 
 fn fixtures() -> PathBuf {

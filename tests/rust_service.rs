@@ -238,3 +238,42 @@ fn expected_ids_are_the_known_ones() {
         r#"{"trace_id":"7043144561403045779","span_id":"6023947403358210776"}"#
     );
 }
+
+/// The service's line carries `http.request_id` from `x-request-id`, so the filter's
+/// request-id join gives the Service Connect proxy's access line of the same request (which
+/// logs no trace header) the service's `dd`.
+#[test]
+fn service_lines_join_the_proxys_access_line() {
+    let config = config(TraceIdFormat::Decimal);
+    let (addr, lines) = start(&config);
+    let request_id = "6c1d2e3f-4a5b-4c6d-8e7f-0a1b2c3d4e5f";
+    let headers = [
+        ("x-request-id", request_id),
+        (
+            "traceparent",
+            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+        ),
+    ];
+    assert_eq!(get(addr, "/hello/joined", &headers), "HTTP/1.1 200 OK");
+    let logged = lines.parsed();
+    let line = logged
+        .iter()
+        .find(|line| line["name"] == "joined")
+        .expect("the service logged the request");
+    assert_eq!(line["http.request_id"], request_id);
+
+    let mut filter = Transformer::new(config.clone());
+    let app = serde_json::json!({"container_name": "app", "log": line.to_string()}).to_string();
+    let access = serde_json::json!({
+        "container_name": "ecs-service-connect-7Hc2Qa",
+        "log": format!(r#"[2025-11-11T07:40:46.216Z] "GET /hello/joined HTTP/1.1" 200 0 11 2 1 "-" "curl/8.11.1" "{request_id}" "api.local:8080" "127.0.0.1:3000""#),
+    })
+    .to_string();
+    let mut out = Vec::new();
+    filter.try_transform(app.as_bytes(), &mut out).unwrap();
+    out.clear();
+    let done = filter.try_transform(access.as_bytes(), &mut out).unwrap();
+    assert_eq!(done.trace, Some(envoy_dd::TraceSource::RequestId));
+    let out: Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(out["dd"], line["dd"], "{out}");
+}

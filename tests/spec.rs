@@ -1649,6 +1649,192 @@ fn s7_a_key_repeated_below_the_top_level_keeps_its_last_value_at_its_first_place
     );
 }
 
+/// A FireLens record from the Service Connect proxy around `log`.
+fn service_connect(log: &Value) -> String {
+    json!({
+        "container_name": "ecs-service-connect-7Hc2Qa",
+        "source": "stdout",
+        "log": format!("{log}\n"),
+        "ecs_task_definition": "api:42",
+    })
+    .to_string()
+}
+
+#[test]
+fn s2_shape_g_service_connect_json_every_variant() {
+    // AWS's documented HTTP/1.1 keys, strings and `-`; the line seen in the wild: numbers,
+    // `duration` rather than `duration_ms`, `null` for a missing header, another order.
+    let documented = json!({
+        "start_time": "2025-11-11T07:40:46.216Z", "method": "GET", "path": "/users/42?expand=1",
+        "protocol": "HTTP/1.1", "response_code": "200", "bytes_received": "0",
+        "bytes_sent": "11", "duration_ms": "3", "upstream_service_time": "2",
+        "forwarded_for": "203.0.113.9, 10.0.0.1", "user_agent": "curl/8.11.1",
+        "request_id": "0f3e8d1c", "authority": "api.local:8080", "upstream_host": "10.0.1.5:8080"
+    });
+    let wild = json!({
+        "authority": "api.local:8080", "bytes_received": 0, "bytes_sent": 11, "duration": 3,
+        "forwarded_for": null, "method": "GET", "path": "/users/42?expand=1", "protocol": "HTTP/1.1",
+        "request_id": "0f3e8d1c", "response_code": 200, "start_time": "2025-11-11T07:40:46.216Z",
+        "upstream_host": "10.0.1.5:8080", "upstream_service_time": 2, "user_agent": "curl/8.11.1"
+    });
+    for (log, ip) in [(documented, Some("203.0.113.9")), (wild, None)] {
+        let out = enrich(&service_connect(&log));
+        assert_eq!(out["http"]["status_code"], 200, "{out}");
+        assert_eq!(out["http"]["method"], "GET");
+        assert_eq!(
+            out["http"]["url_details"],
+            json!({"path": "/users/42", "queryString": {"expand": "1"}, "host": "api.local:8080"})
+        );
+        assert_eq!(out["http"]["version"], "1.1");
+        assert_eq!(out["http"]["request_id"], "0f3e8d1c");
+        assert_eq!(out["http"]["useragent"], "curl/8.11.1");
+        assert_eq!(out["network"]["bytes_written"], 11);
+        assert_eq!(out["network"]["client"]["ip"].as_str(), ip);
+        assert_eq!(out["duration"], 3_000_000);
+        assert_eq!(out["status"], "info");
+        assert_eq!(out["message"], "GET /users/42?expand=1 200 3ms");
+    }
+}
+
+#[test]
+fn s5_service_connect_grpc_status_and_level() {
+    let cases = [
+        (json!("OK"), 0, "info"),
+        (json!("NotFound"), 5, "warn"),
+        (json!("Unavailable"), 14, "error"),
+        (json!(4), 4, "error"),
+        (json!("16"), 16, "warn"),
+    ];
+    for (status, code, level) in cases {
+        let log = json!({
+            "start_time": "2025-11-11T07:40:48.100Z", "method": "POST", "path": "/shop.Cart/Add",
+            "protocol": "HTTP/2", "response_code": 200, "grpc_status": status, "duration": 7,
+            "stream_id": "3", "request_id": "5e2b7c4d"
+        });
+        let out = enrich(&service_connect(&log));
+        assert_eq!(out["grpc"], json!({"status": {"code": code}}), "{out}");
+        assert_eq!(out["status"], level, "{out}");
+        assert_eq!(out["stream_id"], "3");
+    }
+    // Not a gRPC status: no attribute. A record's own `grpc` is left alone.
+    let out = enrich(&service_connect(
+        &json!({"response_code": 200, "grpc_status": "Bogus"}),
+    ));
+    assert!(out.get("grpc").is_none());
+    let out = enrich(&service_connect(
+        &json!({"response_code": 200, "grpc_status": "Internal", "grpc": {"service": "x"}}),
+    ));
+    assert_eq!(out["grpc"], json!({"service": "x"}));
+    assert_eq!(out["status"], "error");
+}
+
+#[test]
+fn s5_service_connect_tcp_lines_get_network_but_no_http() {
+    for log in [
+        json!({"start_time": "2025-11-11T07:40:49.000Z", "downstream_remote_address": "10.0.3.4:49152",
+               "downstream_remote_port": 49152, "bytes_received": 1024, "bytes_sent": 2048,
+               "duration": 150, "connection_termination_details": null, "connection_id": 4711}),
+        json!({"connection_id": "4711", "duration": "150", "bytes_sent": "2048",
+               "bytes_received": "1024", "downstream_remote_port": "49152",
+               "downstream_remote_address": "10.0.3.4:49152", "connection_termination_details": "-",
+               "start_time": "2025-11-11T07:40:49.000Z"}),
+    ] {
+        let out = enrich(&service_connect(&log));
+        assert_eq!(
+            out["network"],
+            json!({"client": {"ip": "10.0.3.4", "port": 49152}, "bytes_read": 1024, "bytes_written": 2048}),
+            "{out}"
+        );
+        assert_eq!(out["duration"], 150_000_000);
+        for absent in ["http", "status", "message"] {
+            assert!(out.get(absent).is_none(), "{absent} in {out}");
+        }
+    }
+}
+
+/// Runs `records` through one transformer with `config`; returns each output's `dd` and
+/// trace source.
+fn stream(config: &Config, records: &[String]) -> Vec<(Value, Option<TraceSource>)> {
+    let mut t = Transformer::new(config.clone());
+    records
+        .iter()
+        .map(|record| {
+            let mut out = Vec::new();
+            let done = t.try_transform(record.as_bytes(), &mut out).unwrap();
+            let out: Value = serde_json::from_slice(&out).unwrap();
+            (out.get("dd").cloned().unwrap_or(Value::Null), done.trace)
+        })
+        .collect()
+}
+
+/// An application's lograge line (FireLens record) with `request_id` and `dd`.
+fn lograge(request_id: &str, dd: Option<(&str, &str)>) -> String {
+    let mut log = json!({"method": "GET", "path": "/users/42", "format": "json",
+        "controller": "UsersController", "action": "show", "status": 200, "duration": 12.3,
+        "request_id": request_id});
+    if let Some((trace, span)) = dd {
+        log["dd"] = json!({"trace_id": trace, "span_id": span, "service": "api", "env": "prod"});
+    }
+    json!({"container_name": "app", "source": "stdout", "log": log.to_string()}).to_string()
+}
+
+/// A Service Connect TEXT access line for `request_id`.
+fn proxy_line(request_id: &str) -> String {
+    service_connect_text(&format!(
+        r#"[2025-11-11T07:40:46.216Z] "GET /users/42 HTTP/1.1" 200 0 11 13 12 "-" "curl/8.11.1" "{request_id}" "api.local:8080" "10.0.1.5:8080""#
+    ))
+}
+
+fn service_connect_text(line: &str) -> String {
+    json!({"container_name": "ecs-service-connect-7Hc2Qa", "source": "stdout", "log": line})
+        .to_string()
+}
+
+#[test]
+fn s3_request_id_join_gives_an_access_line_the_apps_trace() {
+    let out = stream(
+        &default_config(),
+        &[
+            lograge("req-1", Some(("1234567890123", "42"))),
+            proxy_line("req-1"),
+        ],
+    );
+    assert_eq!(out[0].1, Some(TraceSource::Existing));
+    assert_eq!(
+        out[1],
+        (ids("1234567890123", "42"), Some(TraceSource::RequestId))
+    );
+    // Service Connect's JSON format, its `request_id` key.
+    let json_line = service_connect(&json!({"method": "GET", "path": "/", "response_code": 200,
+        "request_id": "req-2", "duration_ms": 1}));
+    let out = stream(
+        &default_config(),
+        &[lograge("req-2", Some(("77", "78"))), json_line],
+    );
+    assert_eq!(out[1], (ids("77", "78"), Some(TraceSource::RequestId)));
+}
+
+#[test]
+fn s3_request_id_join_is_a_last_resort_and_never_pairs_across_ids() {
+    let config = default_config();
+    // Out of order: the access line came first, so it has none (the filter streams).
+    let out = stream(&config, &[proxy_line("a"), lograge("a", Some(("5", "6")))]);
+    assert_eq!(out[0], (Value::Null, None));
+    // Another request id: nothing.
+    let out = stream(&config, &[lograge("a", Some(("5", "6"))), proxy_line("b")]);
+    assert_eq!(out[1], (Value::Null, None));
+    // An app line without a trace id is no source.
+    let out = stream(&config, &[lograge("a", None), proxy_line("a")]);
+    assert_eq!(out[1], (Value::Null, None));
+    // The access line's own trace id is never overwritten.
+    let own = firelens(&json!({"response_code": 200, "request_id": "a", "trace_id": "99"}));
+    let out = stream(&config, &[lograge("a", Some(("5", "6"))), own]);
+    assert_eq!(
+        out[1],
+        (dd_of(json!({"trace_id": "99"})), Some(TraceSource::Datadog))
+    );
+}
+
 #[test]
 fn s7_repeated_nested_keys_are_found_in_large_objects_and_deep_nesting() {
     // Many keys: compared after sorting, not pair by pair.
@@ -1693,4 +1879,100 @@ fn s7_repeated_keys_in_dd_moved_and_added_values() {
     // `hash` given as an object.
     let (_, out) = enrich_repeating(r#"{"hash":{"c":1,"c":2}}"#);
     assert_eq!(out["hash"], json!({"c": 2}));
+}
+
+#[test]
+fn s3_request_id_join_a_request_id_seen_twice() {
+    let config = default_config();
+    // The same trace twice: the first span (the request's) stays.
+    let out = stream(
+        &config,
+        &[
+            lograge("a", Some(("5", "6"))),
+            lograge("a", Some(("5", "7"))),
+            proxy_line("a"),
+        ],
+    );
+    assert_eq!(out[2], (ids("5", "6"), Some(TraceSource::RequestId)));
+    // Two traces for one request id: which is the access line's is unknown, so neither.
+    let out = stream(
+        &config,
+        &[
+            lograge("a", Some(("5", "6"))),
+            lograge("a", Some(("8", "9"))),
+            proxy_line("a"),
+        ],
+    );
+    assert_eq!(out[2], (Value::Null, None));
+    // A joined access line is not a source of its own: the next one joins the app's too.
+    let out = stream(
+        &config,
+        &[
+            lograge("a", Some(("5", "6"))),
+            proxy_line("a"),
+            proxy_line("a"),
+        ],
+    );
+    assert_eq!(out[2], (ids("5", "6"), Some(TraceSource::RequestId)));
+}
+
+#[test]
+fn s3_request_id_join_is_bounded_and_can_be_turned_off() {
+    let off = Config {
+        request_id_join: 0,
+        ..default_config()
+    };
+    let out = stream(&off, &[lograge("a", Some(("5", "6"))), proxy_line("a")]);
+    assert_eq!(out[1], (Value::Null, None));
+    // Two entries: the oldest of three request ids is forgotten.
+    let two = Config {
+        request_id_join: 2,
+        ..default_config()
+    };
+    let records = [
+        lograge("a", Some(("1", "1"))),
+        lograge("b", Some(("2", "2"))),
+        lograge("c", Some(("3", "3"))),
+        proxy_line("a"),
+        proxy_line("b"),
+        proxy_line("c"),
+    ];
+    let out = stream(&two, &records);
+    assert_eq!(out[3], (Value::Null, None));
+    assert_eq!(out[4].0, ids("2", "2"));
+    assert_eq!(out[5].0, ids("3", "3"));
+}
+
+#[test]
+fn s7_service_connect_durations_and_nested_keys_follow_the_reliability_rules() {
+    // A `duration_ms` that does not convert exactly gives no `duration` and stays as it was.
+    for ms in [json!(-5), json!("1e30"), json!("-"), json!(null)] {
+        let out = enrich(&service_connect(&json!({
+            "method": "GET", "path": "/", "response_code": 200, "duration_ms": ms,
+        })));
+        assert_eq!(out.get("duration"), None, "{ms}");
+        assert_eq!(out["duration_ms"], ms);
+    }
+    // Exponents convert exactly.
+    let out = enrich(&service_connect(
+        &json!({"response_code": 200, "duration_ms": "1e3"}),
+    ));
+    assert_eq!(out["duration"], 1_000_000_000u64);
+    // A `duration` that does not convert moves to `_log`, whatever `duration_ms` holds.
+    let out = enrich(&service_connect(&json!({
+        "response_code": 200, "duration_ms": 7, "duration": "-5",
+    })));
+    assert_eq!(
+        (out.get("duration"), &out["_log"]),
+        (None, &json!({"duration": "-5"}))
+    );
+    // A TCP line whose own `network` repeats a key: the last value, and no `network.*` added.
+    let log = r#"{"downstream_remote_address":"10.0.0.1","downstream_remote_port":5,"connection_id":3,"bytes_received":1,"network":{"a":1,"a":2}}"#;
+    let (text, out) = enrich_repeating(&format!(r#"{{"log":{}}}"#, Value::String(log.into())));
+    assert_eq!(out["network"], json!({"a": 2}), "{text}");
+    assert_eq!(out.get("http"), None);
+    // An escaped `grpc_status` is read by its decoded name; an own `grpc` is kept.
+    let log = r#"{"gr\u0070c_status":"Unavailable","response_code":200,"grpc":1}"#;
+    let (_, out) = enrich_repeating(&format!(r#"{{"log":{}}}"#, Value::String(log.into())));
+    assert_eq!((&out["grpc"], &out["status"]), (&json!(1), &json!("error")));
 }

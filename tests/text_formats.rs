@@ -525,3 +525,50 @@ proptest! {
         }
     }
 }
+
+/// ECS Service Connect's TEXT lines are recognised without configuration, each field under its
+/// own name: its HTTP/2 line used to pass for Envoy's default format with every field after
+/// the bytes shifted (`http.request_id` got the authority).
+#[test]
+fn service_connect_text_lines_keep_their_fields() {
+    let cases = [
+        (
+            r#"[2025-11-11T07:40:46.216Z] "GET / HTTP/1.1" 200 0 11 1 0 "-" "curl/8.11.1" "0f3e8d1c-5b2a-4c7d-9e6f-1a2b3c4d5e6f" "api.local:8080" "10.0.1.5:8080""#,
+            json!({"response_code": 200, "bytes_received": 0, "bytes_sent": 11, "duration": 1_000_000,
+                   "x_envoy_upstream_service_time": "0", "user_agent": "curl/8.11.1",
+                   "x_request_id": "0f3e8d1c-5b2a-4c7d-9e6f-1a2b3c4d5e6f", "authority": "api.local:8080",
+                   "upstream_host": "10.0.1.5:8080"}),
+        ),
+        (
+            r#"[2025-11-11T07:40:47.001Z] "GET /items?page=2 HTTP/2" 200 0 512 4 3 "198.51.100.7" "okhttp/4.12" "9b1c2d3e-0000-4000-8000-000000000001" "api.local:8080" "10.0.1.5:8080" "12""#,
+            json!({"response_code": 200, "bytes_sent": 512, "x_forwarded_for": "198.51.100.7",
+                   "x_request_id": "9b1c2d3e-0000-4000-8000-000000000001", "authority": "api.local:8080",
+                   "upstream_host": "10.0.1.5:8080", "stream_id": "12"}),
+        ),
+        (
+            r#"[2025-11-11T07:40:48.100Z] "POST /shop.Cart/Add HTTP/2" 200 Unavailable 40 0 7 6 "-" "grpc-go/1.64.0" "5e2b7c4d-0000-4000-8000-000000000002" "cart.local:50051" "10.0.2.9:50051" "3""#,
+            json!({"response_code": 200, "grpc_status": "Unavailable", "bytes_received": 40,
+                   "x_request_id": "5e2b7c4d-0000-4000-8000-000000000002", "authority": "cart.local:50051",
+                   "stream_id": "3"}),
+        ),
+        (
+            r#"[2025-11-11T07:40:49.000Z] 10.0.3.4:49152 49152 1024 2048 150 - 4711"#,
+            json!({"downstream_remote_address": "10.0.3.4:49152", "downstream_remote_port": 49152,
+                   "bytes_received": 1024, "bytes_sent": 2048, "connection_id": 4711}),
+        ),
+    ];
+    for (line, fields) in cases {
+        let input =
+            json!({"container_name": "ecs-service-connect-7Hc2Qa", "log": line}).to_string();
+        let (out, outcome) = common::run(&default_config(), input.as_bytes());
+        assert_eq!(shape(&outcome), Some(Shape::LogText), "{line}");
+        let out: Value = serde_json::from_slice(&out).unwrap();
+        for (key, value) in fields.as_object().unwrap() {
+            assert_eq!(&out[key], value, "{key} in {line}");
+        }
+        assert!(
+            out.get("response_flags").is_none() && out.get("extra").is_none(),
+            "{out}"
+        );
+    }
+}

@@ -71,9 +71,14 @@ Options:
                              the default) or 'hex' (32 hex digits)
       --text-format FORMAT   The Envoy format string of the text access logs in 'log',
                              e.g. '%REQ(:METHOD)% %REQ(:PATH)% %RESPONSE_CODE%'
-                             (Envoy's default format and Istio's need none)
+                             (Envoy's default, Istio's and Service Connect's need none)
       --text-format-file FILE
                              The same, read from FILE (a final newline is ignored)
+      --request-id-join N    Remember the trace ids of the latest N request ids (from
+                             records with both, such as the application's own lines) for
+                             access lines of the same request without trace ids (ECS
+                             Service Connect logs none); 0 turns this off [default: 8192,
+                             about 1 MiB]
       --no-standard-attributes
                              Don't add http.*, network.* and duration
       --no-status            Don't add a status (log level)
@@ -296,6 +301,14 @@ fn parse_transform(
                     ))
                 })?
             }
+            "--request-id-join" => {
+                let value = value()?;
+                options.config.request_id_join = value.parse().map_err(|_| {
+                    usage(format!(
+                        "--request-id-join must be a number of request ids, not '{value}'"
+                    ))
+                })?
+            }
             "--text-format" => {
                 let format = TextFormat::parse(&value()?)
                     .map_err(|e| usage(format!("--text-format: {e}")))?;
@@ -397,6 +410,7 @@ mod tests {
             "--no-derive-phase",
             "--text-format",
             "%REQ(:METHOD)% %RESPONSE_CODE%",
+            "--request-id-join=100",
             "--stats",
             "-q",
             "--no-progress",
@@ -410,6 +424,7 @@ mod tests {
             message: false,
             derive_phase: false,
             text_format: Some(TextFormat::parse("%REQ(:METHOD)% %RESPONSE_CODE%").unwrap()),
+            request_id_join: 100,
         };
         assert_eq!(options.config, expected);
         assert!(options.stats && options.quiet);
@@ -489,6 +504,10 @@ mod tests {
         assert_eq!(
             error(&["transform", "--trace-id-128", "octal"]).message,
             "--trace-id-128 must be 'decimal' or 'hex', not 'octal'"
+        );
+        assert_eq!(
+            error(&["transform", "--request-id-join", "-1"]).message,
+            "--request-id-join must be a number of request ids, not '-1'"
         );
     }
 }
