@@ -13,6 +13,8 @@
 #   --trace-id-128 decimal|hex how 128-bit trace ids are written (default: decimal)
 #   --request-id-join N        how many request ids the request-id join remembers, for
 #                              access lines without trace ids (default: 8192, ~1 MiB; 0: off)
+#   --keep-source-attributes   keep each Envoy key next to the standard attribute made from
+#                              it (default: a key the attribute holds whole moves there)
 #   --out PATH                 where to put the module (default: dist/envoy_dd.wasm)
 #
 # The settings are checked with the native `envoy-dd` CLI first, so a bad format string fails
@@ -28,6 +30,7 @@ set -euo pipefail
 text_format=""
 trace_id_128=""
 request_id_join=""
+keep_source=""
 out="dist/envoy_dd.wasm"
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -36,6 +39,7 @@ while [ $# -gt 0 ]; do
       text_format="$(cat "${2?--text-format-file needs a path}")"; shift 2 ;;
     --trace-id-128) trace_id_128="${2?--trace-id-128 needs a value}"; shift 2 ;;
     --request-id-join) request_id_join="${2?--request-id-join needs a value}"; shift 2 ;;
+    --keep-source-attributes) keep_source=1; shift ;;
     --out)
       out="${2?--out needs a path}"
       case "$out" in /*) ;; *) out="$PWD/$out" ;; esac
@@ -51,17 +55,19 @@ rustup target add wasm32-unknown-unknown >/dev/null 2>&1 || true
 # A module with settings builds apart from the default one, so switching between them does not
 # rebuild either.
 target_dir="target/wasm"
-if [ -n "$text_format$trace_id_128$request_id_join" ]; then
+if [ -n "$text_format$trace_id_128$request_id_join$keep_source" ]; then
   target_dir="target/wasm-configured"
   check=(transform)
   [ -n "$text_format" ] && check+=(--text-format "$text_format")
   [ -n "$trace_id_128" ] && check+=(--trace-id-128 "$trace_id_128")
   [ -n "$request_id_join" ] && check+=(--request-id-join "$request_id_join")
+  [ -n "$keep_source" ] && check+=(--keep-source-attributes)
   "${CARGO:-cargo}" run --quiet --release --target-dir target/wasm-check -- "${check[@]}" \
     </dev/null >/dev/null
 fi
 export ENVOY_DD_TEXT_FORMAT="$text_format" ENVOY_DD_TRACE_ID_128="$trace_id_128"
 export ENVOY_DD_REQUEST_ID_JOIN="$request_id_join"
+export ENVOY_DD_KEEP_SOURCE_ATTRIBUTES="$keep_source"
 
 # Fluent Bit's WAMR is built without SIMD. simd128 is off by default on this target; say so
 # explicitly, so a changed default cannot slip SIMD into the module. Flags from the caller's

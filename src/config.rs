@@ -33,6 +33,28 @@ pub struct Config {
     pub status: bool,
     /// Add a short `message` to access logs that have none.
     pub message: bool,
+    /// Keep every Envoy key as it was logged, next to the standard attribute made from it.
+    /// Off by default: a key whose whole value its attribute holds moves there (as Datadog's
+    /// attribute remapper does unless told to preserve the source), and its absent values
+    /// (`null`, `"-"`) are dropped; a key only partly carried (several `x_forwarded_for`
+    /// addresses, `traceparent`, `response_flags`, ...) stays either way.
+    ///
+    /// ```
+    /// use envoy_dd::{Config, Transformer};
+    ///
+    /// let line = br#"{"method":"GET","path":"/a?b=1","response_code":200,"user_agent":null}"#;
+    /// let mut out = Vec::new();
+    /// Transformer::new(Config::default()).transform(line, &mut out);
+    /// assert_eq!(
+    ///     String::from_utf8(out).unwrap(),
+    ///     r#"{"http":{"status_code":200,"method":"GET","url":"/a?b=1","url_details":{"path":"/a","queryString":{"b":"1"}}},"status":"info","message":"GET /a?b=1 200"}"#
+    /// );
+    /// let keep = Config { keep_source_attributes: true, ..Config::default() };
+    /// let mut out = Vec::new();
+    /// Transformer::new(keep).transform(line, &mut out);
+    /// assert!(out.starts_with(br#"{"method":"GET","path":"/a?b=1","response_code":200,"user_agent":null,"http""#));
+    /// ```
+    pub keep_source_attributes: bool,
     /// Derive `phase` from an `ecs_task_definition` family ending in `-canary` / `-stable`.
     pub derive_phase: bool,
     /// The format of the Envoy text access logs in `log`, tried before the built-in ones
@@ -56,6 +78,7 @@ impl Default for Config {
             standard_attributes: true,
             status: true,
             message: true,
+            keep_source_attributes: false,
             derive_phase: true,
             text_format: None,
             request_id_join: join::DEFAULT_ENTRIES,

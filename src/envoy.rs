@@ -40,6 +40,39 @@ pub(crate) enum Role {
     TaskDefinition,
 }
 
+impl Role {
+    /// Whether a member of this role may move into the standard attribute (or `dd` id) made
+    /// from it, unless the config keeps source keys: the writer then looks at it rather than
+    /// copying it.
+    pub fn may_move(self) -> bool {
+        match self {
+            Role::Trace(key) => matches!(key, TraceKey::DatadogTrace | TraceKey::DatadogSpan),
+            Role::ResponseCode
+            | Role::Method
+            | Role::Path
+            | Role::OriginalPath
+            | Role::Host
+            | Role::Protocol
+            | Role::RequestId
+            | Role::UserAgent
+            | Role::ForwardedFor
+            | Role::RemoteAddress
+            | Role::BytesReceived
+            | Role::BytesSent
+            | Role::Duration => true,
+            // The port and connection id have no standard attribute of their own to hold them
+            // whole, and a gRPC status name is more than its code.
+            Role::RemotePort
+            | Role::ConnectionId
+            | Role::GrpcStatus
+            | Role::ResponseFlags
+            | Role::Level
+            | Role::Message
+            | Role::TaskDefinition => false,
+        }
+    }
+}
+
 /// The role of a key, given its normalised form.
 pub(crate) fn role(normalized: &[u8]) -> Option<Role> {
     if let Some(key) = classify_key(normalized) {
@@ -290,6 +323,19 @@ impl Whole<'_> {
         value: 0,
         digits: b"0",
     };
+    /// Whether a logged value is this number exactly: a JSON number of the same value (`200`,
+    /// `200.0`), or a string of its own decimal digits (`"200"`, not `"200.0"` or `"0200"`,
+    /// whose text would be lost).
+    pub fn is_held(&self, kind: crate::read::Kind, text: &[u8]) -> bool {
+        let same = integer(text).is_some_and(|w| w.value == self.value);
+        match kind {
+            crate::read::Kind::Number => same,
+            crate::read::Kind::String => {
+                same && text.iter().all(u8::is_ascii_digit) && !canonical(text).is_empty()
+            }
+            _ => false,
+        }
+    }
 
     /// Appends the number in decimal.
     #[inline]
@@ -343,6 +389,19 @@ pub(crate) struct Duration<'a> {
 }
 
 impl Duration<'_> {
+    /// Whether a logged value of milliseconds is held exactly by these nanoseconds: a JSON
+    /// number without an exponent and without digits below a nanosecond (`12`, `0.25`), or a
+    /// string of a whole number's own digits (`"12"`).
+    pub fn is_exact(&self, kind: crate::read::Kind, text: &[u8]) -> bool {
+        match kind {
+            crate::read::Kind::Number => {
+                decimal_parts(text).is_some_and(|(_, frac)| frac.iter().skip(6).all(|&d| d == b'0'))
+            }
+            crate::read::Kind::String => !self.millis.is_empty() && self.millis.len() == text.len(),
+            _ => false,
+        }
+    }
+
     /// Appends the nanoseconds in decimal.
     #[inline]
     pub fn write_nanos(&self, out: &mut Vec<u8>) {

@@ -16,15 +16,18 @@
 //! and reused on the next call; the host never frees guest memory.
 //!
 //! Fluent Bit cannot pass parameters to a filter. `hash` and `phase` come from record keys (set
-//! by a `modify` filter in front of this one); the two settings that cannot travel that way are
+//! by a `modify` filter in front of this one); the settings that cannot travel that way are
 //! fixed when the module is built, from the environment of the build
-//! (`fluent-bit/build-wasm.sh --text-format ... --trace-id-128 ...` sets them):
+//! (`fluent-bit/build-wasm.sh --text-format ... --trace-id-128 ... --keep-source-attributes`
+//! sets them):
 //!
 //! * `ENVOY_DD_TEXT_FORMAT`: the Envoy format string of text access logs, tried before the
 //!   built-in formats ([`Config::text_format`]);
 //! * `ENVOY_DD_TRACE_ID_128`: `decimal` (the default) or `hex` ([`Config::trace_id_128`]);
 //! * `ENVOY_DD_REQUEST_ID_JOIN`: how many request ids the request-id join remembers, 0 for
 //!   none ([`Config::request_id_join`]).
+//! * `ENVOY_DD_KEEP_SOURCE_ATTRIBUTES`: `1` keeps the Envoy keys next to their standard
+//!   attributes ([`Config::keep_source_attributes`]); unset, empty or `0` moves them.
 //!
 //! Everything else is the default [`Config`].
 
@@ -37,6 +40,7 @@ use crate::{write, Config, Outcome, TextFormat, Transformer};
 const TEXT_FORMAT: Option<&str> = option_env!("ENVOY_DD_TEXT_FORMAT");
 const TRACE_ID_128: Option<&str> = option_env!("ENVOY_DD_TRACE_ID_128");
 const REQUEST_ID_JOIN: Option<&str> = option_env!("ENVOY_DD_REQUEST_ID_JOIN");
+const KEEP_SOURCE_ATTRIBUTES: Option<&str> = option_env!("ENVOY_DD_KEEP_SOURCE_ATTRIBUTES");
 
 /// Returned when the host passes no record (its copy into guest memory failed).
 const RECORD_MISSING: &[u8] = b"{\"envoy_dd_error\":\"record missing\"}\0";
@@ -78,6 +82,15 @@ fn build_time_config() -> Result<Config, String> {
             .parse()
             .map_err(|_| format!("ENVOY_DD_REQUEST_ID_JOIN: not a number: {entries}"))?;
     }
+    config.keep_source_attributes = match KEEP_SOURCE_ATTRIBUTES.unwrap_or_default() {
+        "" | "0" => false,
+        "1" => true,
+        other => {
+            return Err(format!(
+                "ENVOY_DD_KEEP_SOURCE_ATTRIBUTES: '{other}' is neither 0 nor 1"
+            ))
+        }
+    };
     Ok(config)
 }
 

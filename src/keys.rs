@@ -66,12 +66,12 @@ impl Meaning {
     }
 
     /// Whether the writer handles a member of the log of this meaning itself, rather than
-    /// copying it.
+    /// copying it (one that may move into a standard attribute among them).
     pub fn special_in_record(self) -> bool {
         matches!(
             self.name,
             Name::Dd | Name::Hash | Name::Phase | Name::Duration
-        )
+        ) || self.role.is_some_and(Role::may_move)
     }
 
     /// Whether planning (`plan::Found`) does anything with a member of this meaning.

@@ -120,7 +120,9 @@ pub(crate) fn write(
                     if let Some((_, nanos)) = plan.access.duration_in_place {
                         nanos.write_nanos(out);
                     }
-                    displaced.push(Displaced::of(side, m));
+                    if plan.access.duration_kept {
+                        displaced.push(Displaced::of(side, m));
+                    }
                 }
                 Action::Displace => displaced.push(Displaced::of(side, m)),
                 Action::Dedup => {
@@ -433,6 +435,9 @@ impl Attributes<'_> {
             code.write(out);
             if let Some(method) = found.method {
                 str_member(out, br#","method":""#, method);
+            }
+            if let (true, Some(path)) = (self.url, path) {
+                str_member(out, br#","url":""#, path);
             }
             if path.is_some() || found.host.is_some() {
                 out.extend_from_slice(br#","url_details":{"#);

@@ -16,7 +16,7 @@ use crate::keys::{Meaning, Name, Side};
 use crate::read::{self, Kind, Member};
 use crate::record::{Bufs, Record};
 use crate::text;
-use crate::trace::{self, TraceCandidates, TraceContext, TraceIdFormat, TraceSource};
+use crate::trace::{self, TraceCandidates, TraceContext, TraceIdFormat, TraceKey, TraceSource};
 
 /// Everything decided about one record before writing it.
 pub(crate) struct Plan<'f> {
@@ -24,6 +24,8 @@ pub(crate) struct Plan<'f> {
     pub hash: ValuePlan<'f, 'f>,
     pub phase: ValuePlan<'f, 'f>,
     pub access: Access<'f>,
+    /// The record's members that moved into the attributes made from them: not written.
+    pub moved: Moved,
     /// The trace context written into `dd` (replacing invalid ids or added).
     pub resolved: Option<TraceContext>,
     /// Where `dd.trace_id` comes from, if the output has a valid one.
@@ -114,11 +116,20 @@ impl<'f> Plan<'f> {
             None => None,
         };
         let phase = ValuePlan::new(Name::Phase, &found.phase, fallback);
+        let mut access = access;
+        let moved = match config.keep_source_attributes {
+            true => Moved::default(),
+            false => {
+                let trace = (dd.managed).then_some(resolved);
+                Moved::plan(record, found, &mut access, config, trace)
+            }
+        };
         Plan {
             dd,
             hash,
             phase,
             access,
+            moved,
             resolved,
             trace_source,
             trace_id_128: config.trace_id_128,
@@ -142,6 +153,7 @@ impl<'f> Plan<'f> {
             Name::Hash if here == self.hash.position => Action::Hash,
             Name::Phase if here == self.phase.position => Action::Phase,
             Name::Hash | Name::Phase => Action::Drop,
+            _ if side == Side::Record && self.moved.contains(i) => Action::Drop,
             _ if side == Side::Record
                 && self.access.duration_in_place.is_some_and(|d| d.0 == i) =>
             {
@@ -252,6 +264,32 @@ pub(crate) struct Found<'a> {
     /// The duration, and the index of the member it came from.
     pub duration: Option<(envoy::Duration<'a>, usize)>,
     pub flags: Option<&'a [u8]>,
+    /// The record members that may move into an attribute (see [`Role::may_move`]).
+    pub sources: Sources,
+}
+
+/// The indexes of the record members that may move into an attribute, the first
+/// [`Sources::MAX`] of them (any further one stays where it is).
+#[derive(Default)]
+pub(crate) struct Sources {
+    indexes: [u32; Sources::MAX],
+    len: usize,
+}
+
+impl Sources {
+    const MAX: usize = 16;
+
+    #[inline(always)]
+    fn push(&mut self, index: usize) {
+        if self.len < Self::MAX {
+            self.indexes[self.len] = index as u32;
+            self.len += 1;
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = usize> + '_ {
+        self.indexes[..self.len].iter().map(|&i| i as usize)
+    }
 }
 
 impl<'a> Found<'a> {
@@ -300,6 +338,9 @@ impl<'a> Found<'a> {
     fn member(&mut self, side: Side, index: usize, m: &Member, meaning: Meaning, buf: &'a [u8]) {
         let slot = side as usize;
         let record = side == Side::Record;
+        if record && meaning.role.is_some_and(Role::may_move) {
+            self.sources.push(index);
+        }
         // Built only for the few members that need it.
         let at = || {
             Some(At {
@@ -682,6 +723,9 @@ pub(crate) struct Access<'a> {
     /// The record member `duration` that does not convert to nanoseconds: it moves to `_log`,
     /// and no `duration` is written (Datadog would read its milliseconds as nanoseconds).
     pub duration_displaced: Option<usize>,
+    /// The milliseconds of `duration_in_place` are kept under `_log` (they are not held
+    /// exactly by the nanoseconds, or the config keeps source keys).
+    pub duration_kept: bool,
 }
 
 pub(crate) struct Attributes<'a> {
@@ -689,6 +733,8 @@ pub(crate) struct Attributes<'a> {
     /// `message`.
     pub code: Option<envoy::Whole<'a>>,
     pub http: bool,
+    /// Add `http.url`, the path as logged (its source key moves there).
+    pub url: bool,
     pub network: bool,
     /// Add `grpc.status.code`.
     pub grpc: bool,
@@ -728,6 +774,7 @@ impl<'a> Access<'a> {
             attributes: Some(Attributes {
                 code,
                 http: http && standard && !found.has_http,
+                url: http && standard && !found.has_http && !config.keep_source_attributes,
                 network: standard && !found.has_network && network,
                 grpc: standard && !found.has_grpc && found.grpc_status.is_some(),
                 duration,
@@ -736,6 +783,151 @@ impl<'a> Access<'a> {
             }),
             duration_in_place,
             duration_displaced,
+            duration_kept: true,
         }
     }
+}
+
+/// The record's members that move into the attributes made from them (see
+/// [`Config::keep_source_attributes`]): those whose whole value an attribute holds exactly,
+/// and Envoy's absent values (`null`, `"-"`) of such keys.
+#[derive(Default)]
+pub(crate) struct Moved {
+    indexes: [u32; Sources::MAX],
+    len: usize,
+}
+
+impl Moved {
+    /// Whether record member `i` moved.
+    #[inline(always)]
+    pub fn contains(&self, i: usize) -> bool {
+        self.indexes[..self.len].contains(&(i as u32))
+    }
+
+    fn push(&mut self, i: usize) {
+        self.indexes[self.len] = i as u32;
+        self.len += 1;
+    }
+
+    /// Decides which of the access log's `found.sources` move; `trace` is `None` when `dd` is
+    /// the application's own (left alone), else the context written into it, if any. Takes the milliseconds of a `duration` replaced in place off `_log` when the
+    /// nanoseconds hold them exactly.
+    fn plan(
+        record: &Record<'_>,
+        found: &Found<'_>,
+        access: &mut Access<'_>,
+        config: &Config,
+        trace: Option<Option<TraceContext>>,
+    ) -> Moved {
+        let mut moved = Moved::default();
+        let Some(attributes) = &access.attributes else {
+            return moved;
+        };
+        let members = record.side(Side::Record);
+        let buf = record.bufs.rec;
+        // Per group of keys, whether its attributes are written (when the record has none of
+        // its own): only then do its keys move, and their absent values go.
+        let standard = config.standard_attributes;
+        let durations = standard && !found.duration_key_on_envelope;
+        let network = standard && !found.has_network;
+        let datadog = trace.flatten().filter(|c| c.source == TraceSource::Datadog);
+        for i in found.sources.iter() {
+            let m = &members.members[i];
+            let Some(role) = record.keys.meaning(members.keys[i]).role else {
+                continue;
+            };
+            let written = match role {
+                Role::Trace(_) => trace.is_some(),
+                Role::ForwardedFor
+                | Role::RemoteAddress
+                | Role::BytesReceived
+                | Role::BytesSent => network,
+                Role::Duration => durations,
+                _ => attributes.http,
+            };
+            if !written {
+                continue;
+            }
+            let absent = match m.kind {
+                Kind::Null => true,
+                Kind::String => !m.value_escaped && m.str_content(buf) == b"-",
+                _ => false,
+            };
+            if absent || holds(role, i, m, buf, found, attributes, datadog, config) {
+                moved.push(i);
+            }
+        }
+        // A `duration` replaced in place by its nanoseconds needs no copy under `_log`.
+        if let Some((i, nanos)) = access.duration_in_place {
+            let m = &members.members[i];
+            let exact = scalar_text(m, buf).is_some_and(|t| nanos.is_exact(m.kind, t));
+            access.duration_kept = !exact;
+        }
+        moved
+    }
+}
+
+/// Whether the attribute made from member `m` (of `role`) holds its whole value exactly, so
+/// that it may move there.
+#[allow(clippy::too_many_arguments)]
+fn holds(
+    role: Role,
+    i: usize,
+    m: &Member,
+    buf: &[u8],
+    found: &Found<'_>,
+    attributes: &Attributes<'_>,
+    datadog: Option<TraceContext>,
+    config: &Config,
+) -> bool {
+    let content = string_content(m, buf);
+    let same = |written: Option<&[u8]>| content.is_some() && content == written;
+    let whole = |written: Option<envoy::Whole<'_>>| {
+        let text = scalar_text(m, buf);
+        written.zip(text).is_some_and(|(w, t)| w.is_held(m.kind, t))
+    };
+    match role {
+        Role::ResponseCode => whole(attributes.code),
+        Role::Method => same(found.method),
+        Role::Path | Role::OriginalPath => same(found.original_path.or(found.path)),
+        Role::Host => same(found.host),
+        Role::RequestId => same(found.request_id),
+        Role::UserAgent => same(found.user_agent),
+        // `HTTP/1.1` is held by `1.1`; `http/1.1` is not.
+        Role::Protocol => content.zip(found.version).is_some_and(|(c, v)| {
+            c.len() == v.len() + 5 && c.starts_with(b"HTTP/") && c.ends_with(v)
+        }),
+        // One address without a port: several, or a port, are more than the attribute holds.
+        Role::ForwardedFor | Role::RemoteAddress => same(found.client_ip.or(found.remote_ip)),
+        Role::BytesReceived => whole(found.bytes_read),
+        Role::BytesSent => whole(found.bytes_written),
+        Role::Duration => match (attributes.duration, found.duration, scalar_text(m, buf)) {
+            (true, Some((nanos, at)), Some(text)) => at == i && nanos.is_exact(m.kind, text),
+            _ => false,
+        },
+        Role::Trace(TraceKey::DatadogTrace) => datadog.is_some_and(|c| {
+            let text = scalar_text(m, buf).unwrap_or_default();
+            match config.trace_id_128 == TraceIdFormat::Hex && c.trace_id_high() != 0 {
+                true => is_hex32(text, c.trace_id),
+                false => is_decimal(text, c.trace_id_low()),
+            }
+        }),
+        Role::Trace(TraceKey::DatadogSpan) => datadog.is_some_and(|c| {
+            let text = scalar_text(m, buf).unwrap_or_default();
+            c.span_id.is_some_and(|span| is_decimal(text, span))
+        }),
+        _ => false,
+    }
+}
+
+/// Whether `text` is `id` in its own decimal digits (no sign, no leading zero).
+fn is_decimal(text: &[u8], id: u64) -> bool {
+    !text.is_empty() && text[0] != b'0' && trace::decimal_digits(text) == Some(id)
+}
+
+/// Whether `text` is `id` in 32 lower-case hex digits, as `dd.trace_id` writes it.
+fn is_hex32(text: &[u8], id: u128) -> bool {
+    let lower = |b: &u8| b.is_ascii_digit() || (b'a'..=b'f').contains(b);
+    let text = core::str::from_utf8(text).unwrap_or_default();
+    text.len() == 32 && text.bytes().all(|b| lower(&b)) && u128::from_str_radix(text, 16) == Ok(id)
 }

@@ -35,11 +35,10 @@ use crate::trace::TraceContext;
 /// let mut out = Vec::new();
 /// t.transform(record, &mut out);
 /// let out = String::from_utf8(out).unwrap();
-/// assert!(out.starts_with(r#"{"source":"stdout","ecs_task_definition":"api-canary:7","method":"GET""#));
+/// assert!(out.starts_with(r#"{"source":"stdout","ecs_task_definition":"api-canary:7","duration":12000000,"response_flags":"-""#));
 /// assert!(out.contains(r#""dd":{"trace_id":"4321","span_id":"8765"},"hash":"abc123","phase":"canary""#));
-/// assert!(out.contains(r#""duration":12000000"#));
-/// assert!(out.contains(r#""status":"info","message":"GET /users/42?x=1 200 12ms""#));
-/// assert!(out.ends_with(r#""_log":{"duration":12}}"#));
+/// assert!(out.contains(r#""http":{"status_code":200,"method":"GET","url":"/users/42?x=1""#));
+/// assert!(out.ends_with(r#""status":"info","message":"GET /users/42?x=1 200 12ms"}"#));
 /// ```
 pub struct Transformer {
     config: Config,

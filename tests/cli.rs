@@ -79,7 +79,8 @@ fn records(output: &Output) -> Vec<Value> {
         .collect()
 }
 
-/// An access log for `path` with a response code, so it gets every attribute.
+/// An access log for `path` with a response code, so it gets every attribute (the path moves
+/// to `http.url`).
 fn access(path: &str) -> String {
     format!(r#"{{"method":"GET","path":"{path}","response_code":200,"trace_id":"7"}}"#)
 }
@@ -102,7 +103,7 @@ fn keeps_every_line_in_order_across_files() {
     assert_eq!(stderr(&output), "");
     let paths: Vec<_> = records(&output)
         .iter()
-        .map(|r| r["path"].as_str().unwrap().to_owned())
+        .map(|r| r["http"]["url"].as_str().unwrap().to_owned())
         .collect();
     assert_eq!(paths, ["/a1", "/a2", "/a3", "/b1", "/b2"]);
     for record in records(&output) {
@@ -442,7 +443,7 @@ fn dash_is_standard_input() {
     );
     let paths: Vec<_> = records(&output)
         .iter()
-        .map(|r| r["path"].as_str().unwrap().to_owned())
+        .map(|r| r["http"]["url"].as_str().unwrap().to_owned())
         .collect();
     assert_eq!(paths, ["/file-a", "/stdin", "/file-b"]);
 }
@@ -475,7 +476,7 @@ fn a_byte_order_mark_before_a_first_line_is_dropped() {
     assert!(!stdout(&output).contains('\u{feff}'), "{}", stdout(&output));
     let paths: Vec<_> = records(&output)
         .iter()
-        .map(|r| r["path"].as_str().unwrap().to_owned())
+        .map(|r| r["http"]["url"].as_str().unwrap().to_owned())
         .collect();
     assert_eq!(paths, ["/a", "/stdin", "/2"]);
 }
@@ -488,7 +489,7 @@ fn a_last_line_without_newline_counts() {
     );
     let paths: Vec<_> = records(&output)
         .iter()
-        .map(|r| r["path"].as_str().unwrap().to_owned())
+        .map(|r| r["http"]["url"].as_str().unwrap().to_owned())
         .collect();
     assert_eq!(paths, ["/1", "/2"]);
     assert!(stdout(&output).ends_with("}\n"));

@@ -1,5 +1,7 @@
 //! Golden tests: every line of `fixtures/input/*.jsonl` through the library, compared byte for
-//! byte with `fixtures/expected/` (the options per file are listed in `fixtures/README.md`).
+//! byte with `fixtures/expected/` (the options per file are listed in `fixtures/README.md`):
+//! `fixtures/expected/default/` with the default options, where Envoy keys move into their
+//! standard attributes, and `fixtures/expected/` itself with `--keep-source-attributes`.
 //!
 //! `UPDATE_GOLDEN=1 cargo test --test golden` rewrites the expected files from the current
 //! library; review the diff line by line before keeping it.
@@ -11,9 +13,30 @@ use std::path::{Path, PathBuf};
 
 use envoy_dd::{Config, Outcome, TraceIdFormat, Transformer};
 
+/// The two ways of running the fixtures: with the default options, and keeping source keys.
+#[derive(Clone, Copy, Debug)]
+enum Mode {
+    Default,
+    KeepSource,
+}
+
+const MODES: [Mode; 2] = [Mode::Default, Mode::KeepSource];
+
+impl Mode {
+    fn expected(self) -> PathBuf {
+        match self {
+            Mode::Default => fixtures().join("expected").join("default"),
+            Mode::KeepSource => fixtures().join("expected"),
+        }
+    }
+}
+
 /// The options each fixture runs with, as `envoy-dd transform` flags would set them.
-fn config_for(file: &str) -> Config {
-    let mut config = common::default_config();
+fn config_for(file: &str, mode: Mode) -> Config {
+    let mut config = match mode {
+        Mode::Default => common::moving_config(),
+        Mode::KeepSource => common::default_config(),
+    };
     match file {
         "app-logs.jsonl" => config.phase = Some("stable".into()),
         "trace-128-hex.jsonl" => config.trace_id_128 = TraceIdFormat::Hex,
@@ -44,9 +67,9 @@ fn lines(data: &[u8]) -> Vec<&[u8]> {
 }
 
 /// Transforms every line of an input file with one reused transformer, as the CLI does.
-fn transform_file(name: &str) -> (Vec<u8>, Vec<Outcome>) {
+fn transform_file(name: &str, mode: Mode) -> (Vec<u8>, Vec<Outcome>) {
     let input = std::fs::read(fixtures().join("input").join(name)).expect("read input fixture");
-    let mut t = Transformer::new(config_for(name));
+    let mut t = Transformer::new(config_for(name, mode));
     let mut out = Vec::new();
     let mut outcomes = Vec::new();
     for line in lines(&input) {
@@ -81,9 +104,12 @@ fn describe(name: &str, n: usize, want: &[u8], got: &[u8]) -> String {
 fn golden_files_match() {
     let update = std::env::var_os("UPDATE_GOLDEN").is_some_and(|v| v == "1");
     let mut report = String::new();
-    for name in FILES {
-        let (got, _) = transform_file(name);
-        let path = fixtures().join("expected").join(name);
+    for (mode, name) in MODES
+        .iter()
+        .flat_map(|&m| FILES.iter().map(move |n| (m, n)))
+    {
+        let (got, _) = transform_file(name, mode);
+        let path = mode.expected().join(name);
         if update {
             std::fs::create_dir_all(path.parent().unwrap()).unwrap();
             std::fs::write(&path, &got).unwrap();
@@ -96,7 +122,7 @@ fn golden_files_match() {
             if w != g {
                 shown += 1;
                 if shown <= 5 {
-                    report.push_str(&describe(name, i + 1, w, g));
+                    report.push_str(&describe(&format!("{mode:?} {name}"), i + 1, w, g));
                 }
             }
         }
@@ -122,9 +148,16 @@ fn golden_files_match() {
 /// duplicate keys holding every input value, whatever the expected files say.
 #[test]
 fn golden_outputs_keep_every_value() {
-    for name in FILES {
+    for (mode, name) in MODES
+        .iter()
+        .flat_map(|&m| FILES.iter().map(move |n| (m, n)))
+    {
         let input = std::fs::read(fixtures().join("input").join(name)).unwrap();
-        let (got, outcomes) = transform_file(name);
+        let (got, outcomes) = transform_file(name, mode);
+        let check = match mode {
+            Mode::Default => common::check_nothing_lost_moving,
+            Mode::KeepSource => common::check_nothing_lost,
+        };
         for (n, ((line, out), outcome)) in lines(&input)
             .into_iter()
             .zip(lines(&got))
@@ -137,9 +170,9 @@ fn golden_outputs_keep_every_value() {
                     assert_eq!(out, line, "{name}:{n}: passed through but changed")
                 }
                 Outcome::Enriched(_) => {
-                    if let Err(e) = common::check_nothing_lost(line, out) {
+                    if let Err(e) = check(line, out) {
                         panic!(
-                            "{name}:{n}: {e}\n  in:  {}\n  out: {}",
+                            "{mode:?} {name}:{n}: {e}\n  in:  {}\n  out: {}",
                             common::preview(line),
                             common::preview(out)
                         );
@@ -155,8 +188,11 @@ fn golden_outputs_keep_every_value() {
 #[test]
 fn trace_fixtures_meet_their_expectations() {
     let mut report = String::new();
-    for name in ["trace-sources.jsonl", "trace-128-hex.jsonl"] {
-        let (got, _) = transform_file(name);
+    for (mode, name) in MODES
+        .iter()
+        .flat_map(|&m| ["trace-sources.jsonl", "trace-128-hex.jsonl"].map(move |n| (m, n)))
+    {
+        let (got, _) = transform_file(name, mode);
         for (n, line) in lines(&got).into_iter().enumerate() {
             let v: serde_json::Value =
                 serde_json::from_slice(line).expect("trace fixtures are valid JSON");
@@ -165,7 +201,7 @@ fn trace_fixtures_meet_their_expectations() {
             if want != dd {
                 let _ = writeln!(
                     report,
-                    "{name}:{}: {}: expected dd {want}, got {dd}",
+                    "{mode:?} {name}:{}: {}: expected dd {want}, got {dd}",
                     n + 1,
                     v["case"]
                 );

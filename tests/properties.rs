@@ -4,7 +4,8 @@
 mod common;
 
 use common::{
-    check_json, check_json_allowing_duplicates, check_nothing_lost, default_config, preview,
+    check_json, check_json_allowing_duplicates, check_nothing_lost, check_nothing_lost_moving,
+    default_config, preview,
 };
 use envoy_dd::{Config, Outcome, TraceIdFormat, Transformer};
 use proptest::prelude::*;
@@ -286,8 +287,9 @@ fn config() -> impl Strategy<Value = Config> {
         any::<bool>(),
         any::<bool>(),
         any::<bool>(),
+        any::<bool>(),
     )
-        .prop_map(|(hash, phase, hex, standard, derive)| Config {
+        .prop_map(|(hash, phase, hex, standard, derive, keep)| Config {
             hash,
             phase,
             trace_id_128: if hex {
@@ -297,6 +299,7 @@ fn config() -> impl Strategy<Value = Config> {
             },
             standard_attributes: standard,
             derive_phase: derive,
+            keep_source_attributes: keep,
             ..Config::default()
         })
 }
@@ -349,14 +352,19 @@ fn cases(n: u32) -> ProptestConfig {
 proptest! {
     #![proptest_config(cases(256))]
 
-    /// On valid records: enriched, one object, no duplicate keys, nothing lost.
+    /// On valid records: enriched, one object, no duplicate keys, nothing lost (a value that
+    /// moved into its standard attribute is recoverable from it).
     #[test]
     fn any_json_object_is_enriched_without_loss(input in record(), config in config()) {
+        let check = match config.keep_source_attributes {
+            true => check_nothing_lost,
+            false => check_nothing_lost_moving,
+        };
         let mut t = Transformer::new(config);
         let mut out = Vec::new();
         let outcome = t.transform(input.as_bytes(), &mut out);
         prop_assert!(matches!(outcome, Outcome::Enriched(_)), "{:?} for {}", outcome, input);
-        if let Err(e) = check_nothing_lost(input.as_bytes(), &out) {
+        if let Err(e) = check(input.as_bytes(), &out) {
             return Err(TestCaseError::fail(format!("{e}\n in:  {input}\n out: {}", preview(&out))));
         }
         // The transformer is reused: a second record must not see the first one's state.

@@ -1026,6 +1026,221 @@ fn s5_original_envoy_keys_stay_as_they_were() {
     assert!(out.ends_with(r#""_log":{"duration":12}}"#), "{out}");
 }
 
+/// Transforms `input` with the library's default options (Envoy keys move into their standard
+/// attributes, `hash` set), checks that nothing was lost (each value present or recoverable
+/// from its attribute), and returns the output text.
+fn moved(input: &str) -> String {
+    let (out, outcome) = run(&common::moving_config(), input.as_bytes());
+    assert!(
+        matches!(outcome, Outcome::Enriched(_)),
+        "{outcome:?}\n in: {input}"
+    );
+    assert_valid(&out);
+    if let Err(e) = common::check_nothing_lost_moving(input.as_bytes(), &out) {
+        panic!(
+            "{e}\n in:  {input}\n out: {}",
+            String::from_utf8_lossy(&out)
+        );
+    }
+    String::from_utf8(out).unwrap()
+}
+
+#[test]
+fn s5_keys_whose_whole_value_an_attribute_holds_move_there() {
+    let input = r#"{"response_code":200,"method":"GET","path":"/users/42?x=1","duration":12,"response_flags":"-","request_id":"rid-1","trace_id":"1234","span_id":"5678","authority":"api.local","protocol":"HTTP/1.1","user_agent":"curl/8","x_forwarded_for":"203.0.113.9","bytes_received":3,"bytes_sent":50,"upstream_host":"10.0.0.1:80"}"#;
+    assert_eq!(
+        moved(input),
+        r#"{"duration":12000000,"response_flags":"-","upstream_host":"10.0.0.1:80","dd":{"trace_id":"1234","span_id":"5678"},"hash":"4f9c2a17e0b3","http":{"status_code":200,"method":"GET","url":"/users/42?x=1","url_details":{"path":"/users/42","queryString":{"x":"1"},"host":"api.local"},"version":"1.1","request_id":"rid-1","useragent":"curl/8"},"network":{"client":{"ip":"203.0.113.9"},"bytes_read":3,"bytes_written":50},"status":"info","message":"GET /users/42?x=1 200 12ms"}"#
+    );
+    // The same keys in a FireLens record's `log`, read by a learned layout after the first.
+    let firelens = json!({"source": "stdout", "log": input}).to_string();
+    let mut t = Transformer::new(common::moving_config());
+    for _ in 0..3 {
+        let mut out = Vec::new();
+        t.transform(firelens.as_bytes(), &mut out);
+        let out = String::from_utf8(out).unwrap();
+        assert!(
+            out.starts_with(
+                r#"{"source":"stdout","duration":12000000,"response_flags":"-","upstream_host""#
+            ),
+            "{out}"
+        );
+        let parsed: Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(
+            keys(&parsed),
+            [
+                "source",
+                "duration",
+                "response_flags",
+                "upstream_host",
+                "dd",
+                "hash",
+                "http",
+                "network",
+                "status",
+                "message"
+            ]
+        );
+    }
+}
+
+#[test]
+fn s5_keys_only_partly_carried_stay() {
+    let out = moved(
+        r#"{"response_code":200,"x_forwarded_for":"203.0.113.9, 10.0.0.2","downstream_remote_address":"10.0.0.2:5123","traceparent":"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01","x_datadog_tags":"_dd.p.tid=4bf92f3577b34da6","x_b3_traceid":"4bf92f3577b34da6","x_amzn_trace_id":"Root=1-5759e988-bd862e3fe1be46a994272793","response_flags":"UF"}"#,
+    );
+    for key in [
+        r#""x_forwarded_for":"203.0.113.9, 10.0.0.2""#,
+        r#""downstream_remote_address":"10.0.0.2:5123""#,
+        r#""traceparent""#,
+        r#""x_datadog_tags""#,
+        r#""x_b3_traceid""#,
+        r#""x_amzn_trace_id""#,
+        r#""response_flags":"UF""#,
+    ] {
+        assert!(out.contains(key), "{key} in {out}");
+    }
+    assert!(
+        out.contains(r#""network":{"client":{"ip":"203.0.113.9"}}"#),
+        "{out}"
+    );
+    // The W3C context is used, so no Datadog id moves; one address without a port does.
+    let out = moved(
+        r#"{"response_code":200,"downstream_remote_address":"10.0.0.2","trace_id":"5","traceparent":"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}"#,
+    );
+    assert!(!out.contains("downstream_remote_address"), "{out}");
+    assert!(out.starts_with(r#"{"traceparent""#), "{out}");
+}
+
+#[test]
+fn s5_absent_values_of_moved_keys_are_dropped() {
+    let out = moved(
+        r#"{"response_code":200,"method":"-","path":null,"user_agent":null,"authority":"-","x_forwarded_for":null,"trace_id":null,"span_id":"-","bytes_sent":"-","duration":"-","x_datadog_tags":null,"response_flags":"-","request_id":""}"#,
+    );
+    assert_eq!(
+        out,
+        r#"{"x_datadog_tags":null,"response_flags":"-","request_id":"","hash":"4f9c2a17e0b3","http":{"status_code":200},"status":"info","message":"200"}"#
+    );
+}
+
+#[test]
+fn s5_only_values_written_exactly_move() {
+    let moves = |input: &str, key: &str| {
+        let out: Value = serde_json::from_str(&moved(input)).unwrap();
+        out.get(key).is_none()
+    };
+    let code = |v: &str| format!(r#"{{"response_code":{v},"method":"GET"}}"#);
+    // The same number, or a string of its own digits, is held by `http.status_code`.
+    for v in ["200", "200.0", r#""200""#] {
+        assert!(moves(&code(v), "response_code"), "{v}");
+    }
+    for v in [r#""200.0""#, r#""0200""#, r#"" 200""#] {
+        assert!(!moves(&code(v), "response_code"), "{v}");
+    }
+    let bytes = |v: &str| format!(r#"{{"response_code":200,"bytes_sent":{v}}}"#);
+    assert!(moves(&bytes("11576.0"), "bytes_sent"));
+    assert!(moves(&bytes(r#""11576""#), "bytes_sent"));
+    assert!(!moves(&bytes("1.0e3"), "bytes_sent"));
+    // Milliseconds held exactly by nanoseconds move; below a nanosecond they stay in `_log`.
+    let duration = |v: &str| moved(&format!(r#"{{"response_code":200,"duration":{v}}}"#));
+    assert_eq!(
+        duration("1.25"),
+        r#"{"duration":1250000,"hash":"4f9c2a17e0b3","http":{"status_code":200},"status":"info","message":"200 1.25ms"}"#
+    );
+    assert!(duration(r#""12""#).starts_with(r#"{"duration":12000000,"hash""#));
+    assert!(duration("0.0000004").ends_with(r#""_log":{"duration":0.0000004}}"#));
+    assert!(duration("1e3").ends_with(r#""_log":{"duration":1e3}}"#));
+    assert!(duration(r#""12.0""#).ends_with(r#""_log":{"duration":"12.0"}}"#));
+    let duration_ms = moved(r#"{"response_code":200,"duration_ms":7}"#);
+    assert!(
+        duration_ms.starts_with(r#"{"duration_ms":7,"#),
+        "{duration_ms}"
+    );
+    // `HTTP/1.1` is held by `1.1`; another spelling is not.
+    assert!(moves(
+        r#"{"response_code":200,"protocol":"HTTP/2"}"#,
+        "protocol"
+    ));
+    assert!(!moves(
+        r#"{"response_code":200,"protocol":"http/1.1"}"#,
+        "protocol"
+    ));
+    // Ids move when `dd` holds their very text.
+    assert!(moves(
+        r#"{"response_code":200,"trace_id":12,"span_id":34}"#,
+        "trace_id"
+    ));
+    assert!(!moves(
+        r#"{"response_code":200,"trace_id":"0012"}"#,
+        "trace_id"
+    ));
+    // Of two paths, the one `http.url` holds moves.
+    let out = moved(r#"{"response_code":200,"path":"/a","x_envoy_original_path":"/b"}"#);
+    assert!(
+        out.starts_with(r#"{"path":"/a","#) && out.contains(r#""url":"/b""#),
+        "{out}"
+    );
+}
+
+#[test]
+fn s5_128_bit_ids_move_only_as_written() {
+    let input =
+        r#"{"response_code":200,"trace_id":"4bf92f3577b34da6a3ce929d0e0e4736","span_id":"5"}"#;
+    let hex = Config {
+        trace_id_128: TraceIdFormat::Hex,
+        ..common::moving_config()
+    };
+    let (out, _) = run(&hex, input.as_bytes());
+    let out = String::from_utf8(out).unwrap();
+    assert!(
+        out.starts_with(r#"{"dd":{"trace_id":"4bf92f3577b34da6a3ce929d0e0e4736","span_id":"5"}"#),
+        "{out}"
+    );
+    // In decimal, `dd.trace_id` holds the lower half only: the 128-bit id stays.
+    let out = moved(input);
+    assert!(
+        out.starts_with(r#"{"trace_id":"4bf92f3577b34da6a3ce929d0e0e4736","dd""#),
+        "{out}"
+    );
+}
+
+#[test]
+fn s5_keys_stay_when_the_record_has_its_own_attributes_or_they_are_off() {
+    let out = moved(r#"{"response_code":200,"method":"GET","bytes_sent":5,"http":{"x":1}}"#);
+    assert!(
+        out.starts_with(r#"{"response_code":200,"method":"GET","http":{"x":1},"hash""#),
+        "{out}"
+    );
+    assert!(out.contains(r#""network":{"bytes_written":5}"#), "{out}");
+    let off = Config {
+        standard_attributes: false,
+        ..common::moving_config()
+    };
+    let input = r#"{"response_code":200,"method":"GET","user_agent":null,"duration":3}"#;
+    let (out, _) = run(&off, input.as_bytes());
+    assert!(
+        out.starts_with(input.trim_end_matches('}').as_bytes()),
+        "{}",
+        String::from_utf8_lossy(&out)
+    );
+}
+
+#[test]
+fn s5_keep_source_attributes_keeps_every_key() {
+    let keep = Config {
+        keep_source_attributes: true,
+        ..common::moving_config()
+    };
+    let (out, _) = run(&keep, SEED.as_bytes());
+    let out = String::from_utf8(out).unwrap();
+    assert_eq!(out, text(SEED));
+    assert!(
+        out.starts_with(r#"{"response_code":200,"method":"GET","path""#),
+        "{out}"
+    );
+    assert!(!out.contains(r#""url""#), "{out}");
+}
+
 #[test]
 fn s5_only_access_logs_get_attributes() {
     let (out, enriched) = enrich_with(

@@ -317,6 +317,7 @@ fn repeated_and_colliding_fields_keep_every_value() {
     let config = Config {
         text_format: Some(format),
         hash: None,
+        keep_source_attributes: true,
         ..Config::default()
     };
     let added = r#""http":{"status_code":200},"status":"info","message":"200""#;
@@ -364,6 +365,7 @@ fn a_format_that_looks_like_json_is_tried_before_json() {
     let config = Config {
         text_format: Some(TextFormat::parse(format).unwrap()),
         hash: None,
+        keep_source_attributes: true,
         ..Config::default()
     };
     let record = |log: &str| json!({"source": "stdout", "log": log}).to_string();

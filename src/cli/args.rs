@@ -81,6 +81,10 @@ Options:
                              about 1 MiB]
       --no-standard-attributes
                              Don't add http.*, network.* and duration
+      --keep-source-attributes
+                             Keep each Envoy key next to the standard attribute made
+                             from it (by default a key whose whole value the attribute
+                             holds moves there, and its absent values are dropped)
       --no-status            Don't add a status (log level)
       --no-message           Don't add a message
       --no-derive-phase      Don't derive phase from an ecs_task_definition family
@@ -326,6 +330,7 @@ fn parse_transform(
             "--" => options_ended = true,
             "-h" | "--help" => return Ok(Command::Help(Topic::Transform)),
             "--no-standard-attributes" => options.config.standard_attributes = false,
+            "--keep-source-attributes" => options.config.keep_source_attributes = true,
             "--no-status" => options.config.status = false,
             "--no-message" => options.config.message = false,
             "--no-derive-phase" => options.config.derive_phase = false,
@@ -405,6 +410,7 @@ mod tests {
             "--trace-id-128",
             "hex",
             "--no-standard-attributes",
+            "--keep-source-attributes",
             "--no-status",
             "--no-message",
             "--no-derive-phase",
@@ -422,6 +428,7 @@ mod tests {
             standard_attributes: false,
             status: false,
             message: false,
+            keep_source_attributes: true,
             derive_phase: false,
             text_format: Some(TextFormat::parse("%REQ(:METHOD)% %RESPONSE_CODE%").unwrap()),
             request_id_join: 100,

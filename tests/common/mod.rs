@@ -9,7 +9,8 @@
 
 use envoy_dd::{Config, Outcome, TraceIdFormat, Transformer};
 
-/// The options the fixtures use unless `fixtures/README.md` says otherwise.
+/// The options the fixtures use unless `fixtures/README.md` says otherwise, keeping source keys
+/// (`--keep-source-attributes`): the rules each test checks, apart from moving keys.
 pub const HASH: &str = "4f9c2a17e0b3";
 
 /// `--hash 4f9c2a17e0b3 --trace-id-128 decimal`, no phase.
@@ -18,7 +19,17 @@ pub fn default_config() -> Config {
         hash: Some(HASH.into()),
         phase: None,
         trace_id_128: TraceIdFormat::Decimal,
+        keep_source_attributes: true,
         ..Config::default()
+    }
+}
+
+/// [`default_config`] as the library's default has it: Envoy keys move into their standard
+/// attributes.
+pub fn moving_config() -> Config {
+    Config {
+        keep_source_attributes: false,
+        ..default_config()
     }
 }
 
@@ -408,6 +419,15 @@ pub fn is_placeholder_id(v: &Scalar) -> bool {
 /// leaf, except a `log` string that was merged (its parsed leaves count instead), `hash`/`phase`
 /// debris, a `null` `dd`, and placeholder ids in `dd`.
 pub fn required_scalars(input: &Doc, merged_log: Option<&Doc>) -> Vec<Scalar> {
+    required_leaves(input, merged_log)
+        .into_iter()
+        .map(|(_, value)| value)
+        .collect()
+}
+
+/// [`required_scalars`], each with the top-level key of the record it was under when it was
+/// a top-level member itself.
+pub fn required_leaves(input: &Doc, merged_log: Option<&Doc>) -> Vec<(Option<String>, Scalar)> {
     let mut out = Vec::new();
     let mut add = |doc: &Doc, skip_log: bool| {
         for leaf in &doc.leaves {
@@ -429,7 +449,8 @@ pub fn required_scalars(input: &Doc, merged_log: Option<&Doc>) -> Vec<Scalar> {
             {
                 continue;
             }
-            out.push(leaf.value.clone());
+            let key = (leaf.depth == 1).then(|| leaf.top.clone()).flatten();
+            out.push((key, leaf.value.clone()));
         }
     };
     add(input, merged_log.is_some());
@@ -443,6 +464,107 @@ pub fn required_scalars(input: &Doc, merged_log: Option<&Doc>) -> Vec<Scalar> {
 /// scalar of `input` (a number may have become a string with the same digits, as ids do).
 /// Returns a description of the first problem.
 pub fn check_nothing_lost(input: &[u8], output: &[u8]) -> Result<(), String> {
+    check_lost(input, output, false)
+}
+
+/// [`check_nothing_lost`] for the default config, where Envoy keys move into their standard
+/// attributes: a value of such a key (see [`MOVING_KEYS`]) may instead be recoverable from
+/// an attribute (`"HTTP/1.1"` from `http.version` `1.1`, `12` ms from `duration` `12000000`,
+/// `"200"` or `200.0` from `200`), or be Envoy's "absent" (`null`, `"-"`).
+pub fn check_nothing_lost_moving(input: &[u8], output: &[u8]) -> Result<(), String> {
+    check_lost(input, output, true)
+}
+
+/// Normalised names (lower case, letters and digits) of the keys that may move.
+pub const MOVING_KEYS: &[&str] = &[
+    "responsecode",
+    "statuscode",
+    "code",
+    "method",
+    "path",
+    "xenvoyoriginalpath",
+    "authority",
+    "host",
+    "protocol",
+    "requestid",
+    "xrequestid",
+    "useragent",
+    "xforwardedfor",
+    "forwardedfor",
+    "downstreamremoteaddress",
+    "bytesreceived",
+    "bytessent",
+    "duration",
+    "durationms",
+    "traceid",
+    "xdatadogtraceid",
+    "ddtraceid",
+    "datadogtraceid",
+    "spanid",
+    "parentid",
+    "xdatadogparentid",
+    "ddspanid",
+    "datadogparentid",
+];
+
+/// Whether `want`, a value of `key`, is held by an attribute of `out` as moving keys allows.
+fn recoverable(key: &str, want: &Scalar, out: &Doc) -> bool {
+    let normal: String = key
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .map(|c| c.to_ascii_lowercase())
+        .collect();
+    if !MOVING_KEYS.contains(&normal.as_str()) {
+        return false;
+    }
+    let at = |top: &str, second: Option<&str>| {
+        out.leaves
+            .iter()
+            .find(|l| {
+                l.top.as_deref() == Some(top)
+                    && l.second.as_deref() == second
+                    && l.depth == 1 + usize::from(second.is_some())
+            })
+            .map(|l| &l.value)
+    };
+    let number = |text: &str| text.parse::<f64>().ok().filter(|n| n.abs() < 9e15);
+    let same_number = |text: &str| {
+        out.leaves.iter().any(|l| matches!(&l.value, Scalar::Num(n) if number(n).is_some() && number(n) == number(text)))
+    };
+    let text = match want {
+        Scalar::Null => return true,
+        Scalar::Str(s) if s == "-" => return true,
+        Scalar::Str(s) | Scalar::Num(s) => s,
+        Scalar::Bool(_) => return false,
+    };
+    if normal == "duration" || normal == "durationms" {
+        return millis_to_nanos(text)
+            .is_some_and(|n| at("duration", None) == Some(&Scalar::Num(n)));
+    }
+    if normal == "protocol" {
+        let version = text.strip_prefix("HTTP/").map(|v| Scalar::Str(v.into()));
+        return version.is_some() && at("http", Some("version")) == version.as_ref();
+    }
+    match want {
+        // A string of a number's own digits, written as that number.
+        Scalar::Str(s) => out.leaves.iter().any(|l| l.value == Scalar::Num(s.clone())),
+        _ => same_number(text),
+    }
+}
+
+/// `12.5` (milliseconds) as `12500000` (nanoseconds), digit by digit; `None` below a nanosecond.
+fn millis_to_nanos(millis: &str) -> Option<String> {
+    let (whole, frac) = millis.split_once('.').unwrap_or((millis, ""));
+    let frac = format!("{frac:0<6}");
+    if frac[6..].bytes().any(|b| b != b'0') {
+        return None;
+    }
+    let digits = format!("{whole}{}", &frac[..6]);
+    let trimmed = digits.trim_start_matches('0');
+    Some(if trimmed.is_empty() { "0" } else { trimmed }.into())
+}
+
+fn check_lost(input: &[u8], output: &[u8], moving: bool) -> Result<(), String> {
     let out_doc = check_json(output).map_err(|e| format!("output: {e}"))?;
     let in_doc = check_json(input).map_err(|e| format!("input: {e}"))?;
     // The log was merged if the output has no `log` string equal to the input's.
@@ -475,9 +597,10 @@ pub fn check_nothing_lost(input: &[u8], output: &[u8]) -> Result<(), String> {
     };
     let have: std::collections::HashSet<&Scalar> =
         out_doc.leaves.iter().map(|l| &l.value).collect();
-    for want in required_scalars(&in_doc, merged.as_ref()) {
+    for (key, want) in required_leaves(&in_doc, merged.as_ref()) {
         let found = have.contains(&want)
-            || matches!(&want, Scalar::Num(n) if have.contains(&Scalar::Str(n.clone())));
+            || matches!(&want, Scalar::Num(n) if have.contains(&Scalar::Str(n.clone())))
+            || (moving && key.is_some_and(|k| recoverable(&k, &want, &out_doc)));
         if !found {
             return Err(format!("input value {want:?} is missing from the output"));
         }
