@@ -1,6 +1,7 @@
 //! What the transform adds, and from what: [`Config`].
 
 use crate::absent::is_placeholder;
+use crate::endpoint::Routes;
 use crate::text::TextFormat;
 use crate::trace::TraceIdFormat;
 use crate::write;
@@ -32,6 +33,10 @@ pub struct Config {
     pub status: bool,
     /// Add a short `message` to access logs that have none.
     pub message: bool,
+    /// Route templates (`GET /users/{id}`) whose path is `http.endpoint` for the requests they
+    /// match; other requests get the endpoint Datadog's tracers infer (see
+    /// [`crate::endpoint`]).
+    pub routes: Routes,
     /// Keep every Envoy key as it was logged, next to the standard attribute made from it.
     /// Off by default: a key whose whole value its attribute holds moves there (as Datadog's
     /// attribute remapper does unless told to preserve the source), and its absent values
@@ -71,6 +76,7 @@ impl Default for Config {
             status: true,
             message: true,
             keep_source_attributes: false,
+            routes: Routes::default(),
             derive_phase: true,
             text_format: None,
         }

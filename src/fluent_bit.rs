@@ -24,6 +24,7 @@
 //! * `ENVOY_DD_TEXT_FORMAT`: the Envoy format string of text access logs, tried before the
 //!   built-in formats ([`Config::text_format`]);
 //! * `ENVOY_DD_TRACE_ID_128`: `decimal` (the default) or `hex` ([`Config::trace_id_128`]);
+//! * `ENVOY_DD_ROUTES`: route templates, one per line ([`Config::routes`]);
 //! * `ENVOY_DD_KEEP_SOURCE_ATTRIBUTES`: `1` keeps the Envoy keys next to their standard
 //!   attributes ([`Config::keep_source_attributes`]); unset, empty or `0` moves them.
 //!
@@ -37,6 +38,7 @@ use crate::{write, Config, Outcome, TextFormat, Transformer};
 /// The build-time settings (see the module documentation); unset or empty means the default.
 const TEXT_FORMAT: Option<&str> = option_env!("ENVOY_DD_TEXT_FORMAT");
 const TRACE_ID_128: Option<&str> = option_env!("ENVOY_DD_TRACE_ID_128");
+const ROUTES: Option<&str> = option_env!("ENVOY_DD_ROUTES");
 const KEEP_SOURCE_ATTRIBUTES: Option<&str> = option_env!("ENVOY_DD_KEEP_SOURCE_ATTRIBUTES");
 
 /// Returned when the host passes no record (its copy into guest memory failed).
@@ -73,6 +75,10 @@ fn build_time_config() -> Result<Config, String> {
         config.trace_id_128 = ids
             .parse()
             .map_err(|e| format!("ENVOY_DD_TRACE_ID_128: {e}"))?;
+    }
+    if let Some(routes) = ROUTES.filter(|r| !r.is_empty()) {
+        config.routes =
+            crate::endpoint::Routes::parse(routes).map_err(|e| format!("ENVOY_DD_ROUTES: {e}"))?;
     }
     config.keep_source_attributes = match KEEP_SOURCE_ATTRIBUTES.unwrap_or_default() {
         "" | "0" => false,

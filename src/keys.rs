@@ -20,6 +20,8 @@ pub(crate) enum Name {
     Phase,
     Http,
     Network,
+    /// `graphql`, where the logged GraphQL operation name goes.
+    Graphql,
     Duration,
     /// `_log`, where displaced values go.
     Displaced,
@@ -43,6 +45,7 @@ impl Meaning {
             b"phase" => Name::Phase,
             b"http" => Name::Http,
             b"network" => Name::Network,
+            b"graphql" => Name::Graphql,
             b"duration" => Name::Duration,
             b"_log" => Name::Displaced,
             _ => Name::Other,
@@ -76,7 +79,13 @@ impl Meaning {
         self.role.is_some()
             || matches!(
                 self.name,
-                Name::Dd | Name::Hash | Name::Phase | Name::Http | Name::Network | Name::Duration
+                Name::Dd
+                    | Name::Hash
+                    | Name::Phase
+                    | Name::Http
+                    | Name::Network
+                    | Name::Graphql
+                    | Name::Duration
             )
     }
 }

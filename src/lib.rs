@@ -19,9 +19,13 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+// `endpoint` uses `core` and `alloc` only.
+extern crate alloc;
+
 mod absent;
 mod config;
 mod dedup;
+pub mod endpoint;
 mod envoy;
 mod error;
 mod keys;

@@ -212,6 +212,7 @@ pub(crate) struct Found<'a> {
     pub has_message: bool,
     pub has_http: bool,
     pub has_network: bool,
+    pub has_graphql: bool,
     /// Index of a record member named exactly `duration`, and its value in nanoseconds if it
     /// converts.
     pub duration_key: Option<(usize, Option<envoy::Duration<'a>>)>,
@@ -232,6 +233,7 @@ pub(crate) struct Found<'a> {
     /// The duration, and the index of the member it came from.
     pub duration: Option<(envoy::Duration<'a>, usize)>,
     pub flags: Option<&'a [u8]>,
+    pub graphql_operation: Option<&'a [u8]>,
     /// The record members that may move into an attribute (see [`Role::may_move`]).
     pub sources: Sources,
 }
@@ -332,6 +334,7 @@ impl<'a> Found<'a> {
                 }
                 Name::Http => self.has_http = true,
                 Name::Network => self.has_network = true,
+                Name::Graphql => self.has_graphql = true,
                 _ => {}
             },
             Some(Role::Trace(kind)) => {
@@ -391,6 +394,9 @@ impl<'a> Found<'a> {
                 scalar_text(m, buf).and_then(envoy::integer),
             ),
             Some(Role::ResponseFlags) if record => first(&mut self.flags, scalar_text(m, buf)),
+            Some(Role::GraphqlOperation) if record => {
+                first(&mut self.graphql_operation, string_content(m, buf))
+            }
             Some(_) => {}
         }
     }
@@ -669,6 +675,8 @@ pub(crate) struct Attributes<'a> {
     /// Add `http.url`, the path as logged (its source key moves there).
     pub url: bool,
     pub network: bool,
+    /// Add `graphql.operation.name`.
+    pub graphql: bool,
     /// Add `duration` at the end (no member of that name exists).
     pub duration: bool,
     pub status: bool,
@@ -702,6 +710,7 @@ impl<'a> Access<'a> {
                 http: standard && !found.has_http,
                 url: standard && !found.has_http && !config.keep_source_attributes,
                 network: standard && !found.has_network && network,
+                graphql: standard && !found.has_graphql && found.graphql_operation.is_some(),
                 duration,
                 status: config.status && !found.has_level,
                 message: config.message && !found.has_message,
@@ -755,6 +764,7 @@ impl Moved {
         let standard = config.standard_attributes;
         let durations = standard && !found.duration_key_on_envelope;
         let network = standard && !found.has_network;
+        let graphql = standard && !found.has_graphql;
         let datadog = trace.flatten().filter(|c| c.source == TraceSource::Datadog);
         for i in found.sources.iter() {
             let m = &members.members[i];
@@ -768,6 +778,7 @@ impl Moved {
                 | Role::BytesReceived
                 | Role::BytesSent => network,
                 Role::Duration => durations,
+                Role::GraphqlOperation => graphql,
                 _ => attributes.http,
             };
             if !written {
@@ -806,7 +817,12 @@ fn holds(
     config: &Config,
 ) -> bool {
     let content = string_content(m, buf);
-    let same = |written: Option<&[u8]>| content.is_some() && content == written;
+    // The value written is nearly always this member's own (the same bytes): no need to
+    // compare them, which costs a loop per byte in the Wasm interpreter.
+    let same = |written: Option<&[u8]>| match (content, written) {
+        (Some(c), Some(w)) => core::ptr::eq(c, w) || c == w,
+        _ => false,
+    };
     let whole = |written: Option<envoy::Whole<'_>>| {
         let text = scalar_text(m, buf);
         written.zip(text).is_some_and(|(w, t)| w.is_held(m.kind, t))
@@ -818,6 +834,7 @@ fn holds(
         Role::Host => same(found.host),
         Role::RequestId => same(found.request_id),
         Role::UserAgent => same(found.user_agent),
+        Role::GraphqlOperation => same(found.graphql_operation),
         // `HTTP/1.1` is held by `1.1`; `http/1.1` is not.
         Role::Protocol => content.zip(found.version).is_some_and(|(c, v)| {
             c.len() == v.len() + 5 && c.starts_with(b"HTTP/") && c.ends_with(v)
@@ -847,12 +864,10 @@ fn holds(
 
 /// Whether `text` is `id` in its own decimal digits (no sign, no leading zero).
 fn is_decimal(text: &[u8], id: u64) -> bool {
-    !text.is_empty() && text[0] != b'0' && trace::decimal_digits(text) == Some(id)
+    text.first() != Some(&b'0') && trace::parse_decimal_id(text) == Some(id)
 }
 
 /// Whether `text` is `id` in 32 lower-case hex digits, as `dd.trace_id` writes it.
 fn is_hex32(text: &[u8], id: u128) -> bool {
-    let lower = |b: &u8| b.is_ascii_digit() || (b'a'..=b'f').contains(b);
-    let text = core::str::from_utf8(text).unwrap_or_default();
-    text.len() == 32 && text.bytes().all(|b| lower(&b)) && u128::from_str_radix(text, 16) == Ok(id)
+    trace::parse_hex32(text) == Some(id)
 }

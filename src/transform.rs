@@ -163,7 +163,8 @@ impl Transformer {
         );
         // Enough room for the record and what is added to it, so writing never reallocates.
         out.reserve(input.len() + 1024);
-        output::write(&record, &found, &plan, &mut self.writer, out);
+        let routes = &self.config.routes;
+        output::write(&record, &found, &plan, routes, &mut self.writer, out);
         Ok(plan.enriched(&record))
     }
 }

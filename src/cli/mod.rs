@@ -37,7 +37,7 @@ pub fn main() -> ExitCode {
     let code = match command {
         Command::Help(topic) => print(topic.help()),
         Command::Version => print(&format!("{}\n", args::VERSION)),
-        Command::Transform(options) => transform::run(options),
+        Command::Transform(options) => transform::run(*options),
     };
     ExitCode::from(code)
 }
