@@ -289,6 +289,10 @@ impl Whole<'_> {
     /// whose text would be lost).
     #[inline(never)]
     pub fn is_held(&self, kind: crate::read::Kind, text: &[u8]) -> bool {
+        // Nearly always: the very digits this number was read from.
+        if !self.digits.is_empty() && core::ptr::eq(text, self.digits) {
+            return true;
+        }
         let same = integer(text).is_some_and(|w| w.value == self.value);
         match kind {
             crate::read::Kind::Number => same,

@@ -243,6 +243,7 @@ pub(crate) struct Found<'a> {
 #[derive(Default)]
 pub(crate) struct Sources {
     indexes: [u32; Sources::MAX],
+    roles: [Option<Role>; Sources::MAX],
     len: usize,
 }
 
@@ -250,15 +251,18 @@ impl Sources {
     const MAX: usize = 16;
 
     #[inline(always)]
-    fn push(&mut self, index: usize) {
+    fn push(&mut self, index: usize, role: Role) {
         if self.len < Self::MAX {
             self.indexes[self.len] = index as u32;
+            self.roles[self.len] = Some(role);
             self.len += 1;
         }
     }
 
-    fn iter(&self) -> impl Iterator<Item = usize> + '_ {
-        self.indexes[..self.len].iter().map(|&i| i as usize)
+    /// Each member's index and role.
+    fn iter(&self) -> impl Iterator<Item = (usize, Option<Role>)> + '_ {
+        let indexes = self.indexes[..self.len].iter().map(|&i| i as usize);
+        indexes.zip(self.roles[..self.len].iter().copied())
     }
 }
 
@@ -308,8 +312,8 @@ impl<'a> Found<'a> {
     fn member(&mut self, side: Side, index: usize, m: &Member, meaning: Meaning, buf: &'a [u8]) {
         let slot = side as usize;
         let record = side == Side::Record;
-        if record && meaning.role.is_some_and(Role::may_move) {
-            self.sources.push(index);
+        if let Some(role) = meaning.role.filter(|&r| record && r.may_move()) {
+            self.sources.push(index, role);
         }
         // Built only for the few members that need it.
         let at = || {
@@ -766,9 +770,8 @@ impl Moved {
         let network = standard && !found.has_network;
         let graphql = standard && !found.has_graphql;
         let datadog = trace.flatten().filter(|c| c.source == TraceSource::Datadog);
-        for i in found.sources.iter() {
-            let m = &members.members[i];
-            let Some(role) = record.keys.meaning(members.keys[i]).role else {
+        for (i, role) in found.sources.iter() {
+            let (m, Some(role)) = (&members.members[i], role) else {
                 continue;
             };
             let written = match role {
