@@ -51,7 +51,7 @@ pub struct Config {
     /// Transformer::new(Config::default()).transform(line, &mut out);
     /// assert_eq!(
     ///     String::from_utf8(out).unwrap(),
-    ///     r#"{"http":{"status_code":200,"method":"GET","url":"/a?b=1","url_details":{"path":"/a","queryString":{"b":"1"}}},"status":"info","message":"GET /a?b=1 200"}"#
+    ///     r#"{"http":{"status_code":200,"method":"GET","url":"/a?b=1","url_details":{"path":"/a","queryString":{"b":"1"}},"endpoint":"/a"},"status":"info","message":"GET /a?b=1 200"}"#
     /// );
     /// let keep = Config { keep_source_attributes: true, ..Config::default() };
     /// let mut out = Vec::new();
