@@ -13,6 +13,8 @@
 #   --trace-id-128 decimal|hex how 128-bit trace ids are written (default: decimal)
 #   --request-id-join N        how many request ids the request-id join remembers, for
 #                              access lines without trace ids (default: 8192, ~1 MiB; 0: off)
+#   --route TEMPLATE           a route template such as 'GET /users/{id}' whose path is
+#                              http.endpoint for the requests it matches (repeatable)
 #   --keep-source-attributes   keep each Envoy key next to the standard attribute made from
 #                              it (default: a key the attribute holds whole moves there)
 #   --out PATH                 where to put the module (default: dist/envoy_dd.wasm)
@@ -31,6 +33,7 @@ text_format=""
 trace_id_128=""
 request_id_join=""
 keep_source=""
+routes=()
 out="dist/envoy_dd.wasm"
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -40,11 +43,12 @@ while [ $# -gt 0 ]; do
     --trace-id-128) trace_id_128="${2?--trace-id-128 needs a value}"; shift 2 ;;
     --request-id-join) request_id_join="${2?--request-id-join needs a value}"; shift 2 ;;
     --keep-source-attributes) keep_source=1; shift ;;
+    --route) routes+=("${2?--route needs a template}"); shift 2 ;;
     --out)
       out="${2?--out needs a path}"
       case "$out" in /*) ;; *) out="$PWD/$out" ;; esac
       shift 2 ;;
-    -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "build-wasm.sh: unknown option '$1' (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -55,19 +59,22 @@ rustup target add wasm32-unknown-unknown >/dev/null 2>&1 || true
 # A module with settings builds apart from the default one, so switching between them does not
 # rebuild either.
 target_dir="target/wasm"
-if [ -n "$text_format$trace_id_128$request_id_join$keep_source" ]; then
+if [ -n "$text_format$trace_id_128$request_id_join$keep_source" ] || [ ${#routes[@]} -gt 0 ]; then
   target_dir="target/wasm-configured"
   check=(transform)
   [ -n "$text_format" ] && check+=(--text-format "$text_format")
   [ -n "$trace_id_128" ] && check+=(--trace-id-128 "$trace_id_128")
   [ -n "$request_id_join" ] && check+=(--request-id-join "$request_id_join")
   [ -n "$keep_source" ] && check+=(--keep-source-attributes)
+  for route in ${routes[@]+"${routes[@]}"}; do check+=(--route "$route"); done
   "${CARGO:-cargo}" run --quiet --release --target-dir target/wasm-check -- "${check[@]}" \
     </dev/null >/dev/null
 fi
 export ENVOY_DD_TEXT_FORMAT="$text_format" ENVOY_DD_TRACE_ID_128="$trace_id_128"
 export ENVOY_DD_REQUEST_ID_JOIN="$request_id_join"
 export ENVOY_DD_KEEP_SOURCE_ATTRIBUTES="$keep_source"
+ENVOY_DD_ROUTES="$(printf '%s\n' ${routes[@]+"${routes[@]}"})"
+export ENVOY_DD_ROUTES
 
 # Fluent Bit's WAMR is built without SIMD. simd128 is off by default on this target; say so
 # explicitly, so a changed default cannot slip SIMD into the module. Flags from the caller's

@@ -1,6 +1,7 @@
 //! What the transform adds, and from what: [`Config`].
 
 use crate::absent::is_placeholder;
+use crate::endpoint::Routes;
 use crate::join;
 use crate::text::TextFormat;
 use crate::trace::TraceIdFormat;
@@ -33,6 +34,10 @@ pub struct Config {
     pub status: bool,
     /// Add a short `message` to access logs that have none.
     pub message: bool,
+    /// Route templates (`GET /users/{id}`) whose path is `http.endpoint` for the requests they
+    /// match; other requests get the endpoint Datadog's tracers infer (see
+    /// [`crate::endpoint`]).
+    pub routes: Routes,
     /// Keep every Envoy key as it was logged, next to the standard attribute made from it.
     /// Off by default: a key whose whole value its attribute holds moves there (as Datadog's
     /// attribute remapper does unless told to preserve the source), and its absent values
@@ -47,7 +52,7 @@ pub struct Config {
     /// Transformer::new(Config::default()).transform(line, &mut out);
     /// assert_eq!(
     ///     String::from_utf8(out).unwrap(),
-    ///     r#"{"http":{"status_code":200,"method":"GET","url":"/a?b=1","url_details":{"path":"/a","queryString":{"b":"1"}}},"status":"info","message":"GET /a?b=1 200"}"#
+    ///     r#"{"http":{"status_code":200,"method":"GET","url":"/a?b=1","url_details":{"path":"/a","queryString":{"b":"1"}},"endpoint":"/a"},"status":"info","message":"GET /a?b=1 200"}"#
     /// );
     /// let keep = Config { keep_source_attributes: true, ..Config::default() };
     /// let mut out = Vec::new();
@@ -79,6 +84,7 @@ impl Default for Config {
             status: true,
             message: true,
             keep_source_attributes: false,
+            routes: Routes::default(),
             derive_phase: true,
             text_format: None,
             request_id_join: join::DEFAULT_ENTRIES,

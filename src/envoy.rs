@@ -33,6 +33,8 @@ pub(crate) enum Role {
     BytesSent,
     Duration,
     ResponseFlags,
+    /// The GraphQL operation name a request header carried (`X-Apollo-Operation-Name`).
+    GraphqlOperation,
     /// `status`, `level`, `severity`: the record already has a log level.
     Level,
     /// `message`, `msg`, `log`: the record already has a message.
@@ -59,6 +61,7 @@ impl Role {
             | Role::RemoteAddress
             | Role::BytesReceived
             | Role::BytesSent
+            | Role::GraphqlOperation
             | Role::Duration => true,
             // The port and connection id have no standard attribute of their own to hold them
             // whole, and a gRPC status name is more than its code.
@@ -100,6 +103,9 @@ pub(crate) fn role(normalized: &[u8]) -> Option<Role> {
         b"duration" | b"durationms" => Role::Duration,
         // `%RESPONSE_FLAGS_LONG%` logs the long names, which the flag table knows too.
         b"responseflags" | b"responseflagslong" => Role::ResponseFlags,
+        b"xapollooperationname" | b"graphqloperationname" | b"operationname" => {
+            Role::GraphqlOperation
+        }
         b"status" | b"level" | b"severity" => Role::Level,
         b"message" | b"msg" | b"log" => Role::Message,
         b"ecstaskdefinition" => Role::TaskDefinition,
@@ -326,7 +332,12 @@ impl Whole<'_> {
     /// Whether a logged value is this number exactly: a JSON number of the same value (`200`,
     /// `200.0`), or a string of its own decimal digits (`"200"`, not `"200.0"` or `"0200"`,
     /// whose text would be lost).
+    #[inline(never)]
     pub fn is_held(&self, kind: crate::read::Kind, text: &[u8]) -> bool {
+        // Nearly always: the very digits this number was read from.
+        if !self.digits.is_empty() && core::ptr::eq(text, self.digits) {
+            return true;
+        }
         let same = integer(text).is_some_and(|w| w.value == self.value);
         match kind {
             crate::read::Kind::Number => same,
@@ -392,6 +403,7 @@ impl Duration<'_> {
     /// Whether a logged value of milliseconds is held exactly by these nanoseconds: a JSON
     /// number without an exponent and without digits below a nanosecond (`12`, `0.25`), or a
     /// string of a whole number's own digits (`"12"`).
+    #[inline(never)]
     pub fn is_exact(&self, kind: crate::read::Kind, text: &[u8]) -> bool {
         match kind {
             crate::read::Kind::Number => {

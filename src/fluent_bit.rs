@@ -25,7 +25,8 @@
 //!   built-in formats ([`Config::text_format`]);
 //! * `ENVOY_DD_TRACE_ID_128`: `decimal` (the default) or `hex` ([`Config::trace_id_128`]);
 //! * `ENVOY_DD_REQUEST_ID_JOIN`: how many request ids the request-id join remembers, 0 for
-//!   none ([`Config::request_id_join`]).
+//!   none ([`Config::request_id_join`]);
+//! * `ENVOY_DD_ROUTES`: route templates, one per line ([`Config::routes`]);
 //! * `ENVOY_DD_KEEP_SOURCE_ATTRIBUTES`: `1` keeps the Envoy keys next to their standard
 //!   attributes ([`Config::keep_source_attributes`]); unset, empty or `0` moves them.
 //!
@@ -40,6 +41,7 @@ use crate::{write, Config, Outcome, TextFormat, Transformer};
 const TEXT_FORMAT: Option<&str> = option_env!("ENVOY_DD_TEXT_FORMAT");
 const TRACE_ID_128: Option<&str> = option_env!("ENVOY_DD_TRACE_ID_128");
 const REQUEST_ID_JOIN: Option<&str> = option_env!("ENVOY_DD_REQUEST_ID_JOIN");
+const ROUTES: Option<&str> = option_env!("ENVOY_DD_ROUTES");
 const KEEP_SOURCE_ATTRIBUTES: Option<&str> = option_env!("ENVOY_DD_KEEP_SOURCE_ATTRIBUTES");
 
 /// Returned when the host passes no record (its copy into guest memory failed).
@@ -81,6 +83,10 @@ fn build_time_config() -> Result<Config, String> {
         config.request_id_join = entries
             .parse()
             .map_err(|_| format!("ENVOY_DD_REQUEST_ID_JOIN: not a number: {entries}"))?;
+    }
+    if let Some(routes) = ROUTES.filter(|r| !r.is_empty()) {
+        config.routes =
+            crate::endpoint::Routes::parse(routes).map_err(|e| format!("ENVOY_DD_ROUTES: {e}"))?;
     }
     config.keep_source_attributes = match KEEP_SOURCE_ATTRIBUTES.unwrap_or_default() {
         "" | "0" => false,

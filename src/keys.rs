@@ -22,6 +22,8 @@ pub(crate) enum Name {
     Network,
     /// `grpc`, where the gRPC status goes.
     Grpc,
+    /// `graphql`, where the logged GraphQL operation name goes.
+    Graphql,
     Duration,
     /// `_log`, where displaced values go.
     Displaced,
@@ -46,6 +48,7 @@ impl Meaning {
             b"http" => Name::Http,
             b"network" => Name::Network,
             b"grpc" => Name::Grpc,
+            b"graphql" => Name::Graphql,
             b"duration" => Name::Duration,
             b"_log" => Name::Displaced,
             _ => Name::Other,
@@ -85,6 +88,7 @@ impl Meaning {
                     | Name::Http
                     | Name::Network
                     | Name::Grpc
+                    | Name::Graphql
                     | Name::Duration
             )
     }

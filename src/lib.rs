@@ -13,7 +13,7 @@
 //! t.transform(br#"{"method":"GET","path":"/ping","response_code":200,"trace_id":"42"}"#, &mut out);
 //! assert_eq!(
 //!     String::from_utf8(out).unwrap(),
-//!     r#"{"dd":{"trace_id":"42"},"hash":"4f9c2a1","http":{"status_code":200,"method":"GET","url":"/ping","url_details":{"path":"/ping"}},"status":"info","message":"GET /ping 200"}"#
+//!     r#"{"dd":{"trace_id":"42"},"hash":"4f9c2a1","http":{"status_code":200,"method":"GET","url":"/ping","url_details":{"path":"/ping"},"endpoint":"/ping"},"status":"info","message":"GET /ping 200"}"#
 //! );
 //! ```
 #![deny(unsafe_code)]

@@ -9,6 +9,7 @@
 
 use crate::absent::{is_envoy_absent, is_placeholder_id};
 use crate::dedup::{self, Dedup};
+use crate::endpoint::Routes;
 use crate::envoy;
 use crate::keys::{Name, Side};
 use crate::plan::{Action, Attributes, Found, Plan, ValuePlan};
@@ -56,6 +57,8 @@ pub(crate) struct Writer {
     all_members: [Vec<u32>; 2],
     displaced: Vec<Displaced>,
     dedup: Dedup,
+    /// The decoded path and its endpoint, for a path with escapes.
+    endpoint: [Vec<u8>; 2],
 }
 
 /// Appends `record`, rewritten as `plan` says, to `out`.
@@ -64,6 +67,7 @@ pub(crate) fn write(
     record: &Record<'_>,
     found: &Found<'_>,
     plan: &Plan<'_>,
+    routes: &Routes,
     writer: &mut Writer,
     out: &mut Vec<u8>,
 ) {
@@ -71,6 +75,7 @@ pub(crate) fn write(
         all_members,
         displaced,
         dedup,
+        endpoint,
     } = writer;
     displaced.clear();
     let bufs = &record.bufs;
@@ -147,7 +152,7 @@ pub(crate) fn write(
         }
     }
     if let Some(access) = &plan.access.attributes {
-        access.write(&mut w, out, found);
+        access.write(&mut w, out, found, (routes, endpoint));
     }
     write_displaced(&mut w, out, bufs, displaced, dedup);
     w.close(out);
@@ -424,7 +429,14 @@ fn write_span_id(dd: &mut ObjectWriter, out: &mut Vec<u8>, ctx: &TraceContext) {
 }
 
 impl Attributes<'_> {
-    fn write(&self, w: &mut ObjectWriter, out: &mut Vec<u8>, found: &Found<'_>) {
+    /// `endpoint`: the routes, and scratch space for a path with escapes.
+    fn write(
+        &self,
+        w: &mut ObjectWriter,
+        out: &mut Vec<u8>,
+        found: &Found<'_>,
+        endpoint: (&Routes, &mut [Vec<u8>; 2]),
+    ) {
         let path = found.original_path.or(found.path);
         // Only `http`, `status` and `message` use it, and they are planned only with one.
         let code = self.code.unwrap_or(envoy::Whole::ZERO);
@@ -461,6 +473,10 @@ impl Attributes<'_> {
                 }
                 out.push(b'}');
             }
+            if let Some(path) = path {
+                let method = found.method.unwrap_or_default();
+                write_endpoint(out, endpoint, method, path, code.value);
+            }
             if let Some(version) = found.version {
                 str_member(out, br#","version":""#, version);
             }
@@ -471,6 +487,11 @@ impl Attributes<'_> {
                 str_member(out, br#","useragent":""#, agent);
             }
             out.push(b'}');
+        }
+        if let (true, Some(name)) = (self.graphql, found.graphql_operation) {
+            w.start(out, br#","graphql":{"operation":{"name":""#);
+            out.extend_from_slice(name);
+            out.extend_from_slice(br#""}}"#);
         }
         if self.network {
             w.start(out, br#","network":{"#);
@@ -566,6 +587,57 @@ fn str_member(out: &mut Vec<u8>, key: &[u8], value: &[u8]) {
     out.extend_from_slice(key);
     out.extend_from_slice(value);
     out.push(b'"');
+}
+
+/// Appends `,"endpoint":"…"`, the endpoint of a request for `path` (escaped string content):
+/// the user's route template it matches, else the one Datadog's tracers infer; nothing for a
+/// 404 that no template matches (see [`Routes::endpoint`]). `scratch` holds the decoded path
+/// and its endpoint when the path has escapes.
+#[inline]
+fn write_endpoint(
+    out: &mut Vec<u8>,
+    (routes, [decoded, endpoint]): (&Routes, &mut [Vec<u8>; 2]),
+    method: &[u8],
+    path: &[u8],
+    code: u64,
+) {
+    let mark = out.len();
+    out.extend_from_slice(br#","endpoint":""#);
+    // Without escapes the path's bytes are its characters, and so are the endpoint's: it is
+    // written in place. Otherwise it is worked out on the decoded path, and escaped again.
+    let escaped = memchr::memchr(b'\\', path).is_some();
+    if escaped {
+        decode(path, decoded, endpoint);
+    }
+    let (path, into) = match escaped {
+        true => (&decoded[..], &mut *endpoint),
+        false => (path, &mut *out),
+    };
+    if !routes.endpoint(method, path, code as u16, into) {
+        out.truncate(mark);
+        return;
+    }
+    match escaped {
+        true => escape(out, endpoint),
+        false => out.push(b'"'),
+    }
+}
+
+/// Decodes escaped string content `path` into `decoded`, and empties `endpoint`.
+#[cold]
+fn decode(path: &[u8], decoded: &mut Vec<u8>, endpoint: &mut Vec<u8>) {
+    decoded.clear();
+    endpoint.clear();
+    read::unescape_into(path, decoded);
+}
+
+/// Appends `endpoint` as escaped string content, and the closing quote (after the opening
+/// one).
+#[cold]
+fn escape(out: &mut Vec<u8>, endpoint: &[u8]) {
+    out.pop();
+    // A decoded JSON string cut at `/` is valid UTF-8.
+    write::string(out, core::str::from_utf8(endpoint).unwrap_or_default());
 }
 
 /// The longest a path may be in the `message` line, in bytes.

@@ -239,6 +239,7 @@ pub(crate) struct Found<'a> {
     pub has_http: bool,
     pub has_network: bool,
     pub has_grpc: bool,
+    pub has_graphql: bool,
     /// Index of a record member named exactly `duration`, and its value in nanoseconds if it
     /// converts.
     pub duration_key: Option<(usize, Option<envoy::Duration<'a>>)>,
@@ -264,6 +265,7 @@ pub(crate) struct Found<'a> {
     /// The duration, and the index of the member it came from.
     pub duration: Option<(envoy::Duration<'a>, usize)>,
     pub flags: Option<&'a [u8]>,
+    pub graphql_operation: Option<&'a [u8]>,
     /// The record members that may move into an attribute (see [`Role::may_move`]).
     pub sources: Sources,
 }
@@ -273,6 +275,7 @@ pub(crate) struct Found<'a> {
 #[derive(Default)]
 pub(crate) struct Sources {
     indexes: [u32; Sources::MAX],
+    roles: [Option<Role>; Sources::MAX],
     len: usize,
 }
 
@@ -280,15 +283,18 @@ impl Sources {
     const MAX: usize = 16;
 
     #[inline(always)]
-    fn push(&mut self, index: usize) {
+    fn push(&mut self, index: usize, role: Role) {
         if self.len < Self::MAX {
             self.indexes[self.len] = index as u32;
+            self.roles[self.len] = Some(role);
             self.len += 1;
         }
     }
 
-    fn iter(&self) -> impl Iterator<Item = usize> + '_ {
-        self.indexes[..self.len].iter().map(|&i| i as usize)
+    /// Each member's index and role.
+    fn iter(&self) -> impl Iterator<Item = (usize, Option<Role>)> + '_ {
+        let indexes = self.indexes[..self.len].iter().map(|&i| i as usize);
+        indexes.zip(self.roles[..self.len].iter().copied())
     }
 }
 
@@ -338,8 +344,8 @@ impl<'a> Found<'a> {
     fn member(&mut self, side: Side, index: usize, m: &Member, meaning: Meaning, buf: &'a [u8]) {
         let slot = side as usize;
         let record = side == Side::Record;
-        if record && meaning.role.is_some_and(Role::may_move) {
-            self.sources.push(index);
+        if let Some(role) = meaning.role.filter(|&r| record && r.may_move()) {
+            self.sources.push(index, role);
         }
         // Built only for the few members that need it.
         let at = || {
@@ -365,6 +371,7 @@ impl<'a> Found<'a> {
                 Name::Http => self.has_http = true,
                 Name::Network => self.has_network = true,
                 Name::Grpc => self.has_grpc = true,
+                Name::Graphql => self.has_graphql = true,
                 _ => {}
             },
             Some(Role::Trace(kind)) => {
@@ -435,6 +442,9 @@ impl<'a> Found<'a> {
                 scalar_text(m, buf).and_then(envoy::integer),
             ),
             Some(Role::ResponseFlags) if record => first(&mut self.flags, scalar_text(m, buf)),
+            Some(Role::GraphqlOperation) if record => {
+                first(&mut self.graphql_operation, string_content(m, buf))
+            }
             Some(_) => {}
         }
     }
@@ -738,6 +748,8 @@ pub(crate) struct Attributes<'a> {
     pub network: bool,
     /// Add `grpc.status.code`.
     pub grpc: bool,
+    /// Add `graphql.operation.name`.
+    pub graphql: bool,
     /// Add `duration` at the end (no member of that name exists).
     pub duration: bool,
     pub status: bool,
@@ -777,6 +789,7 @@ impl<'a> Access<'a> {
                 url: http && standard && !found.has_http && !config.keep_source_attributes,
                 network: standard && !found.has_network && network,
                 grpc: standard && !found.has_grpc && found.grpc_status.is_some(),
+                graphql: standard && !found.has_graphql && found.graphql_operation.is_some(),
                 duration,
                 status: http && config.status && !found.has_level,
                 message: http && config.message && !found.has_message,
@@ -830,10 +843,10 @@ impl Moved {
         let standard = config.standard_attributes;
         let durations = standard && !found.duration_key_on_envelope;
         let network = standard && !found.has_network;
+        let graphql = standard && !found.has_graphql;
         let datadog = trace.flatten().filter(|c| c.source == TraceSource::Datadog);
-        for i in found.sources.iter() {
-            let m = &members.members[i];
-            let Some(role) = record.keys.meaning(members.keys[i]).role else {
+        for (i, role) in found.sources.iter() {
+            let (m, Some(role)) = (&members.members[i], role) else {
                 continue;
             };
             let written = match role {
@@ -843,6 +856,7 @@ impl Moved {
                 | Role::BytesReceived
                 | Role::BytesSent => network,
                 Role::Duration => durations,
+                Role::GraphqlOperation => graphql,
                 _ => attributes.http,
             };
             if !written {
@@ -881,7 +895,12 @@ fn holds(
     config: &Config,
 ) -> bool {
     let content = string_content(m, buf);
-    let same = |written: Option<&[u8]>| content.is_some() && content == written;
+    // The value written is nearly always this member's own (the same bytes): no need to
+    // compare them, which costs a loop per byte in the Wasm interpreter.
+    let same = |written: Option<&[u8]>| match (content, written) {
+        (Some(c), Some(w)) => core::ptr::eq(c, w) || c == w,
+        _ => false,
+    };
     let whole = |written: Option<envoy::Whole<'_>>| {
         let text = scalar_text(m, buf);
         written.zip(text).is_some_and(|(w, t)| w.is_held(m.kind, t))
@@ -893,6 +912,7 @@ fn holds(
         Role::Host => same(found.host),
         Role::RequestId => same(found.request_id),
         Role::UserAgent => same(found.user_agent),
+        Role::GraphqlOperation => same(found.graphql_operation),
         // `HTTP/1.1` is held by `1.1`; `http/1.1` is not.
         Role::Protocol => content.zip(found.version).is_some_and(|(c, v)| {
             c.len() == v.len() + 5 && c.starts_with(b"HTTP/") && c.ends_with(v)
@@ -922,12 +942,10 @@ fn holds(
 
 /// Whether `text` is `id` in its own decimal digits (no sign, no leading zero).
 fn is_decimal(text: &[u8], id: u64) -> bool {
-    !text.is_empty() && text[0] != b'0' && trace::decimal_digits(text) == Some(id)
+    text.first() != Some(&b'0') && trace::parse_decimal_id(text) == Some(id)
 }
 
 /// Whether `text` is `id` in 32 lower-case hex digits, as `dd.trace_id` writes it.
 fn is_hex32(text: &[u8], id: u128) -> bool {
-    let lower = |b: &u8| b.is_ascii_digit() || (b'a'..=b'f').contains(b);
-    let text = core::str::from_utf8(text).unwrap_or_default();
-    text.len() == 32 && text.bytes().all(|b| lower(&b)) && u128::from_str_radix(text, 16) == Ok(id)
+    trace::parse_hex32(text) == Some(id)
 }

@@ -243,6 +243,11 @@ fn parse_hex16(s: &[u8]) -> Option<u64> {
     parse_hex_exact(s, 16).map(|v| v as u64)
 }
 
+/// Exactly 32 lower-case hex digits.
+pub(crate) fn parse_hex32(s: &[u8]) -> Option<u128> {
+    parse_hex_exact(s, 32)
+}
+
 /// Exactly 32 lower-case hex digits whose low 64 bits are non-zero.
 fn parse_hex32_id(s: &[u8]) -> Option<u128> {
     parse_hex_exact(s, 32).filter(|&v| v as u64 != 0)

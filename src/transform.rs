@@ -173,7 +173,8 @@ impl Transformer {
         );
         // Enough room for the record and what is added to it, so writing never reallocates.
         out.reserve(input.len() + 1024);
-        output::write(&record, &found, &plan, &mut self.writer, out);
+        let routes = &self.config.routes;
+        output::write(&record, &found, &plan, routes, &mut self.writer, out);
         // The request-id join remembers the trace context of a record that has its own.
         if let Some(id) = found.request_id {
             if let Some(own) = plan.own_context(&record.bufs) {

@@ -94,6 +94,8 @@ pub(crate) fn integer(out: &mut Vec<u8>, n: impl itoa::Integer) {
 }
 
 /// Appends `s` as a JSON string, quotes included, escaping what JSON requires.
+// Out of line: its callers are cold paths, and one copy keeps the Wasm module small.
+#[inline(never)]
 pub(crate) fn string(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
     escape_into(out, s);

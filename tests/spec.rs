@@ -215,7 +215,7 @@ fn s2_missing_values_null_and_dash_are_absent() {
     );
     assert_eq!(
         out["http"],
-        json!({"status_code": 200, "method": "GET", "url_details": {"path": "/"}})
+        json!({"status_code": 200, "method": "GET", "url_details": {"path": "/"}, "endpoint": "/"})
     );
     assert!(out.get("network").is_none());
 }
@@ -1050,7 +1050,7 @@ fn s5_keys_whose_whole_value_an_attribute_holds_move_there() {
     let input = r#"{"response_code":200,"method":"GET","path":"/users/42?x=1","duration":12,"response_flags":"-","request_id":"rid-1","trace_id":"1234","span_id":"5678","authority":"api.local","protocol":"HTTP/1.1","user_agent":"curl/8","x_forwarded_for":"203.0.113.9","bytes_received":3,"bytes_sent":50,"upstream_host":"10.0.0.1:80"}"#;
     assert_eq!(
         moved(input),
-        r#"{"duration":12000000,"response_flags":"-","upstream_host":"10.0.0.1:80","dd":{"trace_id":"1234","span_id":"5678"},"hash":"4f9c2a17e0b3","http":{"status_code":200,"method":"GET","url":"/users/42?x=1","url_details":{"path":"/users/42","queryString":{"x":"1"},"host":"api.local"},"version":"1.1","request_id":"rid-1","useragent":"curl/8"},"network":{"client":{"ip":"203.0.113.9"},"bytes_read":3,"bytes_written":50},"status":"info","message":"GET /users/42?x=1 200 12ms"}"#
+        r#"{"duration":12000000,"response_flags":"-","upstream_host":"10.0.0.1:80","dd":{"trace_id":"1234","span_id":"5678"},"hash":"4f9c2a17e0b3","http":{"status_code":200,"method":"GET","url":"/users/42?x=1","url_details":{"path":"/users/42","queryString":{"x":"1"},"host":"api.local"},"endpoint":"/users/{param:int}","version":"1.1","request_id":"rid-1","useragent":"curl/8"},"network":{"client":{"ip":"203.0.113.9"},"bytes_read":3,"bytes_written":50},"status":"info","message":"GET /users/42?x=1 200 12ms"}"#
     );
     // The same keys in a FireLens record's `log`, read by a learned layout after the first.
     let firelens = json!({"source": "stdout", "log": input}).to_string();
@@ -1224,6 +1224,93 @@ fn s5_keys_stay_when_the_record_has_its_own_attributes_or_they_are_off() {
         "{}",
         String::from_utf8_lossy(&out)
     );
+}
+
+#[test]
+fn s5_endpoint_is_inferred_as_datadog_tracers_do_or_taken_from_a_route() {
+    let endpoint = |config: &Config, method: &str, path: &str, code: u16| {
+        let input = json!({"response_code": code, "method": method, "path": path}).to_string();
+        let (out, _) = enrich_with(config, &input);
+        out["http"].get("endpoint").cloned()
+    };
+    let config = default_config();
+    let cases = [
+        ("/api/v1/users/123456", "/api/v1/users/{param:int}"),
+        ("/api/v1/users/98765?expand=1", "/api/v1/users/{param:int}"),
+        ("/orders/a1b2c3d4/items/5", "/orders/{param:hex}/items/5"),
+        ("/u/user@example.com", "/u/{param:str}"),
+        ("/", "/"),
+        ("/a/b/c/d/e/f/g/h/i/j", "/a/b/c/d/e/f/g/h"),
+        // Non-ASCII segments are kept as they are.
+        ("/café/123", "/café/{param:int}"),
+    ];
+    for (path, want) in cases {
+        assert_eq!(
+            endpoint(&config, "GET", path, 200),
+            Some(json!(want)),
+            "{path}"
+        );
+    }
+    // Escaped in the log: worked out on the decoded path, escaped again.
+    let escaped = r#"{"response_code":200,"path":"/caf\u00e9\/123"}"#;
+    let out: Value = serde_json::from_str(&text(escaped)).unwrap();
+    assert_eq!(out["http"]["endpoint"], "/café/{param:int}");
+    // A 404 no route matches gets none, as the tracers give none to scanners' probes.
+    assert_eq!(endpoint(&config, "GET", "/wp-login.php", 404), None);
+    // Route templates win over inference, by method when they name one.
+    let routed = Config {
+        routes: envoy_dd::endpoint::Routes::parse("GET /users/{id}\n/orders/{id}/items").unwrap(),
+        ..default_config()
+    };
+    assert_eq!(
+        endpoint(&routed, "GET", "/users/42", 200),
+        Some(json!("/users/{id}"))
+    );
+    assert_eq!(
+        endpoint(&routed, "DELETE", "/users/42", 200),
+        Some(json!("/users/{param:int}"))
+    );
+    assert_eq!(
+        endpoint(&routed, "POST", "/orders/7/items", 404),
+        Some(json!("/orders/{id}/items"))
+    );
+    // No path, no endpoint.
+    let (out, _) = enrich_with(&config, r#"{"response_code":200,"method":"GET"}"#);
+    assert_eq!(out["http"].get("endpoint"), None);
+}
+
+#[test]
+fn s5_a_logged_graphql_operation_name_is_its_own_attribute() {
+    for key in [
+        "x_apollo_operation_name",
+        "X-APOLLO-OPERATION-NAME",
+        "graphql_operation_name",
+        "operation_name",
+    ] {
+        let input =
+            json!({"response_code": 200, "method": "POST", "path": "/graphql", key: "GetUser"})
+                .to_string();
+        let (out, _) = enrich_with(&default_config(), &input);
+        assert_eq!(
+            out["graphql"],
+            json!({"operation": {"name": "GetUser"}}),
+            "{key}"
+        );
+        assert_eq!(out[key], "GetUser", "{key}");
+        let out: Value = serde_json::from_str(&moved(&input)).unwrap();
+        assert_eq!(out["graphql"]["operation"]["name"], "GetUser", "{key}");
+        assert!(out.get(key).is_none(), "{key} moves");
+    }
+    // Absent, empty, or a `graphql` of the record's own: none added.
+    for extra in [
+        r#""operation_name":null"#,
+        r#""operation_name":"""#,
+        r#""operation_name":"A","graphql":1"#,
+    ] {
+        let input = format!(r#"{{"response_code":200,{extra}}}"#);
+        let (out, _) = enrich_with(&default_config(), &input);
+        assert!(out.get("graphql").is_none_or(|g| g == 1), "{input}");
+    }
 }
 
 #[test]

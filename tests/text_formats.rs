@@ -156,6 +156,7 @@ fn text_fields_become_standard_attributes() {
         json!({
             "status_code": 503, "method": "GET",
             "url_details": {"path": "/users/42", "queryString": {"expand": "orders"}, "host": "api.example.com"},
+            "endpoint": "/users/{param:int}",
             "version": "1.1", "request_id": "7d3c1a2b", "useragent": "curl/8.5.0"
         })
     );

@@ -8,6 +8,7 @@
 use std::ffi::OsString;
 use std::path::PathBuf;
 
+use envoy_dd::endpoint::Routes;
 use envoy_dd::{Config, TextFormat};
 
 /// `envoy-dd X.Y.Z`, printed by `--version`.
@@ -81,6 +82,10 @@ Options:
                              about 1 MiB]
       --no-standard-attributes
                              Don't add http.*, network.* and duration
+      --route TEMPLATE       A route template such as 'GET /users/{id}' (or '/users/{id}'
+                             for any method): its path is http.endpoint for the requests
+                             it matches, over the endpoint Datadog's tracers would infer.
+                             Repeat it for more; the first that matches wins
       --keep-source-attributes
                              Keep each Envoy key next to the standard attribute made
                              from it (by default a key whose whole value the attribute
@@ -118,8 +123,8 @@ pub enum Command {
     Help(Topic),
     /// Print the version.
     Version,
-    /// Run `envoy-dd transform`.
-    Transform(TransformOptions),
+    /// Run `envoy-dd transform` (boxed: the options are far larger than the other variants).
+    Transform(Box<TransformOptions>),
     /// Run `envoy-dd canary`.
     Canary(Box<super::canary::CanaryOptions>),
     /// Run `envoy-dd datadog`.
@@ -267,6 +272,7 @@ fn parse_transform(
         inputs: Vec::new(),
     };
     let mut options_ended = false;
+    let mut routes = String::new();
     while let Some(arg) = args.next() {
         if arg == "-" {
             options.inputs.push(Input::Stdin);
@@ -318,6 +324,13 @@ fn parse_transform(
                     .map_err(|e| usage(format!("--text-format: {e}")))?;
                 options.config.text_format = Some(format);
             }
+            "--route" => {
+                let template = value()?;
+                Routes::parse(&template)
+                    .map_err(|e| usage(format!("--route '{template}': {}", e.reason)))?;
+                routes.push_str(&template);
+                routes.push('\n');
+            }
             "--text-format-file" => {
                 let path = value()?;
                 let text = std::fs::read_to_string(&path)
@@ -341,10 +354,14 @@ fn parse_transform(
             _ => return Err(usage(format!("unknown option '{name}'"))),
         }
     }
+    if !routes.is_empty() {
+        // Each was checked on its own.
+        options.config.routes = Routes::parse(&routes).map_err(|e| usage(e.to_string()))?;
+    }
     if options.inputs.is_empty() {
         options.inputs.push(Input::Stdin);
     }
-    Ok(Command::Transform(options))
+    Ok(Command::Transform(Box::new(options)))
 }
 
 #[cfg(test)]
@@ -360,7 +377,7 @@ mod tests {
         let mut all = vec!["transform"];
         all.extend_from_slice(args);
         match parse_strs(&all) {
-            Ok(Command::Transform(options)) => options,
+            Ok(Command::Transform(options)) => *options,
             other => panic!("{args:?} parsed as {other:?}"),
         }
     }
@@ -411,6 +428,9 @@ mod tests {
             "hex",
             "--no-standard-attributes",
             "--keep-source-attributes",
+            "--route",
+            "GET /users/{id}",
+            "--route=/orders/{id}",
             "--no-status",
             "--no-message",
             "--no-derive-phase",
@@ -429,6 +449,7 @@ mod tests {
             status: false,
             message: false,
             keep_source_attributes: true,
+            routes: Routes::parse("GET /users/{id}\n/orders/{id}").unwrap(),
             derive_phase: false,
             text_format: Some(TextFormat::parse("%REQ(:METHOD)% %RESPONSE_CODE%").unwrap()),
             request_id_join: 100,

@@ -42,7 +42,7 @@ pub fn main() -> ExitCode {
     let code = match command {
         Command::Help(topic) => print(topic.help()),
         Command::Version => print(&format!("{}\n", args::VERSION)),
-        Command::Transform(options) => transform::run(options),
+        Command::Transform(options) => transform::run(*options),
         Command::Canary(options) => canary::run(*options),
         #[cfg(feature = "datadog")]
         Command::Datadog(command) => datadog::run(command),
