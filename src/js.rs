@@ -44,6 +44,12 @@ struct Options {
     derive_phase: Option<bool>,
     #[serde(default, deserialize_with = "text_format")]
     text_format: Option<Option<String>>,
+    #[serde(default, deserialize_with = "keep_source_attributes")]
+    keep_source_attributes: Option<bool>,
+    #[serde(default, deserialize_with = "request_id_join")]
+    request_id_join: Option<usize>,
+    #[serde(default, deserialize_with = "routes")]
+    routes: Option<Vec<String>>,
 }
 
 /// `traceId128`: `"decimal"` or `"hex"` (see [`TraceIdFormat`]).
@@ -76,6 +82,9 @@ named! {
     message: bool = "message",
     derive_phase: bool = "derivePhase",
     text_format: Option<String> = "textFormat",
+    keep_source_attributes: bool = "keepSourceAttributes",
+    request_id_join: usize = "requestIdJoin",
+    routes: Vec<String> = "routes",
 }
 
 impl Options {
@@ -99,11 +108,23 @@ impl Options {
             (self.status, &mut config.status),
             (self.message, &mut config.message),
             (self.derive_phase, &mut config.derive_phase),
+            (self.keep_source_attributes, &mut config.keep_source_attributes),
         ];
         for (option, field) in flags {
             if let Some(on) = option {
                 *field = on;
             }
+        }
+        if let Some(entries) = self.request_id_join {
+            config.request_id_join = entries;
+        }
+        if let Some(routes) = self.routes {
+            config.routes = crate::endpoint::Routes::parse(&routes.join("\n")).map_err(|e| {
+                error_json(&[
+                    ("kind", "options".into()),
+                    ("message", format!("`routes`: {e}").into()),
+                ])
+            })?;
         }
         if let Some(format) = self.text_format.flatten() {
             let parsed = TextFormat::parse(&format)

@@ -6,9 +6,9 @@
   const $ = (id) => document.getElementById(id);
   const input = $('input');
   const output = $('output');
-  const CHECKBOXES = ['traceId128', 'standardAttributes', 'status', 'message', 'derivePhase'];
+  const CHECKBOXES = ['traceId128', 'standardAttributes', 'keepSourceAttributes', 'status', 'message', 'derivePhase'];
   const TEXTS = ['hash', 'phase', 'taskDefinition', 'textFormat'];
-  const DEFAULTS = { traceId128: false, standardAttributes: true, status: true, message: true, derivePhase: true };
+  const DEFAULTS = { traceId128: false, standardAttributes: true, keepSourceAttributes: false, status: true, message: true, derivePhase: true };
 
   const SAMPLE = [
     '{"container_name":"/ecs-api-canary-42-envoy","source":"stdout","log":"{\\"response_code\\":503,\\"method\\":\\"GET\\",\\"path\\":\\"/users/42?expand=orders\\",\\"duration\\":12,\\"response_flags\\":\\"UF,URX\\",\\"request_id\\":\\"7f3c0c2e-5a8b\\",\\"trace_id\\":\\"9007199254740993\\",\\"span_id\\":\\"1234567890123456789\\",\\"traceparent\\":null}\\n","ecs_task_definition":"api-canary:42"}',
@@ -55,6 +55,7 @@
       phase: s.phase || null,
       traceId128: s.traceId128 ? 'hex' : 'decimal',
       standardAttributes: s.standardAttributes,
+      keepSourceAttributes: s.keepSourceAttributes,
       status: s.status,
       message: s.message,
       derivePhase: s.derivePhase,

@@ -75,11 +75,15 @@
       docker.push('--build-arg TRACE_ID_128=hex');
       script.push('--trace-id-128 hex');
     }
+    if (options.keepSourceAttributes) {
+      docker.push('--build-arg KEEP_SOURCE_ATTRIBUTES=1');
+      script.push('--keep-source-attributes');
+    }
     docker.push('-t envoy-dd-log-router .');
     const buildText = `# The log router image (Fluent Bit 4.2 with the filter and envoy-dd.conf), from the repository root:\n${docker.join(' \\\n    ')}\n\n` +
       `# or only the module (dist/envoy_dd.wasm), to copy into your own image under /fluent-bit/envoy-dd/:\n${script.join(' \\\n    ')}\n`;
     parts.push(block('1. Build the log router', buildText,
-      'Fluent Bit cannot pass parameters to a WASM filter, so the text format and the trace id format are built into the module (Fluent Bit 4.2 or later).'));
+      'Fluent Bit cannot pass parameters to a WASM filter, so the text format, the trace id format and keeping source keys are built into the module (Fluent Bit 4.2 or later).'));
 
     const fixed = [];
     if (!options.standardAttributes) fixed.push('standard attributes');

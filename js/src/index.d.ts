@@ -37,6 +37,22 @@ export interface Options {
    * before the built-in formats. A bad one throws a {@link FormatError}.
    */
   textFormat?: string | null;
+  /**
+   * Keep each Envoy key next to the standard attribute made from it (`--keep-source-attributes`).
+   * Default false: a key the attribute holds whole moves there, as Datadog's remapper does.
+   */
+  keepSourceAttributes?: boolean;
+  /**
+   * How many request ids the request-id join remembers (`--request-id-join`): an access line
+   * without a trace id gets the trace context of an earlier record with its request id.
+   * Default 8192; 0 turns the join off.
+   */
+  requestIdJoin?: number;
+  /**
+   * Route templates such as `GET /users/{id}` (`--route`), whose path is `http.endpoint` for the
+   * requests they match; other requests get the endpoint Datadog's tracers infer.
+   */
+  routes?: string[];
 }
 
 /** Input shapes, as the Rust API names them. */

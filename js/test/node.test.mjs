@@ -34,6 +34,9 @@ function flags(options) {
   if (options.status === false) args.push('--no-status');
   if (options.message === false) args.push('--no-message');
   if (options.derivePhase === false) args.push('--no-derive-phase');
+  if (options.keepSourceAttributes) args.push('--keep-source-attributes');
+  if (options.requestIdJoin != null) args.push('--request-id-join', String(options.requestIdJoin));
+  for (const route of options.routes || []) args.push('--route', route);
   return args;
 }
 
@@ -87,6 +90,8 @@ const FIXTURES = fixtures();
 
 // Everything off or changed from the default, on top of a fixture's options.
 const CHANGED = { phase: 'canary', traceId128: 'hex', standardAttributes: false, status: false, message: false, derivePhase: false };
+// The options that shape the standard attributes, changed while those are on.
+const ATTRIBUTES_CHANGED = { keepSourceAttributes: true, requestIdJoin: 0, routes: ['GET /api/v1/users/{id}', '* /ping'] };
 
 function assertSameAsCli(file, options) {
   const input = readFileSync(file);
@@ -123,6 +128,10 @@ test('a Transformer gives the CLI output for every fixture, with each fixture\'s
 
 test('a Transformer gives the CLI output for every fixture with every option changed', () => {
   for (const { file, options } of FIXTURES) assertSameAsCli(file, { ...options, ...CHANGED });
+});
+
+test('a Transformer gives the CLI output for every fixture with source keys kept, no join and routes', () => {
+  for (const { file, options } of FIXTURES) assertSameAsCli(file, { ...options, ...ATTRIBUTES_CHANGED });
 });
 
 test('transform() of a single record is the CLI output for that record alone', () => {
