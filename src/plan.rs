@@ -806,6 +806,9 @@ impl<'a> Access<'a> {
 /// and Envoy's absent values (`null`, `"-"`) of such keys.
 #[derive(Default)]
 pub(crate) struct Moved {
+    /// Bit `i` for member `i` below 64 (one test per member the writer looks at); the list
+    /// for the rest.
+    low: u64,
     indexes: [u32; Sources::MAX],
     len: usize,
 }
@@ -814,12 +817,20 @@ impl Moved {
     /// Whether record member `i` moved.
     #[inline(always)]
     pub fn contains(&self, i: usize) -> bool {
-        self.indexes[..self.len].contains(&(i as u32))
+        match i < 64 {
+            true => self.low & (1 << i) != 0,
+            false => self.indexes[..self.len].contains(&(i as u32)),
+        }
     }
 
     fn push(&mut self, i: usize) {
-        self.indexes[self.len] = i as u32;
-        self.len += 1;
+        match i < 64 {
+            true => self.low |= 1 << i,
+            false => {
+                self.indexes[self.len] = i as u32;
+                self.len += 1;
+            }
+        }
     }
 
     /// Decides which of the access log's `found.sources` move; `trace` is `None` when `dd` is

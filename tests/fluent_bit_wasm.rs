@@ -408,6 +408,52 @@ fn build_time_settings_reach_the_module() {
     }
 }
 
+/// Route templates and `--keep-source-attributes`, built in, give what the native transform
+/// gives with the same config.
+#[test]
+fn route_and_keep_source_settings_reach_the_module() {
+    let bytes = build_module(
+        &[
+            "--route",
+            "GET /api/v1/users/{id}",
+            "--route",
+            "/ping",
+            "--keep-source-attributes",
+        ],
+        "target/wasm-test/routes-keep.wasm",
+    );
+    let mut host = Host::load(&bytes, false);
+    let config = Config {
+        routes: envoy_dd::endpoint::Routes::parse("GET /api/v1/users/{id}\n/ping").unwrap(),
+        keep_source_attributes: true,
+        ..Config::default()
+    };
+    let mut transformer = Transformer::new(config);
+    let mut records = fixture_lines("fixtures/input/firelens-appmesh.jsonl");
+    records.truncate(200);
+    let routed = br#"{"response_code":200,"method":"GET","path":"/api/v1/users/42"}"#.to_vec();
+    let output = host.filter(&routed).output;
+    let text = String::from_utf8_lossy(&output);
+    assert!(
+        text.starts_with(r#"{"response_code":200,"method":"GET""#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#""endpoint":"/api/v1/users/{id}""#),
+        "{text}"
+    );
+    records.push(routed);
+    for (i, record) in records.iter().enumerate() {
+        let output = host.filter(record).output;
+        assert!(
+            output == native(&mut transformer, record),
+            "record {}: wasm output differs from the native transform with the same settings:\n{}",
+            i + 1,
+            String::from_utf8_lossy(&output)
+        );
+    }
+}
+
 #[test]
 fn build_time_settings_are_checked_before_building() {
     let build = Command::new("bash")
