@@ -108,7 +108,10 @@ impl Options {
             (self.status, &mut config.status),
             (self.message, &mut config.message),
             (self.derive_phase, &mut config.derive_phase),
-            (self.keep_source_attributes, &mut config.keep_source_attributes),
+            (
+                self.keep_source_attributes,
+                &mut config.keep_source_attributes,
+            ),
         ];
         for (option, field) in flags {
             if let Some(on) = option {
