@@ -129,7 +129,7 @@ pub enum Command {
     Canary(Box<super::canary::CanaryOptions>),
     /// Run `envoy-dd datadog`.
     #[cfg(feature = "datadog")]
-    Datadog(super::datadog::DatadogCommand),
+    Datadog(Box<super::datadog::DatadogCommand>),
 }
 
 /// Which part of the tool a help text or usage error is about.

@@ -140,7 +140,7 @@ pub fn parse(mut args: impl Iterator<Item = OsString>) -> Result<Command, UsageE
         }
         None => return Err(usage("missing datadog command (config or tallies)".into())),
     };
-    Ok(Command::Datadog(command))
+    Ok(Command::Datadog(Box::new(command)))
 }
 
 fn site() -> Result<Site, String> {
@@ -475,7 +475,7 @@ mod tests {
 
     #[test]
     fn commands_and_usage_errors() {
-        let Ok(Command::Datadog(DatadogCommand::Tallies { query, json, .. })) = parse_strs(&[
+        let Ok(Command::Datadog(command)) = parse_strs(&[
             "tallies",
             "--query",
             "service:api",
@@ -487,6 +487,9 @@ mod tests {
             "--format",
             "json",
         ]) else {
+            panic!()
+        };
+        let DatadogCommand::Tallies { query, json, .. } = *command else {
             panic!()
         };
         assert!(json);

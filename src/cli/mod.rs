@@ -45,7 +45,7 @@ pub fn main() -> ExitCode {
         Command::Transform(options) => transform::run(*options),
         Command::Canary(options) => canary::run(*options),
         #[cfg(feature = "datadog")]
-        Command::Datadog(command) => datadog::run(command),
+        Command::Datadog(command) => datadog::run(*command),
     };
     ExitCode::from(code)
 }
