@@ -72,11 +72,13 @@ fn main() {
     }
 }
 
-/// What the benches run with: the `hash` the golden tests configure, everything else default
-/// (all attributes on, `phase` derived from the task definition).
+/// What the benches run with: the `hash` the golden tests configure and Envoy keys kept next to
+/// their attributes (the rules the baselines implement), everything else default (all
+/// attributes on, `phase` derived from the task definition).
 fn config() -> Config {
     Config {
         hash: Some("4f9c2a17e0b3".into()),
+        keep_source_attributes: true,
         ..Config::default()
     }
 }

@@ -271,6 +271,18 @@ impl<J: Json> Plan<J> {
                 }
                 http.insert(J::key("url_details"), J::map(url));
             }
+            if let Some(path) = path {
+                // envoy-dd's own endpoint inference: the baselines compare how the record is
+                // read and written, not this rule.
+                let mut endpoint = Vec::new();
+                let method = found.method.unwrap_or_default().as_bytes();
+                let routes = envoy_dd::endpoint::Routes::default();
+                if routes.endpoint(method, path.as_bytes(), code as u16, &mut endpoint) {
+                    let endpoint =
+                        String::from_utf8(endpoint).expect("endpoints of UTF-8 paths are UTF-8");
+                    http.insert(J::key("endpoint"), J::string(endpoint));
+                }
+            }
             let strings = [
                 ("version", found.version),
                 ("request_id", found.request_id),
