@@ -476,6 +476,16 @@ pub fn check_nothing_lost_moving(input: &[u8], output: &[u8]) -> Result<(), Stri
 }
 
 /// Normalised names (lower case, letters and digits) of the keys that may move.
+/// Whether `key` is one of [`MOVING_KEYS`], compared by normalised name.
+pub fn is_moving_key(key: &str) -> bool {
+    let normal: String = key
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .map(|c| c.to_ascii_lowercase())
+        .collect();
+    MOVING_KEYS.contains(&normal.as_str())
+}
+
 pub const MOVING_KEYS: &[&str] = &[
     "responsecode",
     "statuscode",
@@ -496,6 +506,9 @@ pub const MOVING_KEYS: &[&str] = &[
     "bytessent",
     "duration",
     "durationms",
+    "xapollooperationname",
+    "graphqloperationname",
+    "operationname",
     "traceid",
     "xdatadogtraceid",
     "ddtraceid",
