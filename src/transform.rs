@@ -19,6 +19,8 @@
 use crate::config::{Config, Setup};
 use crate::error::{Enriched, Error, Outcome};
 use crate::join::RequestIds;
+#[cfg(all(feature = "canary", not(target_arch = "wasm32")))]
+use crate::outline::{self, Outline};
 use crate::output::{self, Writer};
 use crate::plan::{DdScratch, Found, Plan};
 use crate::record::Reader;
@@ -48,6 +50,8 @@ pub struct Transformer {
     writer: Writer,
     /// The request-id join's memory (see [`crate::join`]).
     request_ids: RequestIds,
+    #[cfg(all(feature = "canary", not(target_arch = "wasm32")))]
+    outline: outline::Scratch,
 }
 
 impl Transformer {
@@ -60,6 +64,8 @@ impl Transformer {
             reader: Reader::default(),
             planning: DdScratch::default(),
             writer: Writer::default(),
+            #[cfg(all(feature = "canary", not(target_arch = "wasm32")))]
+            outline: outline::Scratch::default(),
         }
     }
 
@@ -149,6 +155,44 @@ impl Transformer {
             out.truncate(start);
         }
         result
+    }
+
+    /// Reads and plans `input` as [`Self::transform`] does, and gives `f` what the output
+    /// would be ([`Outline`]) instead of writing it: for readers of a few of the output's
+    /// members (the canary judge). `Err` where [`Self::try_transform`] fails.
+    #[cfg(all(feature = "canary", not(target_arch = "wasm32")))]
+    pub(crate) fn outline<R>(
+        &mut self,
+        input: &[u8],
+        f: impl FnOnce(Outline<'_>) -> R,
+    ) -> Result<R, Error> {
+        let format = self.config.text_format.as_ref();
+        let read = self.reader.read(input, format, &self.setup)?;
+        let record = self.reader.record(input, read);
+        let mut found = Found::default();
+        found.note(&record);
+        let plan = Plan::new(
+            &record,
+            &found,
+            &self.config,
+            &self.setup,
+            None,
+            &self.request_ids,
+            &mut self.planning,
+        );
+        // As when written: the request-id join's memory is the same either way.
+        if let Some(id) = found.request_id {
+            if let Some(own) = plan.own_context(&record.bufs) {
+                self.request_ids.remember(id, own.trace_id, own.span_id);
+            }
+        }
+        Ok(f(Outline {
+            record: &record,
+            found: &found,
+            plan: &plan,
+            routes: &self.config.routes,
+            scratch: &mut self.outline,
+        }))
     }
 
     fn rewrite(
