@@ -231,6 +231,8 @@ impl Reader {
             phase: None,
             message: false,
             text_format: options.text_format.clone(),
+            // The endpoints of records enriched here are named by the templates too.
+            routes: options.routes.clone(),
             ..Config::default()
         };
         Reader {
@@ -1133,6 +1135,22 @@ mod tests {
                 assert!(outlined.outlined > 0, "{name}");
             }
         }
+    }
+
+    #[test]
+    fn route_templates_name_the_endpoints_of_every_input_kind() {
+        let options = Options {
+            routes: Routes::parse("GET /users/{id}").unwrap(),
+            ..Options::default()
+        };
+        let mut r = Reader::new(options);
+        // Raw FireLens, bare Envoy, and enriched without `http.endpoint`.
+        r.read(br#"{"log":"{\"method\":\"GET\",\"path\":\"/users/42\",\"response_code\":200}","phase":"canary"}"#);
+        r.read(br#"{"method":"GET","path":"/users/abc","response_code":200,"phase":"stable"}"#);
+        r.read(br#"{"http":{"status_code":200,"method":"GET","url_details":{"path":"/users/x"}},"phase":"stable"}"#);
+        let (_, tallies, _) = r.finish(None, None).unwrap();
+        let names: Vec<&str> = tallies.iter().map(|(name, _)| name).collect();
+        assert_eq!(names, ["GET /users/{id}"]);
     }
 
     #[test]
