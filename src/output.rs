@@ -586,7 +586,7 @@ fn str_member(out: &mut Vec<u8>, key: &[u8], value: &[u8]) {
 /// the user's route template it matches, else the one Datadog's tracers infer; nothing for a
 /// 404 that no template matches (see [`Routes::endpoint`]). `scratch` holds the decoded path
 /// and its endpoint when the path has escapes.
-#[inline]
+#[inline(always)]
 pub(crate) fn write_endpoint(
     out: &mut Vec<u8>,
     (routes, [decoded, endpoint]): (&Routes, &mut [Vec<u8>; 2]),

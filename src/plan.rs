@@ -759,6 +759,7 @@ pub(crate) struct Attributes<'a> {
 impl Attributes<'_> {
     /// The Datadog log level `status` gets: from the response code and flags, and a failed
     /// gRPC call is as severe as its status says, whatever the HTTP code.
+    #[inline(always)]
     pub fn level(&self, found: &Found<'_>) -> envoy::Level {
         let code = self.code.map_or(0, |c| c.value);
         let level = envoy::level(code, found.flags.unwrap_or_default());

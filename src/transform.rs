@@ -159,7 +159,8 @@ impl Transformer {
 
     /// Reads and plans `input` as [`Self::transform`] does, and gives `f` what the output
     /// would be ([`Outline`]) instead of writing it: for readers of a few of the output's
-    /// members (the canary judge). `Err` where [`Self::try_transform`] fails.
+    /// members (the canary judge). `Err` where [`Self::try_transform`] fails. The request-id
+    /// join is looked up but not taught: its readers do not read `dd`.
     #[cfg(all(feature = "canary", not(target_arch = "wasm32")))]
     pub(crate) fn outline<R>(
         &mut self,
@@ -180,12 +181,6 @@ impl Transformer {
             &self.request_ids,
             &mut self.planning,
         );
-        // As when written: the request-id join's memory is the same either way.
-        if let Some(id) = found.request_id {
-            if let Some(own) = plan.own_context(&record.bufs) {
-                self.request_ids.remember(id, own.trace_id, own.span_id);
-            }
-        }
         Ok(f(Outline {
             record: &record,
             found: &found,

