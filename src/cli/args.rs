@@ -619,4 +619,44 @@ mod tests {
             "--request-id-join must be a number of request ids, not '-1'"
         );
     }
+
+    /// Both commands read inputs, `--` and option values with one reader: the same
+    /// arguments give the same inputs and the same messages.
+    #[test]
+    fn both_commands_read_arguments_alike() {
+        let inputs = |command: &str| match parse_strs(&[command, "a", "-", "--", "-b", "--c"]) {
+            Ok(Command::Transform(o)) => o.inputs,
+            Ok(Command::Canary(o)) => o.inputs,
+            other => panic!("{other:?}"),
+        };
+        let want = [
+            Input::File("a".into()),
+            Input::Stdin,
+            Input::File("-b".into()),
+            Input::File("--c".into()),
+        ];
+        assert_eq!(inputs("transform"), want);
+        assert_eq!(inputs("canary"), want);
+        for (command, with_value, flag) in [
+            ("transform", "--hash", "--stats"),
+            ("canary", "--by", "--datadog"),
+        ] {
+            let message = |args: &[&str]| {
+                let mut all = vec![command];
+                all.extend_from_slice(args);
+                error(&all).message
+            };
+            assert_eq!(
+                message(&[with_value]),
+                format!("option '{with_value}' needs a value")
+            );
+            assert_eq!(
+                message(&[&format!("{flag}=1")]),
+                format!("option '{flag}' takes no value")
+            );
+            assert_eq!(message(&["--=x"]), "option '--' takes no value");
+            assert_eq!(message(&["--nope=1"]), "option '--nope' takes no value");
+            assert_eq!(message(&["-z"]), "unknown option '-z'");
+        }
+    }
 }
