@@ -2,6 +2,11 @@
 //! on the fly with a [`Transformer`]), records the filter already enriched, and Datadog log
 //! archive lines (attributes under `attributes`).
 //!
+//! A raw record is not written: the transform reads and plans it, and the fields are taken
+//! from what it would write (`Transformer::outline`, inside the crate), as they would be read
+//! from the written record. The rare record whose output rewrites a member inside (nested
+//! keys repeated) is written and read. Every JSON object is read with the transform's reader.
+//!
 //! Records are counted per *version* — the triple (`phase`, `hash`, task definition
 //! revision) — and endpoint, so that the comparison can be chosen after reading
 //! ([`Reader::finish`]): by `phase` when both `stable` and `canary` are there, else by
@@ -259,6 +264,12 @@ impl Reader {
 
     /// Reads one record (one line, without its line end).
     pub fn read(&mut self, line: &[u8]) {
+        self.read_as(line, true);
+    }
+
+    /// Reads a record; a FireLens record or a bare Envoy record from its outline when
+    /// `outline` (else by writing it and reading the result, which counts alike).
+    fn read_as(&mut self, line: &[u8], outline: bool) {
         self.records += 1;
         let Reader {
             transformer,
@@ -275,15 +286,18 @@ impl Reader {
                 return;
             }
             let has = |name: &[u8]| {
-                let object = |m: &&Member| m.kind == Kind::Object && m.key.of(line) == name;
-                work.members.iter().any(|m| object(&m))
+                (work.members.iter()).any(|m| m.kind == Kind::Object && m.key.of(line) == name)
             };
             if has(b"attributes") || has(b"http") {
                 counter.count_members(line, work);
                 return;
             }
         }
-        match transformer.outline(line, |outline| counter.count_outline(outline, work)) {
+        let outlined = match outline {
+            true => transformer.outline(line, |outline| counter.count_outline(outline, work)),
+            false => Ok(false),
+        };
+        match outlined {
             Ok(true) => {
                 #[cfg(test)]
                 {
@@ -299,36 +313,6 @@ impl Reader {
             // The transform would pass it through unchanged.
             Err(_) => counter.count_buf(line, work),
         }
-    }
-
-    /// [`Reader::read`] the way it reads a record whose transform cannot be outlined: by
-    /// writing it and reading the result. The two must count alike.
-    #[cfg(test)]
-    fn read_written(&mut self, line: &[u8]) {
-        self.records += 1;
-        let Reader {
-            transformer,
-            counter,
-            log_key,
-            scratch: Scratch { out, work },
-            ..
-        } = self;
-        if log_key.find(line).is_none() {
-            if !members_of(line, &mut work.members, &mut work.stack) {
-                counter.skipped.unparseable += 1;
-                return;
-            }
-            let has = |name: &[u8]| {
-                (work.members.iter()).any(|m| m.kind == Kind::Object && m.key.of(line) == name)
-            };
-            if has(b"attributes") || has(b"http") {
-                counter.count_members(line, work);
-                return;
-            }
-        }
-        out.clear();
-        transformer.transform(line, out);
-        counter.count_buf(out, work);
     }
 }
 
@@ -1127,7 +1111,7 @@ mod tests {
                 let (mut outlined, mut written) = (Reader::new(options()), Reader::new(options()));
                 for line in text.split(|&b| b == b'\n') {
                     outlined.read(line);
-                    written.read_written(line);
+                    written.read_as(line, false);
                 }
                 assert_eq!(
                     outlined.counter.versions, written.counter.versions,
