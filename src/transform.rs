@@ -7,7 +7,9 @@
 //!    otherwise by the general JSON reader, with the text-format matcher for a text `log`.
 //! 2. [`crate::plan`] finds what its members mean and decides what to write: the trace context,
 //!    `hash` and `phase`, the access-log attributes, what moves to `_log`.
-//! 3. [`crate::output`] writes it in one pass from spans of the input, as planned.
+//! 3. [`crate::output`] writes it in one pass from spans of the input, as planned. (The canary
+//!    judge, which reads a few of the output's members, takes them from `crate::outline`
+//!    instead: what the writer would write, without writing it.)
 //!
 //! The request-id join ([`crate::join`]) is the one state carried from record to record:
 //! planning looks up a record's request id as the last trace source, and a record written
