@@ -61,6 +61,9 @@ mod fluent_bit;
 pub mod http;
 #[cfg(feature = "js")]
 mod js;
+// What the transform would write, for the canary judge.
+#[cfg(all(feature = "canary", not(target_arch = "wasm32")))]
+mod outline;
 mod output;
 mod plan;
 mod read;

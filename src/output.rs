@@ -535,14 +535,7 @@ impl Attributes<'_> {
             duration.write_nanos(out);
         }
         if self.status {
-            let flags = found.flags.unwrap_or_default();
-            let level = envoy::level(code.value, flags);
-            // A failed gRPC call is as severe as its status says, whatever the HTTP code.
-            let level = match found.grpc_status {
-                Some(status) => level.worst(envoy::grpc_level(status)),
-                None => level,
-            };
-            match level {
+            match self.level(found) {
                 envoy::Level::Error => w.start(out, br#","status":"error""#),
                 envoy::Level::Warn => w.start(out, br#","status":"warn""#),
                 envoy::Level::Info => w.start(out, br#","status":"info""#),
@@ -593,8 +586,8 @@ fn str_member(out: &mut Vec<u8>, key: &[u8], value: &[u8]) {
 /// the user's route template it matches, else the one Datadog's tracers infer; nothing for a
 /// 404 that no template matches (see [`Routes::endpoint`]). `scratch` holds the decoded path
 /// and its endpoint when the path has escapes.
-#[inline]
-fn write_endpoint(
+#[inline(always)]
+pub(crate) fn write_endpoint(
     out: &mut Vec<u8>,
     (routes, [decoded, endpoint]): (&Routes, &mut [Vec<u8>; 2]),
     method: &[u8],

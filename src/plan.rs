@@ -756,6 +756,20 @@ pub(crate) struct Attributes<'a> {
     pub message: bool,
 }
 
+impl Attributes<'_> {
+    /// The Datadog log level `status` gets: from the response code and flags, and a failed
+    /// gRPC call is as severe as its status says, whatever the HTTP code.
+    #[inline(always)]
+    pub fn level(&self, found: &Found<'_>) -> envoy::Level {
+        let code = self.code.map_or(0, |c| c.value);
+        let level = envoy::level(code, found.flags.unwrap_or_default());
+        match found.grpc_status {
+            Some(status) => level.worst(envoy::grpc_level(status)),
+            None => level,
+        }
+    }
+}
+
 impl<'a> Access<'a> {
     fn plan(config: &Config, found: &Found<'a>, can_displace: bool) -> Self {
         // A TCP line (Service Connect's) has a connection id and no response code.

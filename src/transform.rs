@@ -7,7 +7,9 @@
 //!    otherwise by the general JSON reader, with the text-format matcher for a text `log`.
 //! 2. [`crate::plan`] finds what its members mean and decides what to write: the trace context,
 //!    `hash` and `phase`, the access-log attributes, what moves to `_log`.
-//! 3. [`crate::output`] writes it in one pass from spans of the input, as planned.
+//! 3. [`crate::output`] writes it in one pass from spans of the input, as planned. (The canary
+//!    judge, which reads a few of the output's members, takes them from `crate::outline`
+//!    instead: what the writer would write, without writing it.)
 //!
 //! The request-id join ([`crate::join`]) is the one state carried from record to record:
 //! planning looks up a record's request id as the last trace source, and a record written
@@ -19,6 +21,8 @@
 use crate::config::{Config, Setup};
 use crate::error::{Enriched, Error, Outcome};
 use crate::join::RequestIds;
+#[cfg(all(feature = "canary", not(target_arch = "wasm32")))]
+use crate::outline::{self, Outline};
 use crate::output::{self, Writer};
 use crate::plan::{DdScratch, Found, Plan};
 use crate::record::Reader;
@@ -48,6 +52,8 @@ pub struct Transformer {
     writer: Writer,
     /// The request-id join's memory (see [`crate::join`]).
     request_ids: RequestIds,
+    #[cfg(all(feature = "canary", not(target_arch = "wasm32")))]
+    outline: outline::Scratch,
 }
 
 impl Transformer {
@@ -60,6 +66,8 @@ impl Transformer {
             reader: Reader::default(),
             planning: DdScratch::default(),
             writer: Writer::default(),
+            #[cfg(all(feature = "canary", not(target_arch = "wasm32")))]
+            outline: outline::Scratch::default(),
         }
     }
 
@@ -149,6 +157,39 @@ impl Transformer {
             out.truncate(start);
         }
         result
+    }
+
+    /// Reads and plans `input` as [`Self::transform`] does, and gives `f` what the output
+    /// would be ([`Outline`]) instead of writing it: for readers of a few of the output's
+    /// members (the canary judge). `Err` where [`Self::try_transform`] fails. The request-id
+    /// join is looked up but not taught: its readers do not read `dd`.
+    #[cfg(all(feature = "canary", not(target_arch = "wasm32")))]
+    pub(crate) fn outline<R>(
+        &mut self,
+        input: &[u8],
+        f: impl FnOnce(Outline<'_>) -> R,
+    ) -> Result<R, Error> {
+        let format = self.config.text_format.as_ref();
+        let read = self.reader.read(input, format, &self.setup)?;
+        let record = self.reader.record(input, read);
+        let mut found = Found::default();
+        found.note(&record);
+        let plan = Plan::new(
+            &record,
+            &found,
+            &self.config,
+            &self.setup,
+            None,
+            &self.request_ids,
+            &mut self.planning,
+        );
+        Ok(f(Outline {
+            record: &record,
+            found: &found,
+            plan: &plan,
+            routes: &self.config.routes,
+            scratch: &mut self.outline,
+        }))
     }
 
     fn rewrite(

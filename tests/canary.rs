@@ -9,7 +9,7 @@ use std::io::Write;
 use std::process::{Command, Output};
 
 use envoy_dd::canary::input::{By, Options, Reader};
-use envoy_dd::canary::{judge, Settings, Tallies, Verdict};
+use envoy_dd::canary::{judge, stats, Settings, Side, Tallies, Verdict};
 use release::{Change, Labels, Release};
 
 /// The endpoint with 1 % of the traffic, and one with 15 %.
@@ -152,6 +152,58 @@ fn a_couple_of_dozen_canary_requests_are_inconclusive() {
             j.summary
         );
     }
+}
+
+/// `n` durations spread as a log-normal distribution's quantiles (median `median_ms`, `sigma`
+/// on the log scale), in nanoseconds.
+fn log_normal_ns(n: u64, median_ms: f64, sigma: f64) -> impl Iterator<Item = f64> {
+    (0..n).map(move |i| {
+        let u = (i as f64 + 0.5) / n as f64;
+        median_ms * 1e6 * (sigma * stats::normal_isf(1.0 - u)).exp()
+    })
+}
+
+#[test]
+fn too_few_canary_durations_for_the_latency_test_are_inconclusive() {
+    // Half the requests fail in both versions, so that the error test needs few requests;
+    // latencies spread widely, so that the latency test needs many.
+    let tallies = |canary: u64| {
+        let mut t = Tallies::new();
+        for (side, n) in [(Side::Baseline, 20_000), (Side::Canary, canary)] {
+            for (i, ns) in log_normal_ns(n, 20.0, 1.5).enumerate() {
+                t.add(side, "GET /search", i % 2 == 0, Some(ns));
+            }
+        }
+        t
+    };
+    let few = judge(&tallies(150), &Settings::default());
+    let a = &few.endpoints[0];
+    assert_eq!(a.verdict, Verdict::Inconclusive, "{:?}", a.reasons);
+    assert!(a.errors.requests_needed.is_some_and(|n| n <= 150));
+    let needed = a.latency.as_ref().unwrap().requests_needed.unwrap();
+    assert!((300..5_000).contains(&needed), "{needed}");
+    let reason = format!("about {} needed", thousands(needed));
+    assert!(
+        a.reasons.iter().any(|r| r
+            .starts_with("150 timed canary requests cannot show a p95 above")
+            && r.contains(&reason)),
+        "{:?}",
+        a.reasons
+    );
+    let json = serde_json::to_value(a).unwrap();
+    assert_eq!(json["latency"]["requests_needed"], needed);
+    // With that many, the same canary passes.
+    let enough = judge(&tallies(needed), &Settings::default());
+    assert_eq!(
+        enough.endpoints[0].verdict,
+        Verdict::Pass,
+        "{:?}",
+        enough.endpoints[0].reasons
+    );
+}
+
+fn thousands(n: u64) -> String {
+    envoy_dd::canary::judge::thousands(n)
 }
 
 fn run(args: &[&str], input: &str) -> Output {

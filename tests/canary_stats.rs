@@ -4,7 +4,8 @@
 #![cfg(feature = "canary")]
 
 use envoy_dd::canary::stats::{
-    benjamini_hochberg, fisher_greater, holm, mann_whitney_greater, normal_sf,
+    benjamini_hochberg, fisher_greater, holm, mann_whitney_greater, normal_isf, normal_sf,
+    rank_requests_needed, scaled_superiority,
 };
 use serde_json::Value;
 
@@ -94,4 +95,59 @@ fn normal_tail() {
         let got = normal_sf(z);
         assert!(close(got, want), "sf({z}) = {got:e} vs SciPy {want:e}");
     }
+}
+
+/// A small seeded generator (xorshift64*) for the simulations below.
+struct Rng(u64);
+
+impl Rng {
+    fn unit(&mut self) -> f64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        ((self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+    }
+
+    /// A log-normal value with median 1.
+    fn log_normal(&mut self, sigma: f64) -> f64 {
+        (sigma * normal_isf(self.unit())).exp()
+    }
+}
+
+/// The share of simulated tests that find a canary whose values are the baseline's times
+/// `ratio`, with `n` canary and `m` baseline values, significant at `alpha`.
+fn simulated_power(rng: &mut Rng, ratio: f64, n: u64, m: u64, alpha: f64) -> f64 {
+    let trials = 300;
+    let mut found = 0;
+    for _ in 0..trials {
+        let mut values: Vec<(f64, bool)> = (0..m).map(|_| (rng.log_normal(0.8), false)).collect();
+        values.extend((0..n).map(|_| (ratio * rng.log_normal(0.8), true)));
+        values.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let groups = values
+            .iter()
+            .map(|&(_, canary)| (canary as u64, !canary as u64));
+        if mann_whitney_greater(groups).unwrap().p < alpha {
+            found += 1;
+        }
+    }
+    found as f64 / trials as f64
+}
+
+#[test]
+fn rank_requests_needed_gives_the_power_asked_for() {
+    let mut rng = Rng(0x5EED);
+    let m = 3_000;
+    let mut baseline: Vec<f64> = (0..m).map(|_| rng.log_normal(0.8)).collect();
+    baseline.sort_by(f64::total_cmp);
+    let buckets: Vec<(f64, u64)> = baseline.iter().map(|&v| (v, 1)).collect();
+    let superiority = scaled_superiority(&buckets, 1.25).unwrap();
+    // The effect of a log-normal scaled by 1.25: Φ(ln 1.25 / (0.8 √2)).
+    let exact = 1.0 - normal_sf(1.25f64.ln() / (0.8 * 2f64.sqrt()));
+    assert!((superiority - exact).abs() < 0.01, "{superiority} {exact}");
+    let n = rank_requests_needed(superiority, m, 0.05, 0.8).unwrap();
+    assert!((50..400).contains(&n), "{n}");
+    let power = simulated_power(&mut rng, 1.25, n, m, 0.05);
+    assert!((0.7..=0.9).contains(&power), "{n} requests: power {power}");
+    let power = simulated_power(&mut rng, 1.25, n / 4, m, 0.05);
+    assert!(power < 0.45, "{} requests: power {power}", n / 4);
 }

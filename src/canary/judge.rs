@@ -11,8 +11,11 @@
 //!   Holm (default) or Benjamini–Hochberg, so that a release identical to the baseline fails
 //!   with probability at most `alpha`, however many endpoints there are.
 //! * **Too little data**: an endpoint whose canary requests are too few for the error test
-//!   to show the allowed rate with probability `power` (at level `alpha` divided by the
-//!   number of tests) is inconclusive, with the number of requests that would do.
+//!   to show the allowed rate, or for the latency test to show the allowed latency, with
+//!   probability `power` (at level `alpha` divided by the number of tests) is inconclusive,
+//!   with the number of requests that would do. For latency the effect is the baseline's
+//!   durations scaled so that their quantile is the allowed latency, and the number is
+//!   Noether's approximation for the Mann–Whitney test ([`stats::rank_requests_needed`]).
 //!
 //! The service's verdict is `fail` if any endpoint or the whole fails, else `inconclusive` if
 //! the whole is, else `pass`.
@@ -197,6 +200,9 @@ pub struct LatencyTest {
     pub p: f64,
     /// The p-value adjusted for the number of tests.
     pub p_adjusted: f64,
+    /// The canary requests with a duration the test needs to show a latency at `allowed_ms`;
+    /// `null` when no number would do (the baseline has too few durations itself).
+    pub requests_needed: Option<u64>,
     /// The canary is slower than allowed and the adjusted p-value below `alpha`.
     pub failed: bool,
 }
@@ -381,10 +387,16 @@ impl<'a> Row<'a> {
                     u: m.u,
                     p: m.p,
                     p_adjusted,
+                    requests_needed: latency_requests_needed(
+                        &self.pair.baseline.latency,
+                        allowed_ms / baseline_ms,
+                        z,
+                    ),
                     failed: p_adjusted < s.alpha && canary_ms > allowed_ms,
                 })
             });
-        let enough = requests_needed.is_some_and(|n| c.requests >= n);
+        let enough = requests_needed.is_some_and(|n| c.requests >= n)
+            && latency.as_ref().is_none_or(|l| l.enough(c));
         let verdict = if errors.failed || latency.as_ref().is_some_and(|l| l.failed) {
             Verdict::Fail
         } else if !enough {
@@ -401,8 +413,27 @@ impl<'a> Row<'a> {
             latency,
             reasons: Vec::new(),
         };
-        a.reasons = reasons(&a, self.pair.baseline.requests == 0);
+        let timed = (c.latency.count(), self.pair.baseline.latency.count());
+        a.reasons = reasons(&a, self.pair.baseline.requests == 0, timed);
         a
+    }
+}
+
+/// The canary durations the rank test needs to show the baseline's durations scaled by
+/// `ratio` (the allowed latency over the baseline's, at the quantile compared).
+fn latency_requests_needed(baseline: &Sketch, ratio: f64, z: f64) -> Option<u64> {
+    let buckets: Vec<(f64, u64)> = (baseline.buckets())
+        .map(|(bucket, n)| (Sketch::bucket_value(bucket), n))
+        .collect();
+    let superiority = stats::scaled_superiority(&buckets, ratio)?;
+    stats::rank_requests_needed_at(superiority, baseline.count(), z)
+}
+
+impl LatencyTest {
+    /// Whether the canary's durations are enough for the test.
+    fn enough(&self, canary: &Tally) -> bool {
+        self.requests_needed
+            .is_some_and(|n| canary.latency.count() >= n)
     }
 }
 
@@ -454,10 +485,13 @@ impl Assessment {
         match self.verdict {
             Verdict::Fail => p,
             Verdict::Inconclusive => {
-                let missing = self.errors.requests_needed.map_or(f64::INFINITY, |n| {
-                    n.saturating_sub(self.canary.requests) as f64
-                });
-                2.0 + 1.0 / (1.0 + missing)
+                let missing = |needed: Option<u64>, have: u64| {
+                    needed.map_or(f64::INFINITY, |n| n.saturating_sub(have) as f64)
+                };
+                let errors = missing(self.errors.requests_needed, self.canary.requests);
+                let latency = (self.latency.as_ref())
+                    .map_or(0.0, |l| missing(l.requests_needed, self.canary.requests));
+                2.0 + 1.0 / (1.0 + errors.max(latency))
             }
             Verdict::Pass => 4.0 + p,
         }
@@ -465,7 +499,8 @@ impl Assessment {
 }
 
 /// The reasons for a verdict, in words.
-fn reasons(a: &Assessment, no_baseline: bool) -> Vec<String> {
+/// `timed`: the canary's and the baseline's requests with a duration.
+fn reasons(a: &Assessment, no_baseline: bool, timed: (u64, u64)) -> Vec<String> {
     let (c, b, e) = (&a.canary, &a.baseline, &a.errors);
     let mut out = Vec::new();
     let compared = if no_baseline {
@@ -511,7 +546,11 @@ fn reasons(a: &Assessment, no_baseline: bool) -> Vec<String> {
             format!("latency: {text}")
         });
     }
-    if a.verdict == Verdict::Inconclusive {
+    if a.verdict != Verdict::Inconclusive {
+        return out;
+    }
+    let errors_enough = e.requests_needed.is_some_and(|n| c.requests >= n);
+    if !errors_enough {
         out.push(match (c.requests, e.requests_needed) {
             (0, _) => "no canary requests".into(),
             (n, Some(needed)) => format!(
@@ -526,6 +565,26 @@ fn reasons(a: &Assessment, no_baseline: bool) -> Vec<String> {
                 percent(e.allowed_rate)
             ),
         });
+    }
+    if let Some(l) = a.latency.as_ref() {
+        let n = timed.0;
+        let what = format!(
+            "p{} above {}",
+            (l.quantile * 100.0).round(),
+            ms(l.allowed_ms)
+        );
+        match l.requests_needed {
+            Some(needed) if n < needed => out.push(format!(
+                "{n} timed canary requests cannot show a {what}: about {} needed ({} more)",
+                thousands(needed),
+                thousands(needed - n)
+            )),
+            Some(_) => {}
+            None => out.push(format!(
+                "{n} timed canary requests, and the baseline's {} are too few to show a {what} however many the canary gets",
+                timed.1
+            )),
+        }
     }
     out
 }

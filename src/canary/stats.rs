@@ -7,7 +7,9 @@
 //!   most 8 values and there are no ties, else the normal approximation with tie and
 //!   continuity corrections;
 //! * [`holm`] and [`benjamini_hochberg`]: p-values adjusted for many tests;
-//! * [`requests_needed`]: how many requests a test needs to show a given error rate.
+//! * [`requests_needed`]: how many requests a test needs to show a given error rate;
+//! * [`rank_requests_needed`]: how many the Mann–Whitney test needs to show a given shift
+//!   (Noether's approximation), with [`scaled_superiority`] the shift's effect size.
 
 use core::f64::consts::{FRAC_1_SQRT_2, PI};
 
@@ -427,6 +429,77 @@ pub fn requests_needed(
 ) -> Option<u64> {
     let z = normal_isf(alpha) + normal_isf(1.0 - power);
     requests_needed_at(baseline_rate, canary_rate, baseline_requests, z)
+}
+
+/// The probability that a value of a distribution scaled by `ratio` is above an independent
+/// value of the distribution itself (ties count one half): `P(ratio·Y > X)` for `X`, `Y` drawn
+/// from `buckets`, `(value, count)` pairs in increasing order of value. This is the effect
+/// size of the Mann–Whitney test (`U / mn` estimates it) for a canary whose latencies are the
+/// baseline's times `ratio`; 0.5 for `ratio` 1. `None` without values.
+///
+/// ```
+/// use envoy_dd::canary::stats::scaled_superiority;
+///
+/// let buckets = [(10.0, 1), (20.0, 1), (30.0, 1), (40.0, 1)];
+/// assert_eq!(scaled_superiority(&buckets, 1.0), Some(0.5));
+/// // Doubled: 2·10 ties 20 and beats 10; 2·20 ties 40 and beats 10, 20, 30; 60 and 80 beat all.
+/// assert_eq!(scaled_superiority(&buckets, 2.0), Some((1.5 + 3.5 + 4.0 + 4.0) / 16.0));
+/// ```
+pub fn scaled_superiority(buckets: &[(f64, u64)], ratio: f64) -> Option<f64> {
+    let total: u64 = buckets.iter().map(|&(_, n)| n).sum();
+    if total == 0 {
+        return None;
+    }
+    // Walk the scaled values up, and the values below each of them with it.
+    let (mut below, mut i, mut wins) = (0u64, 0usize, 0.0f64);
+    for &(value, n) in buckets {
+        let scaled = if value == 0.0 { 0.0 } else { value * ratio };
+        while i < buckets.len() && buckets[i].0 < scaled {
+            below += buckets[i].1;
+            i += 1;
+        }
+        let ties = buckets.get(i).filter(|b| b.0 == scaled).map_or(0, |b| b.1);
+        wins += n as f64 * (below as f64 + ties as f64 / 2.0);
+    }
+    Some(wins / (total as f64 * total as f64))
+}
+
+/// How many canary values a one-sided Mann–Whitney test at level `alpha` needs to show, with
+/// probability `power`, an effect of size `superiority` (`P(canary > baseline)`, see
+/// [`scaled_superiority`]) against `baseline` values. Noether's approximation (1987): `U / mn`
+/// is normal with its variance under the null hypothesis, `(m + n + 1) / 12mn`, solved for the
+/// canary's `n` with the baseline's `m` given. `None` when no number is enough: no effect, or
+/// a baseline too small itself.
+///
+/// ```
+/// use envoy_dd::canary::stats::rank_requests_needed;
+///
+/// // P(canary > baseline) = 0.6, at the 5 % level with 80 % power, against 100,000 values:
+/// // (z₀.₀₅ + z₀.₂)² / (12 · 0.1²) = 52 with a known baseline.
+/// assert_eq!(rank_requests_needed(0.6, 100_000, 0.05, 0.8), Some(52));
+/// assert_eq!(rank_requests_needed(0.6, 40, 0.05, 0.8), None);
+/// assert_eq!(rank_requests_needed(0.5, 100_000, 0.05, 0.8), None);
+/// ```
+pub fn rank_requests_needed(
+    superiority: f64,
+    baseline: u64,
+    alpha: f64,
+    power: f64,
+) -> Option<u64> {
+    let z = normal_isf(alpha) + normal_isf(1.0 - power);
+    rank_requests_needed_at(superiority, baseline, z)
+}
+
+/// [`rank_requests_needed`] with `z = z_alpha + z_power` worked out once.
+pub(crate) fn rank_requests_needed_at(superiority: f64, baseline: u64, z: f64) -> Option<u64> {
+    let effect = superiority - 0.5;
+    if effect <= 0.0 || baseline == 0 {
+        return None;
+    }
+    // effect ≥ z·√((m + n + 1) / 12mn)  ⇔  n ≥ (1 + 1/m) / (12·effect²/z² − 1/m)
+    let m = baseline as f64;
+    let room = 12.0 * (effect / z).powi(2) - 1.0 / m;
+    (room > 0.0).then(|| ((1.0 + 1.0 / m) / room).ceil() as u64)
 }
 
 /// [`requests_needed`] with `z = z_alpha + z_power` worked out once (the judge uses one level

@@ -258,9 +258,106 @@ pub fn parse(
     }
 }
 
+/// Reads a command's arguments, for its parser to match the options by name: `-` is standard
+/// input, other arguments that do not start with `-` (and every argument after `--`) are
+/// files. An option that takes a value takes it inline (`--name=value`) or else the next
+/// argument, whatever it looks like.
+pub struct ArgReader<I> {
+    args: I,
+    topic: Topic,
+    options_ended: bool,
+    /// The option read last, and its inline value while it is not taken.
+    name: String,
+    inline: Option<String>,
+}
+
+/// One argument read by [`ArgReader::next`].
+pub enum Arg {
+    /// A file, or standard input.
+    Input(Input),
+    /// An option's name (`--hash`, `-q`); its value, if it takes one, is
+    /// [`ArgReader::value`].
+    Option(String),
+}
+
+impl<I: Iterator<Item = OsString>> ArgReader<I> {
+    /// Reads `args`, whose usage errors are about `topic`.
+    pub fn new(args: I, topic: Topic) -> Self {
+        ArgReader {
+            args,
+            topic,
+            options_ended: false,
+            name: String::new(),
+            inline: None,
+        }
+    }
+
+    /// The next input or option; `--` is read here.
+    pub fn next(&mut self) -> Result<Option<Arg>, UsageError> {
+        loop {
+            let Some(arg) = self.args.next() else {
+                return Ok(None);
+            };
+            if arg == "-" {
+                return Ok(Some(Arg::Input(Input::Stdin)));
+            }
+            if self.options_ended || !arg.to_string_lossy().starts_with('-') {
+                return Ok(Some(Arg::Input(Input::File(arg.into()))));
+            }
+            let Some(arg) = arg.to_str() else {
+                let message = format!("unknown option '{}'", arg.to_string_lossy());
+                return Err(self.usage(message));
+            };
+            let (name, inline) = match arg.split_once('=') {
+                Some((name, value)) if name.starts_with("--") => (name, Some(value)),
+                _ => (arg, None),
+            };
+            self.name = name.to_owned();
+            self.inline = inline.map(str::to_owned);
+            if self.name != "--" {
+                return Ok(Some(Arg::Option(self.name.clone())));
+            }
+            self.no_value()?;
+            self.options_ended = true;
+        }
+    }
+
+    /// The value of the option read last.
+    pub fn value(&mut self) -> Result<String, UsageError> {
+        if let Some(value) = self.inline.take() {
+            return Ok(value);
+        }
+        let name = &self.name;
+        let message = match self.args.next().map(OsString::into_string) {
+            Some(Ok(value)) => return Ok(value),
+            Some(Err(_)) => format!("the value of '{name}' is not valid UTF-8"),
+            None => format!("option '{name}' needs a value"),
+        };
+        Err(self.usage(message))
+    }
+
+    /// An error if the option read last, one that takes no value, was given one inline.
+    pub fn no_value(&self) -> Result<(), UsageError> {
+        match self.inline {
+            Some(_) => Err(self.usage(format!("option '{}' takes no value", self.name))),
+            None => Ok(()),
+        }
+    }
+
+    /// The error of an unknown option, the one read last.
+    pub fn unknown(&self) -> UsageError {
+        self.usage(format!("unknown option '{}'", self.name))
+    }
+
+    /// A usage error of this command.
+    pub fn usage(&self, message: String) -> UsageError {
+        UsageError::new(self.topic, message)
+    }
+}
+
 /// Parses the arguments after `transform`.
 fn parse_transform(
-    mut args: impl Iterator<Item = OsString>,
+    args: impl Iterator<Item = OsString>,
     config: Config,
 ) -> Result<Command, UsageError> {
     let usage = |message: String| UsageError::new(Topic::Transform, message);
@@ -271,40 +368,21 @@ fn parse_transform(
         progress: None,
         inputs: Vec::new(),
     };
-    let mut options_ended = false;
     let mut routes = String::new();
-    while let Some(arg) = args.next() {
-        if arg == "-" {
-            options.inputs.push(Input::Stdin);
-            continue;
-        }
-        if options_ended || !arg.to_string_lossy().starts_with('-') {
-            options.inputs.push(Input::File(arg.into()));
-            continue;
-        }
-        let Some(arg) = arg.to_str() else {
-            return Err(usage(format!("unknown option '{}'", arg.to_string_lossy())));
+    let mut args = ArgReader::new(args, Topic::Transform);
+    while let Some(arg) = args.next()? {
+        let name = match arg {
+            Arg::Input(input) => {
+                options.inputs.push(input);
+                continue;
+            }
+            Arg::Option(name) => name,
         };
-        // `--name=value` carries its value inline; otherwise an option that takes a value
-        // takes the next argument, whatever it looks like.
-        let (name, mut inline) = match arg.split_once('=') {
-            Some((name, value)) if name.starts_with("--") => (name, Some(value)),
-            _ => (arg, None),
-        };
-        let mut value = || match inline.take() {
-            Some(value) => Ok(value.to_owned()),
-            None => match args.next() {
-                Some(value) => value
-                    .into_string()
-                    .map_err(|_| usage(format!("the value of '{name}' is not valid UTF-8"))),
-                None => Err(usage(format!("option '{name}' needs a value"))),
-            },
-        };
-        match name {
-            "--hash" => options.config.hash = Some(value()?),
-            "--phase" => options.config.phase = Some(value()?),
+        match name.as_str() {
+            "--hash" => options.config.hash = Some(args.value()?),
+            "--phase" => options.config.phase = Some(args.value()?),
             "--trace-id-128" => {
-                let value = value()?;
+                let value = args.value()?;
                 options.config.trace_id_128 = value.parse().map_err(|_| {
                     usage(format!(
                         "--trace-id-128 must be 'decimal' or 'hex', not '{value}'"
@@ -312,7 +390,7 @@ fn parse_transform(
                 })?
             }
             "--request-id-join" => {
-                let value = value()?;
+                let value = args.value()?;
                 options.config.request_id_join = value.parse().map_err(|_| {
                     usage(format!(
                         "--request-id-join must be a number of request ids, not '{value}'"
@@ -320,38 +398,41 @@ fn parse_transform(
                 })?
             }
             "--text-format" => {
-                let format = TextFormat::parse(&value()?)
+                let format = TextFormat::parse(&args.value()?)
                     .map_err(|e| usage(format!("--text-format: {e}")))?;
                 options.config.text_format = Some(format);
             }
             "--route" => {
-                let template = value()?;
+                let template = args.value()?;
                 Routes::parse(&template)
                     .map_err(|e| usage(format!("--route '{template}': {}", e.reason)))?;
                 routes.push_str(&template);
                 routes.push('\n');
             }
             "--text-format-file" => {
-                let path = value()?;
+                let path = args.value()?;
                 let text = std::fs::read_to_string(&path)
                     .map_err(|e| usage(format!("--text-format-file: cannot read {path}: {e}")))?;
                 let format = TextFormat::parse(&text)
                     .map_err(|e| usage(format!("--text-format-file {path}: {e}")))?;
                 options.config.text_format = Some(format);
             }
-            _ if inline.is_some() => return Err(usage(format!("option '{name}' takes no value"))),
-            "--" => options_ended = true,
-            "-h" | "--help" => return Ok(Command::Help(Topic::Transform)),
-            "--no-standard-attributes" => options.config.standard_attributes = false,
-            "--keep-source-attributes" => options.config.keep_source_attributes = true,
-            "--no-status" => options.config.status = false,
-            "--no-message" => options.config.message = false,
-            "--no-derive-phase" => options.config.derive_phase = false,
-            "--stats" => options.stats = true,
-            "-q" | "--quiet" => options.quiet = true,
-            "--progress" => options.progress = Some(true),
-            "--no-progress" => options.progress = Some(false),
-            _ => return Err(usage(format!("unknown option '{name}'"))),
+            flag => {
+                args.no_value()?;
+                match flag {
+                    "-h" | "--help" => return Ok(Command::Help(Topic::Transform)),
+                    "--no-standard-attributes" => options.config.standard_attributes = false,
+                    "--keep-source-attributes" => options.config.keep_source_attributes = true,
+                    "--no-status" => options.config.status = false,
+                    "--no-message" => options.config.message = false,
+                    "--no-derive-phase" => options.config.derive_phase = false,
+                    "--stats" => options.stats = true,
+                    "-q" | "--quiet" => options.quiet = true,
+                    "--progress" => options.progress = Some(true),
+                    "--no-progress" => options.progress = Some(false),
+                    _ => return Err(args.unknown()),
+                }
+            }
         }
     }
     if !routes.is_empty() {
@@ -537,5 +618,45 @@ mod tests {
             error(&["transform", "--request-id-join", "-1"]).message,
             "--request-id-join must be a number of request ids, not '-1'"
         );
+    }
+
+    /// Both commands read inputs, `--` and option values with one reader: the same
+    /// arguments give the same inputs and the same messages.
+    #[test]
+    fn both_commands_read_arguments_alike() {
+        let inputs = |command: &str| match parse_strs(&[command, "a", "-", "--", "-b", "--c"]) {
+            Ok(Command::Transform(o)) => o.inputs,
+            Ok(Command::Canary(o)) => o.inputs,
+            other => panic!("{other:?}"),
+        };
+        let want = [
+            Input::File("a".into()),
+            Input::Stdin,
+            Input::File("-b".into()),
+            Input::File("--c".into()),
+        ];
+        assert_eq!(inputs("transform"), want);
+        assert_eq!(inputs("canary"), want);
+        for (command, with_value, flag) in [
+            ("transform", "--hash", "--stats"),
+            ("canary", "--by", "--datadog"),
+        ] {
+            let message = |args: &[&str]| {
+                let mut all = vec![command];
+                all.extend_from_slice(args);
+                error(&all).message
+            };
+            assert_eq!(
+                message(&[with_value]),
+                format!("option '{with_value}' needs a value")
+            );
+            assert_eq!(
+                message(&[&format!("{flag}=1")]),
+                format!("option '{flag}' takes no value")
+            );
+            assert_eq!(message(&["--=x"]), "option '--' takes no value");
+            assert_eq!(message(&["--nope=1"]), "option '--nope' takes no value");
+            assert_eq!(message(&["-z"]), "unknown option '-z'");
+        }
     }
 }

@@ -12,7 +12,7 @@ use envoy_dd::canary::{judge, Correction, Settings, Tallies, Verdict};
 use envoy_dd::endpoint::Routes;
 use envoy_dd::TextFormat;
 
-use super::args::{Command, Input, Topic, UsageError};
+use super::args::{Arg, ArgReader, Command, Input, Topic, UsageError};
 use super::{describe, say, EXIT_IO};
 
 /// Exit code of a canary that is worse than the baseline.
@@ -133,7 +133,7 @@ impl PartialEq for CanaryOptions {
 }
 
 /// Parses the arguments after `canary`.
-pub fn parse(mut args: impl Iterator<Item = OsString>) -> Result<Command, UsageError> {
+pub fn parse(args: impl Iterator<Item = OsString>) -> Result<Command, UsageError> {
     let usage = |message: String| UsageError {
         message,
         topic: Topic::Canary,
@@ -154,32 +154,17 @@ pub fn parse(mut args: impl Iterator<Item = OsString>) -> Result<Command, UsageE
     // Datadog query (`--since 30m`).
     let (mut since, mut until) = (None, None);
     let mut datadog = DatadogOptions::default();
-    let mut options_ended = false;
-    while let Some(arg) = args.next() {
-        if arg == "-" {
-            o.inputs.push(Input::Stdin);
-            continue;
-        }
-        if options_ended || !arg.to_string_lossy().starts_with('-') {
-            o.inputs.push(Input::File(arg.into()));
-            continue;
-        }
-        let Some(arg) = arg.to_str() else {
-            return Err(usage(format!("unknown option '{}'", arg.to_string_lossy())));
+    let mut args = ArgReader::new(args, Topic::Canary);
+    while let Some(arg) = args.next()? {
+        let name = match arg {
+            Arg::Input(input) => {
+                o.inputs.push(input);
+                continue;
+            }
+            Arg::Option(name) => name,
         };
-        let (name, mut inline) = match arg.split_once('=') {
-            Some((name, value)) if name.starts_with("--") => (name, Some(value)),
-            _ => (arg, None),
-        };
-        let mut value = || match inline.take() {
-            Some(value) => Ok(value.to_owned()),
-            None => match args.next() {
-                Some(value) => value
-                    .into_string()
-                    .map_err(|_| usage(format!("the value of '{name}' is not valid UTF-8"))),
-                None => Err(usage(format!("option '{name}' needs a value"))),
-            },
-        };
+        let name = name.as_str();
+        let mut value = || args.value();
         let number = |text: String, lo: f64, hi: f64| -> Result<f64, UsageError> {
             match text.parse::<f64>() {
                 Ok(v) if (lo..=hi).contains(&v) => Ok(v),
@@ -259,11 +244,14 @@ pub fn parse(mut args: impl Iterator<Item = OsString>) -> Result<Command, UsageE
                 }
             }
             "--html" => o.html = Some(value()?.into()),
-            _ if inline.is_some() => return Err(usage(format!("option '{name}' takes no value"))),
-            "--" => options_ended = true,
-            "--datadog" => datadog.on = true,
-            "-h" | "--help" => return Ok(Command::Help(Topic::Canary)),
-            _ => return Err(usage(format!("unknown option '{name}'"))),
+            flag => {
+                args.no_value()?;
+                match flag {
+                    "--datadog" => datadog.on = true,
+                    "-h" | "--help" => return Ok(Command::Help(Topic::Canary)),
+                    _ => return Err(args.unknown()),
+                }
+            }
         }
     }
     o.read.routes = Routes::parse(&templates).map_err(|e| usage(e.to_string()))?;
