@@ -12,7 +12,7 @@ use crate::dedup::{self, Dedup};
 use crate::endpoint::Routes;
 use crate::envoy;
 use crate::keys::{Name, Side};
-use crate::plan::{Action, Attributes, Found, Plan, ValuePlan};
+use crate::plan::{Action, Attributes, Found, OwnLog, Plan, ValuePlan};
 use crate::read::{self, Kind, Member, Span};
 use crate::record::{Bufs, Record};
 use crate::scan;
@@ -130,6 +130,11 @@ pub(crate) fn write(
                     }
                 }
                 Action::Displace => displaced.push(Displaced::of(side, m)),
+                Action::OwnLog => {
+                    if let Some(own) = &plan.own_log {
+                        write_own_log(&mut w, out, record, own, dedup);
+                    }
+                }
                 Action::Dedup => {
                     w.key(out, m.key.of(buf));
                     dedup::write_value(out, m.value.of(buf), dedup);
@@ -708,6 +713,40 @@ fn write_query(out: &mut Vec<u8>, query: &[u8]) {
         params.str(out, name, value);
     }
     params.close(out);
+}
+
+/// Writes the record's own `_log` with the record's `duration` in it, as `own` says:
+/// `"_log":{…,"duration":12}`, or `"_log":{"_log":…,"duration":12}`.
+#[cold]
+fn write_own_log(
+    w: &mut ObjectWriter,
+    out: &mut Vec<u8>,
+    record: &Record<'_>,
+    own: &OwnLog,
+    dedup: &mut Dedup,
+) {
+    let (side, i) = own.at;
+    let (log, buf) = (&record.side(side).members[i], record.bufs.of(side));
+    let duration = &record.side(Side::Record).members[own.duration];
+    w.key(out, log.key.of(buf));
+    match own.nest {
+        true => {
+            out.extend_from_slice(br#"{"_log":"#);
+            dedup::write_value(out, log.value.of(buf), dedup);
+            out.push(b',');
+        }
+        false => {
+            // The object without its `}`.
+            dedup::write_value(out, log.value.of(buf), dedup);
+            out.pop();
+            if !own.empty {
+                out.push(b',');
+            }
+        }
+    }
+    out.extend_from_slice(br#""duration":"#);
+    dedup::write_value(out, duration.value.of(record.bufs.rec), dedup);
+    out.push(b'}');
 }
 
 /// Writes `_log`: the members that other values took the keys of, in the order they were

@@ -26,6 +26,8 @@ pub(crate) struct Plan<'f> {
     pub access: Access<'f>,
     /// The record's members that moved into the attributes made from them: not written.
     pub moved: Moved,
+    /// The record's own `_log`, when the milliseconds of its `duration` go into it.
+    pub own_log: Option<OwnLog>,
     /// The trace context written into `dd` (replacing invalid ids or added).
     pub resolved: Option<TraceContext>,
     /// Where `dd.trace_id` comes from, if the output has a valid one.
@@ -50,16 +52,20 @@ pub(crate) enum Action {
     Duration,
     /// Move it to `_log`: another value takes its key.
     Displace,
+    /// Write the record's own `_log` with the milliseconds of `duration` (see [`OwnLog`]).
+    OwnLog,
     /// Copy it with each key of its nested objects once (see [`crate::dedup`]).
     Dedup,
 }
 
-/// Working memory of planning, reused across records: the members of the `dd` objects.
+/// Working memory of planning, reused across records: the members of the `dd` objects, and
+/// of a record's own `_log`.
 #[derive(Default)]
 pub(crate) struct DdScratch {
     first: Vec<Member>,
     second: Vec<Member>,
     stack: read::Stack,
+    own_log: Vec<Member>,
 }
 
 impl<'f> Plan<'f> {
@@ -79,11 +85,12 @@ impl<'f> Plan<'f> {
         scratch: &'f mut DdScratch,
     ) -> Self {
         let bufs = &record.bufs;
-        let access = Access::plan(config, found, record.can_displace);
+        let access = Access::plan(config, found);
         let DdScratch {
             first,
             second,
             stack,
+            own_log,
         } = scratch;
         let dd = DdPlan::new(found, bufs, first, second, stack);
         // Replacing an invalid id that is more than a placeholder moves it to `_log`; when the
@@ -124,12 +131,17 @@ impl<'f> Plan<'f> {
                 Moved::plan(record, found, &mut access, config, trace)
             }
         };
+        let own_log = match record.can_displace {
+            true => None,
+            false => OwnLog::plan(record, &mut access, stack, own_log),
+        };
         Plan {
             dd,
             hash,
             phase,
             access,
             moved,
+            own_log,
             resolved,
             trace_source,
             trace_id_128: config.trace_id_128,
@@ -153,6 +165,7 @@ impl<'f> Plan<'f> {
             Name::Hash if here == self.hash.position => Action::Hash,
             Name::Phase if here == self.phase.position => Action::Phase,
             Name::Hash | Name::Phase => Action::Drop,
+            Name::Displaced if self.own_log.is_some_and(|l| l.at == (side, i)) => Action::OwnLog,
             _ if side == Side::Record && self.moved.contains(i) => Action::Drop,
             _ if side == Side::Record
                 && self.access.duration_in_place.is_some_and(|d| d.0 == i) =>
@@ -160,7 +173,10 @@ impl<'f> Plan<'f> {
                 Action::Duration
             }
             _ if side == Side::Record && self.access.duration_displaced == Some(i) => {
-                Action::Displace
+                match self.own_log {
+                    Some(_) => Action::Drop,
+                    None => Action::Displace,
+                }
             }
             _ if side == Side::Record && record.collisions => {
                 let top = record
@@ -734,7 +750,8 @@ pub(crate) struct Access<'a> {
     /// and no `duration` is written (Datadog would read its milliseconds as nanoseconds).
     pub duration_displaced: Option<usize>,
     /// The milliseconds of `duration_in_place` are kept under `_log` (they are not held
-    /// exactly by the nanoseconds, or the config keeps source keys).
+    /// exactly by the nanoseconds, or the config keeps source keys), unless they go into the
+    /// record's own `_log` ([`Plan::own_log`]).
     pub duration_kept: bool,
 }
 
@@ -757,7 +774,7 @@ pub(crate) struct Attributes<'a> {
 }
 
 impl<'a> Access<'a> {
-    fn plan(config: &Config, found: &Found<'a>, can_displace: bool) -> Self {
+    fn plan(config: &Config, found: &Found<'a>) -> Self {
         // A TCP line (Service Connect's) has a connection id and no response code.
         let tcp = found.connection && (found.remote_ip.is_some() || found.bytes_read.is_some());
         let code = found.code;
@@ -768,12 +785,12 @@ impl<'a> Access<'a> {
         let (mut duration_in_place, mut duration_displaced) = (None, None);
         let mut duration = false;
         // A `duration` of the envelope's own is left alone (and the log's then moves to `_log`
-        // as any colliding key does); so is one that cannot move to `_log`.
+        // as any colliding key does). Milliseconds that move go to `_log`, or into the
+        // record's own (see [`OwnLog`]).
         if standard && !found.duration_key_on_envelope {
             match found.duration_key {
-                Some((key, Some(nanos))) if can_displace => duration_in_place = Some((key, nanos)),
-                Some((key, None)) if can_displace => duration_displaced = Some(key),
-                Some(_) => {}
+                Some((key, Some(nanos))) => duration_in_place = Some((key, nanos)),
+                Some((key, None)) => duration_displaced = Some(key),
                 None => duration = found.duration.is_some(),
             }
         }
@@ -798,6 +815,57 @@ impl<'a> Access<'a> {
             duration_displaced,
             duration_kept: true,
         }
+    }
+}
+
+/// A record that has a `_log` of its own and a `duration` whose milliseconds move to `_log`:
+/// they go into that `_log`, written in its place. Nothing else moves to `_log` in such a
+/// record (a log whose keys collide with the envelope's is not merged into it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct OwnLog {
+    /// Where the record's `_log` is.
+    pub at: (Side, usize),
+    /// The record member `duration`.
+    pub duration: usize,
+    /// The `_log` is not an object, or has a `duration` of its own: it moves to `_log._log`,
+    /// next to `_log.duration`, as any value whose key another takes. Otherwise it takes
+    /// `duration` as one more member.
+    pub nest: bool,
+    /// The `_log` is an empty object.
+    pub empty: bool,
+}
+
+impl OwnLog {
+    /// Plans where the milliseconds of `duration` go in a record with its own `_log`.
+    #[cold]
+    fn plan(
+        record: &Record<'_>,
+        access: &mut Access<'_>,
+        stack: &mut read::Stack,
+        members: &mut Vec<Member>,
+    ) -> Option<OwnLog> {
+        let kept = access.duration_in_place.filter(|_| access.duration_kept);
+        let duration = access.duration_displaced.or(kept.map(|(i, _)| i))?;
+        let at = [Side::Envelope, Side::Record]
+            .into_iter()
+            .find_map(|side| {
+                let keys = record.side(side).keys;
+                let is_log = |&id: &u32| record.keys.meaning(id).name == Name::Displaced;
+                keys.iter().position(is_log).map(|i| (side, i))
+            })?;
+        let m = &record.side(at.0).members[at.1];
+        let value = m.value.of(record.bufs.of(at.0));
+        members.clear();
+        let object = m.kind == Kind::Object && read::read_object(value, members, stack).is_ok();
+        let nest = !object || members.iter().any(|m| read::key_is(m, value, b"duration"));
+        // The milliseconds are written into this `_log`, not into one written last.
+        access.duration_kept = false;
+        Some(OwnLog {
+            at,
+            duration,
+            nest,
+            empty: members.is_empty(),
+        })
     }
 }
 
