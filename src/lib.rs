@@ -61,6 +61,7 @@ mod fluent_bit;
 pub mod http;
 #[cfg(feature = "js")]
 mod js;
+mod number;
 mod output;
 mod plan;
 mod read;

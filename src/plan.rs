@@ -13,6 +13,7 @@ use crate::envoy::{self, Role};
 use crate::error::Enriched;
 use crate::join::RequestIds;
 use crate::keys::{Meaning, Name, Side};
+use crate::number;
 use crate::read::{self, Kind, Member};
 use crate::record::{Bufs, Record};
 use crate::text;
@@ -1026,5 +1027,5 @@ fn is_decimal(text: &[u8], id: u64) -> bool {
 
 /// Whether `text` is `id` in 32 lower-case hex digits, as `dd.trace_id` writes it.
 fn is_hex32(text: &[u8], id: u128) -> bool {
-    trace::parse_hex32(text) == Some(id)
+    number::hex(text, 32) == Some(id)
 }
