@@ -65,6 +65,7 @@ pub(crate) enum Action {
 pub(crate) struct DdScratch {
     first: Vec<Member>,
     second: Vec<Member>,
+    steps: Vec<DdStep>,
     stack: read::Stack,
     own_log: Vec<Member>,
 }
@@ -90,10 +91,11 @@ impl<'f> Plan<'f> {
         let DdScratch {
             first,
             second,
+            steps,
             stack,
             own_log,
         } = scratch;
-        let dd = DdPlan::new(found, bufs, first, second, stack);
+        let mut dd = DdPlan::new(found, bufs, first, second, stack);
         // Replacing an invalid id that is more than a placeholder moves it to `_log`; when the
         // record already uses `_log` for something else, the ids stay as they were.
         let replaceable =
@@ -108,6 +110,7 @@ impl<'f> Plan<'f> {
             }
             false => None,
         };
+        dd.plan_steps(bufs, resolved, steps);
         let trace_source = if dd.existing_valid {
             Some(TraceSource::Existing)
         } else {
@@ -610,6 +613,39 @@ pub(crate) struct DdPlan<'s> {
     pub existing_valid: bool,
     /// Only the second `dd` has a valid `trace_id`: the ids are that object's.
     pub ids_in_second: bool,
+    /// How `dd` is written.
+    pub form: DdForm,
+    /// With [`DdForm::Merged`], what is written, in order.
+    pub steps: &'s [DdStep],
+}
+
+/// How `dd` is written (when it is).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum DdForm {
+    /// The record's `dd` as it was: null or empty, and no trace context to put in it.
+    AsIs,
+    /// The resolved trace context alone: there are no members of `dd` objects to keep.
+    Context,
+    /// The members of the `dd` objects merged with the resolved ids, as [`DdPlan::steps`] say.
+    Merged,
+}
+
+/// One step of writing a merged `dd`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum DdStep {
+    /// Writes a member of a `dd` object as it is; a trace or span id (`id`) given as a valid
+    /// decimal JSON number becomes a string.
+    Keep {
+        side: Side,
+        member: Member,
+        id: bool,
+    },
+    /// Moves a member of a `dd` object to `_log.dd`.
+    Displace { side: Side, member: Member },
+    /// Writes the resolved trace id.
+    TraceId,
+    /// Writes the resolved span id.
+    SpanId,
 }
 
 impl<'s> DdPlan<'s> {
@@ -640,6 +676,8 @@ impl<'s> DdPlan<'s> {
             second: (&[], Side::Record),
             existing_valid: false,
             ids_in_second: false,
+            form: DdForm::Merged,
+            steps: &[],
         };
         if !managed {
             return plan;
@@ -691,6 +729,118 @@ impl<'s> DdPlan<'s> {
         plan.first = (first, first_side);
         plan.second = (second, second_side);
         plan
+    }
+
+    /// Decides how `dd` is written with `resolved`, the trace context written into it (see
+    /// [`DdForm`]); for a merge, into `steps`: the members of the `dd` objects, the envelope's
+    /// first, each kept, replaced by a resolved id or moved to `_log.dd`, then the resolved
+    /// ids that replaced none.
+    fn plan_steps(
+        &mut self,
+        bufs: &Bufs<'_>,
+        resolved: Option<TraceContext>,
+        steps: &'s mut Vec<DdStep>,
+    ) {
+        steps.clear();
+        let ((first, first_side), (second, second_side)) = (self.first, self.second);
+        let no_members = first.is_empty() && second.is_empty();
+        self.form = match (no_members, resolved) {
+            (true, None) => DdForm::AsIs,
+            (true, Some(_)) => DdForm::Context,
+            (false, _) => DdForm::Merged,
+        };
+        if no_members {
+            return;
+        }
+        let (mut wrote_trace, mut wrote_span) = (false, false);
+        // With valid ids, both come from one `dd`: the first whose `trace_id` is valid.
+        let (source, source_side) = match self.ids_in_second {
+            true => self.second,
+            false => self.first,
+        };
+        let source_value = |name: &[u8]| {
+            let buf = bufs.of(source_side);
+            (source.iter().find(|s| read::key_is(s, buf, name))).map(|s| s.value.of(buf))
+        };
+        for (which, (members, side)) in [(first, first_side), (second, second_side)]
+            .into_iter()
+            .enumerate()
+        {
+            let buf = bufs.of(side);
+            for &member in members {
+                let m = &member;
+                let is_trace = read::key_is(m, buf, b"trace_id");
+                let is_span = !is_trace && read::key_is(m, buf, b"span_id");
+                let name: &[u8] = if is_trace { b"trace_id" } else { b"span_id" };
+                let keep = DdStep::Keep {
+                    side,
+                    member,
+                    id: is_trace || is_span,
+                };
+                let displace = DdStep::Displace { side, member };
+                if self.existing_valid && (is_trace || is_span) {
+                    let from_source = (which == 1) == self.ids_in_second;
+                    // A span id of the same trace completes a source that has none.
+                    let completes = || {
+                        let own_trace = members.iter().find(|o| read::key_is(o, buf, b"trace_id"));
+                        is_span
+                            && source_value(b"span_id").is_none()
+                            && source_value(b"trace_id") == own_trace.map(|o| o.value.of(buf))
+                    };
+                    if !from_source && !completes() {
+                        // The other ids are kept under `_log.dd`: invalid ones that the
+                        // source replaces (placeholders are dropped), and different ones.
+                        let moves = match self.ids_in_second {
+                            true => !is_placeholder_id(m, buf),
+                            false => source_value(name) != Some(m.value.of(buf)),
+                        };
+                        if moves {
+                            steps.push(displace);
+                        }
+                        continue;
+                    }
+                    steps.push(keep);
+                    continue;
+                }
+                if which == 1 {
+                    // Merging the log's `dd` into the envelope's: the envelope keeps its keys.
+                    let first_buf = bufs.of(first_side);
+                    if let Some(theirs) =
+                        first.iter().find(|f| read::same_key(f, first_buf, m, buf))
+                    {
+                        if theirs.value.of(first_buf) != m.value.of(buf) {
+                            steps.push(displace);
+                        }
+                        continue;
+                    }
+                }
+                if let (Some(ctx), true) = (resolved, is_trace || is_span) {
+                    // Replace the invalid ids, once each (a `dd` that repeats a key gets it
+                    // once); keep anything that was more than a placeholder.
+                    if is_trace && !wrote_trace {
+                        steps.push(DdStep::TraceId);
+                        wrote_trace = true;
+                    } else if is_span && !wrote_span && ctx.span_id.is_some() {
+                        steps.push(DdStep::SpanId);
+                        wrote_span = true;
+                    }
+                    if !is_placeholder_id(m, buf) {
+                        steps.push(displace);
+                    }
+                    continue;
+                }
+                steps.push(keep);
+            }
+        }
+        if let Some(ctx) = resolved {
+            if !wrote_trace {
+                steps.push(DdStep::TraceId);
+            }
+            if !wrote_span && ctx.span_id.is_some() {
+                steps.push(DdStep::SpanId);
+            }
+        }
+        self.steps = steps;
     }
 
     /// Whether replacing the invalid ids would move two values to one key of `_log.dd`: the
