@@ -741,17 +741,28 @@ impl<'s> DdPlan<'s> {
         resolved: Option<TraceContext>,
         steps: &'s mut Vec<DdStep>,
     ) {
-        steps.clear();
-        let ((first, first_side), (second, second_side)) = (self.first, self.second);
-        let no_members = first.is_empty() && second.is_empty();
+        let no_members = self.first.0.is_empty() && self.second.0.is_empty();
         self.form = match (no_members, resolved) {
             (true, None) => DdForm::AsIs,
             (true, Some(_)) => DdForm::Context,
             (false, _) => DdForm::Merged,
         };
-        if no_members {
-            return;
+        // Most records have no `dd` object: nothing to merge.
+        if !no_members {
+            self.merge_steps(bufs, resolved, steps);
         }
+    }
+
+    /// [`DdPlan::plan_steps`] of a merge.
+    #[inline(never)]
+    fn merge_steps(
+        &mut self,
+        bufs: &Bufs<'_>,
+        resolved: Option<TraceContext>,
+        steps: &'s mut Vec<DdStep>,
+    ) {
+        steps.clear();
+        let ((first, first_side), (second, second_side)) = (self.first, self.second);
         let (mut wrote_trace, mut wrote_span) = (false, false);
         // With valid ids, both come from one `dd`: the first whose `trace_id` is valid.
         let (source, source_side) = match self.ids_in_second {
@@ -989,6 +1000,7 @@ pub(crate) struct OwnLog {
 impl OwnLog {
     /// Plans where the milliseconds of `duration` go in a record with its own `_log`.
     #[cold]
+    #[inline(never)]
     fn plan(
         record: &Record<'_>,
         access: &mut Access<'_>,
