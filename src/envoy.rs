@@ -7,7 +7,8 @@
 //! a float (`200.0`) or `"-"`; the helpers here accept all of them.
 
 use crate::absent::is_envoy_absent;
-use crate::trace::{classify_key, decimal_digits, TraceKey};
+use crate::number::{decimal, decimal_parts};
+use crate::trace::{classify_key, TraceKey};
 
 /// The meaning of a record key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -377,7 +378,7 @@ fn canonical(digits: &[u8]) -> &[u8] {
 #[inline]
 pub(crate) fn integer(text: &[u8]) -> Option<Whole<'_>> {
     // Plain digits, the common case, need no looking for a dot.
-    if let Some(value) = decimal_digits(text).filter(|_| !text.is_empty()) {
+    if let Some(value) = decimal(text).filter(|_| !text.is_empty()) {
         let digits = canonical(text);
         return Some(Whole { value, digits });
     }
@@ -385,7 +386,7 @@ pub(crate) fn integer(text: &[u8]) -> Option<Whole<'_>> {
     if frac.iter().any(|&d| d != b'0') {
         return None;
     }
-    let value = decimal_digits(whole)?;
+    let value = decimal(whole)?;
     Some(Whole { value, digits: &[] })
 }
 
@@ -456,7 +457,7 @@ fn with_exponent(text: &[u8]) -> Option<Duration<'_>> {
 /// [`duration`] of a number without an exponent.
 fn plain_duration(text: &[u8]) -> Option<Duration<'_>> {
     let (whole, frac) = decimal_parts(text)?;
-    let millis = decimal_digits(whole)?;
+    let millis = decimal(whole)?;
     if millis > u64::MAX / 1_000_000 {
         return None;
     }
@@ -520,23 +521,6 @@ fn scaled_nanos(whole: &[u8], frac: &[u8], exponent: i64) -> Option<u64> {
         nanos = nanos.checked_add(1)?;
     }
     Some(nanos)
-}
-
-/// Splits `123.456` into digit runs; rejects signs, exponents and anything else.
-fn decimal_parts(text: &[u8]) -> Option<(&[u8], &[u8])> {
-    let (whole, frac) = match text.iter().position(|&b| b == b'.') {
-        Some(dot) => (&text[..dot], &text[dot + 1..]),
-        None => (text, &text[text.len()..]),
-    };
-    let digits = |s: &[u8]| s.iter().all(u8::is_ascii_digit);
-    if whole.is_empty()
-        || !digits(whole)
-        || !digits(frac)
-        || (frac.is_empty() && text.len() != whole.len())
-    {
-        return None;
-    }
-    Some((whole, frac))
 }
 
 /// `HTTP/1.1` → `1.1`; `None` for anything that is not an HTTP version.

@@ -12,6 +12,8 @@
 //! different trace ids gives none: the join never pairs a line with a trace that may not be
 //! its own.
 
+use crate::scan::swar;
+
 /// The longest request id remembered, in bytes (a UUID has 36). Longer ones are not joined.
 pub(crate) const MAX_ID_LEN: usize = 64;
 
@@ -41,19 +43,14 @@ struct Entry {
     conflict: bool,
 }
 
-/// A request id in words, zero-padded: compared and hashed a word at a time (no `memcmp`
+/// A request id, zero-padded: compared and hashed a word at a time ([`swar`]; no `memcmp`
 /// call, which the Wasm build would run a byte at a time).
-type Key = [u64; MAX_ID_LEN / 8];
+type Key = [u8; MAX_ID_LEN];
 
-/// The words of `id` (at most [`MAX_ID_LEN`] bytes) and how many of them it fills.
+/// The padded bytes of `id` (at most [`MAX_ID_LEN`] bytes) and how many words it fills.
 fn key(id: &[u8]) -> (Key, usize) {
-    // One copy into a padded block, then whole words: no per-word copies of a few bytes.
-    let mut bytes = [0; MAX_ID_LEN];
-    bytes[..id.len()].copy_from_slice(id);
-    let mut key = [0; MAX_ID_LEN / 8];
-    for (word, bytes) in key.iter_mut().zip(bytes.chunks_exact(8)) {
-        *word = u64::from_le_bytes(bytes.try_into().unwrap_or_default());
-    }
+    let mut key = [0; MAX_ID_LEN];
+    key[..id.len()].copy_from_slice(id);
     (key, id.len().div_ceil(8))
 }
 
@@ -89,7 +86,7 @@ impl RequestIds {
             return None;
         }
         let (key, words) = key(id);
-        let at = self.find(&key, id.len(), hash(&key[..words]))?;
+        let at = self.find(&key, id.len(), hash(&key, words))?;
         let entry = &self.entries[at];
         let span_id = (entry.span_id != 0).then_some(entry.span_id);
         (!entry.conflict).then_some((entry.trace_id(), span_id))
@@ -103,7 +100,7 @@ impl RequestIds {
             return;
         }
         let (key, words) = key(id);
-        let hash = hash(&key[..words]);
+        let hash = hash(&key, words);
         if let Some(at) = self.find(&key, id.len(), hash) {
             let entry = &mut self.entries[at];
             entry.conflict |= entry.trace_id() != trace_id;
@@ -148,7 +145,7 @@ impl RequestIds {
         loop {
             let at = (self.slots[slot] as usize).checked_sub(1)?;
             let entry = &self.entries[at];
-            if entry.hash == hash && entry.len as usize == len && same(&entry.id, key) {
+            if entry.hash == hash && entry.len as usize == len && swar::same(&entry.id, key) {
                 return Some(at);
             }
             slot = (slot + 1) & mask;
@@ -185,18 +182,12 @@ fn slot_count(capacity: usize) -> usize {
     (capacity.max(1) * 2).next_power_of_two()
 }
 
-/// Whether two keys are equal: every word compared, branch-free (a loop that stops at the
-/// first difference, or a slice comparison, would become a `memcmp` call).
-fn same(a: &Key, b: &Key) -> bool {
-    a.iter().zip(b).fold(0, |diff, (a, b)| diff | (a ^ b)) == 0
-}
-
-/// A word at a time, multiplied and rotated, then mixed: request ids are short, and only
-/// this process sees them.
-fn hash(words: &[u64]) -> u64 {
+/// The first `words` words of `key`, multiplied and rotated, then mixed: request ids are
+/// short, and only this process sees them.
+fn hash(key: &Key, words: usize) -> u64 {
     const K: u64 = 0x9e37_79b9_7f4a_7c15;
-    let h = words.iter().fold(words.len() as u64, |h, &word| {
-        (h ^ word).wrapping_mul(K).rotate_left(29)
+    let h = (0..words).fold(words as u64, |h, i| {
+        (h ^ swar::word(key, 8 * i)).wrapping_mul(K).rotate_left(29)
     });
     (h ^ h >> 32).wrapping_mul(K)
 }

@@ -63,9 +63,12 @@ impl Meaning {
     }
 
     /// Whether the writer handles an envelope member of this meaning itself (besides `log`),
-    /// rather than copying it.
+    /// rather than copying it (`_log` takes a `duration`'s milliseconds).
     pub fn special_on_envelope(self) -> bool {
-        matches!(self.name, Name::Dd | Name::Hash | Name::Phase)
+        matches!(
+            self.name,
+            Name::Dd | Name::Hash | Name::Phase | Name::Displaced
+        )
     }
 
     /// Whether the writer handles a member of the log of this meaning itself, rather than
@@ -73,7 +76,7 @@ impl Meaning {
     pub fn special_in_record(self) -> bool {
         matches!(
             self.name,
-            Name::Dd | Name::Hash | Name::Phase | Name::Duration
+            Name::Dd | Name::Hash | Name::Phase | Name::Duration | Name::Displaced
         ) || self.role.is_some_and(Role::may_move)
     }
 

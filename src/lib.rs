@@ -61,6 +61,7 @@ mod fluent_bit;
 pub mod http;
 #[cfg(feature = "js")]
 mod js;
+mod number;
 // What the transform would write, for the canary judge.
 #[cfg(all(feature = "canary", not(target_arch = "wasm32")))]
 mod outline;

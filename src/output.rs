@@ -7,12 +7,12 @@
 //! `_log`). Then the added members: `dd`, `hash`, `phase`, the access-log attributes, and
 //! `_log` with what was moved.
 
-use crate::absent::{is_envoy_absent, is_placeholder_id};
+use crate::absent::is_envoy_absent;
 use crate::dedup::{self, Dedup};
 use crate::endpoint::Routes;
 use crate::envoy;
 use crate::keys::{Name, Side};
-use crate::plan::{Action, Attributes, Found, Plan, ValuePlan};
+use crate::plan::{Action, Attributes, DdForm, DdStep, Found, OwnLog, Plan, ValuePlan};
 use crate::read::{self, Kind, Member, Span};
 use crate::record::{Bufs, Record};
 use crate::scan;
@@ -130,6 +130,11 @@ pub(crate) fn write(
                     }
                 }
                 Action::Displace => displaced.push(Displaced::of(side, m)),
+                Action::OwnLog => {
+                    if let Some(own) = &plan.own_log {
+                        write_own_log(&mut w, out, record, own, dedup);
+                    }
+                }
                 Action::Dedup => {
                     w.key(out, m.key.of(buf));
                     dedup::write_value(out, m.value.of(buf), dedup);
@@ -278,114 +283,40 @@ fn write_dd(
     dedup: &mut Dedup,
 ) {
     let (dd_plan, resolved, format) = (&plan.dd, plan.resolved, plan.trace_id_128);
-    if let (Some(at), true, true, None) = (
-        dd_plan.at,
-        dd_plan.first.0.is_empty(),
-        dd_plan.second.0.is_empty(),
-        resolved,
-    ) {
-        // A `dd` that is null or empty, and nothing to put in it: keep it as it was.
-        w.raw(out, b"dd", at.raw(bufs));
-        return;
-    }
-    if let (true, true, Some(ctx)) = (
-        dd_plan.first.0.is_empty(),
-        dd_plan.second.0.is_empty(),
-        resolved,
-    ) {
-        // No ids of a `dd` object to keep or move (most records): the resolved ones alone,
-        // as the general way below writes them.
-        dd_member(w, out, &ctx, format);
-        return;
+    match (dd_plan.form, resolved) {
+        (DdForm::AsIs, _) => {
+            if let Some(at) = dd_plan.at {
+                w.raw(out, b"dd", at.raw(bufs));
+            }
+            return;
+        }
+        // Most records: no ids of a `dd` object to keep or move.
+        (DdForm::Context, Some(ctx)) => {
+            dd_member(w, out, &ctx, format);
+            return;
+        }
+        _ => {}
     }
     w.start(out, br#","dd":{"#);
     let mut dd = ObjectWriter::opened();
-    let (mut wrote_trace, mut wrote_span) = (false, false);
-    let (first, first_side) = dd_plan.first;
-    let (second, second_side) = dd_plan.second;
-    // With valid ids, both come from one `dd`: the first whose `trace_id` is valid.
-    let (source, source_side) = match dd_plan.ids_in_second {
-        true => dd_plan.second,
-        false => dd_plan.first,
-    };
-    let source_value = |name: &[u8]| {
-        let buf = bufs.of(source_side);
-        (source.iter().find(|s| read::key_is(s, buf, name))).map(|s| s.value.of(buf))
-    };
-    for (which, (members, side)) in [(first, first_side), (second, second_side)]
-        .into_iter()
-        .enumerate()
-    {
-        let buf = bufs.of(side);
-        for m in members {
-            let key = m.key.of(buf);
-            let is_trace = read::key_is(m, buf, b"trace_id");
-            let is_span = !is_trace && read::key_is(m, buf, b"span_id");
-            let name: &[u8] = if is_trace { b"trace_id" } else { b"span_id" };
-            if dd_plan.existing_valid && (is_trace || is_span) {
-                let from_source = (which == 1) == dd_plan.ids_in_second;
-                // A span id of the same trace completes a source that has none.
-                let completes = || {
-                    let own_trace = members.iter().find(|o| read::key_is(o, buf, b"trace_id"));
-                    is_span
-                        && source_value(b"span_id").is_none()
-                        && source_value(b"trace_id") == own_trace.map(|o| o.value.of(buf))
-                };
-                if !from_source && !completes() {
-                    // The other ids are kept under `_log.dd`: invalid ones that the
-                    // source replaces (placeholders are dropped), and different ones.
-                    let keep = match dd_plan.ids_in_second {
-                        true => !is_placeholder_id(m, buf),
-                        false => source_value(name) != Some(m.value.of(buf)),
-                    };
-                    if keep {
-                        displaced.push(Displaced::in_dd(side, m));
+    for step in dd_plan.steps {
+        match (*step, resolved) {
+            (DdStep::Keep { side, member, id }, _) => {
+                let (buf, m) = (bufs.of(side), &member);
+                match id {
+                    true => write_existing_id(&mut dd, out, m.key.of(buf), m, buf, dedup),
+                    false => {
+                        dd.key(out, m.key.of(buf));
+                        dedup::write_value(out, m.value.of(buf), dedup);
                     }
-                    continue;
-                }
-                write_existing_id(&mut dd, out, key, m, buf, dedup);
-                continue;
-            }
-            if side == second_side && !second.is_empty() && members.as_ptr() == second.as_ptr() {
-                // Merging the log's `dd` into the envelope's: the envelope keeps its keys.
-                let first_buf = bufs.of(first_side);
-                if let Some(theirs) = first.iter().find(|f| read::same_key(f, first_buf, m, buf)) {
-                    if theirs.value.of(bufs.of(first_side)) != m.value.of(buf) {
-                        displaced.push(Displaced::in_dd(side, m));
-                    }
-                    continue;
                 }
             }
-            if let (Some(ctx), true) = (resolved, is_trace || is_span) {
-                // Replace the invalid ids, once each (a `dd` that repeats a key gets it
-                // once); keep anything that was more than a placeholder.
-                if is_trace && !wrote_trace {
-                    write_trace_id(&mut dd, out, &ctx, format);
-                    wrote_trace = true;
-                } else if is_span && !wrote_span && ctx.span_id.is_some() {
-                    write_span_id(&mut dd, out, &ctx);
-                    wrote_span = true;
-                }
-                if !is_placeholder_id(m, buf) {
-                    displaced.push(Displaced::in_dd(side, m));
-                }
-                continue;
+            (DdStep::Displace { side, member }, _) => {
+                displaced.push(Displaced::in_dd(side, &member));
             }
-            match is_trace || is_span {
-                true => write_existing_id(&mut dd, out, key, m, buf, dedup),
-                false => {
-                    dd.key(out, key);
-                    dedup::write_value(out, m.value.of(buf), dedup);
-                }
-            }
-        }
-    }
-    if let Some(ctx) = resolved {
-        if !wrote_trace {
-            write_trace_id(&mut dd, out, &ctx, format);
-        }
-        if !wrote_span && ctx.span_id.is_some() {
-            write_span_id(&mut dd, out, &ctx);
+            (DdStep::TraceId, Some(ctx)) => write_trace_id(&mut dd, out, &ctx, format),
+            (DdStep::SpanId, Some(ctx)) => write_span_id(&mut dd, out, &ctx),
+            (DdStep::TraceId | DdStep::SpanId, None) => {}
         }
     }
     dd.close(out);
@@ -701,6 +632,40 @@ fn write_query(out: &mut Vec<u8>, query: &[u8]) {
         params.str(out, name, value);
     }
     params.close(out);
+}
+
+/// Writes the record's own `_log` with the record's `duration` in it, as `own` says:
+/// `"_log":{…,"duration":12}`, or `"_log":{"_log":…,"duration":12}`.
+#[cold]
+fn write_own_log(
+    w: &mut ObjectWriter,
+    out: &mut Vec<u8>,
+    record: &Record<'_>,
+    own: &OwnLog,
+    dedup: &mut Dedup,
+) {
+    let (side, i) = own.at;
+    let (log, buf) = (&record.side(side).members[i], record.bufs.of(side));
+    let duration = &record.side(Side::Record).members[own.duration];
+    w.key(out, log.key.of(buf));
+    match own.nest {
+        true => {
+            out.extend_from_slice(br#"{"_log":"#);
+            dedup::write_value(out, log.value.of(buf), dedup);
+            out.push(b',');
+        }
+        false => {
+            // The object without its `}`.
+            dedup::write_value(out, log.value.of(buf), dedup);
+            out.pop();
+            if !own.empty {
+                out.push(b',');
+            }
+        }
+    }
+    out.extend_from_slice(br#""duration":"#);
+    dedup::write_value(out, duration.value.of(record.bufs.rec), dedup);
+    out.push(b'}');
 }
 
 /// Writes `_log`: the members that other values took the keys of, in the order they were

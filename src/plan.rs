@@ -13,6 +13,7 @@ use crate::envoy::{self, Role};
 use crate::error::Enriched;
 use crate::join::RequestIds;
 use crate::keys::{Meaning, Name, Side};
+use crate::number;
 use crate::read::{self, Kind, Member};
 use crate::record::{Bufs, Record};
 use crate::text;
@@ -26,6 +27,8 @@ pub(crate) struct Plan<'f> {
     pub access: Access<'f>,
     /// The record's members that moved into the attributes made from them: not written.
     pub moved: Moved,
+    /// The record's own `_log`, when the milliseconds of its `duration` go into it.
+    pub own_log: Option<OwnLog>,
     /// The trace context written into `dd` (replacing invalid ids or added).
     pub resolved: Option<TraceContext>,
     /// Where `dd.trace_id` comes from, if the output has a valid one.
@@ -50,16 +53,21 @@ pub(crate) enum Action {
     Duration,
     /// Move it to `_log`: another value takes its key.
     Displace,
+    /// Write the record's own `_log` with the milliseconds of `duration` (see [`OwnLog`]).
+    OwnLog,
     /// Copy it with each key of its nested objects once (see [`crate::dedup`]).
     Dedup,
 }
 
-/// Working memory of planning, reused across records: the members of the `dd` objects.
+/// Working memory of planning, reused across records: the members of the `dd` objects, and
+/// of a record's own `_log`.
 #[derive(Default)]
 pub(crate) struct DdScratch {
     first: Vec<Member>,
     second: Vec<Member>,
+    steps: Vec<DdStep>,
     stack: read::Stack,
+    own_log: Vec<Member>,
 }
 
 impl<'f> Plan<'f> {
@@ -79,13 +87,15 @@ impl<'f> Plan<'f> {
         scratch: &'f mut DdScratch,
     ) -> Self {
         let bufs = &record.bufs;
-        let access = Access::plan(config, found, record.can_displace);
+        let access = Access::plan(config, found);
         let DdScratch {
             first,
             second,
+            steps,
             stack,
+            own_log,
         } = scratch;
-        let dd = DdPlan::new(found, bufs, first, second, stack);
+        let mut dd = DdPlan::new(found, bufs, first, second, stack);
         // Replacing an invalid id that is more than a placeholder moves it to `_log`; when the
         // record already uses `_log` for something else, the ids stay as they were.
         let replaceable =
@@ -100,6 +110,7 @@ impl<'f> Plan<'f> {
             }
             false => None,
         };
+        dd.plan_steps(bufs, resolved, steps);
         let trace_source = if dd.existing_valid {
             Some(TraceSource::Existing)
         } else {
@@ -124,12 +135,17 @@ impl<'f> Plan<'f> {
                 Moved::plan(record, found, &mut access, config, trace)
             }
         };
+        let own_log = match record.can_displace {
+            true => None,
+            false => OwnLog::plan(record, &mut access, stack, own_log),
+        };
         Plan {
             dd,
             hash,
             phase,
             access,
             moved,
+            own_log,
             resolved,
             trace_source,
             trace_id_128: config.trace_id_128,
@@ -153,6 +169,7 @@ impl<'f> Plan<'f> {
             Name::Hash if here == self.hash.position => Action::Hash,
             Name::Phase if here == self.phase.position => Action::Phase,
             Name::Hash | Name::Phase => Action::Drop,
+            Name::Displaced if self.own_log.is_some_and(|l| l.at == (side, i)) => Action::OwnLog,
             _ if side == Side::Record && self.moved.contains(i) => Action::Drop,
             _ if side == Side::Record
                 && self.access.duration_in_place.is_some_and(|d| d.0 == i) =>
@@ -160,7 +177,10 @@ impl<'f> Plan<'f> {
                 Action::Duration
             }
             _ if side == Side::Record && self.access.duration_displaced == Some(i) => {
-                Action::Displace
+                match self.own_log {
+                    Some(_) => Action::Drop,
+                    None => Action::Displace,
+                }
             }
             _ if side == Side::Record && record.collisions => {
                 let top = record
@@ -593,6 +613,39 @@ pub(crate) struct DdPlan<'s> {
     pub existing_valid: bool,
     /// Only the second `dd` has a valid `trace_id`: the ids are that object's.
     pub ids_in_second: bool,
+    /// How `dd` is written.
+    pub form: DdForm,
+    /// With [`DdForm::Merged`], what is written, in order.
+    pub steps: &'s [DdStep],
+}
+
+/// How `dd` is written (when it is).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum DdForm {
+    /// The record's `dd` as it was: null or empty, and no trace context to put in it.
+    AsIs,
+    /// The resolved trace context alone: there are no members of `dd` objects to keep.
+    Context,
+    /// The members of the `dd` objects merged with the resolved ids, as [`DdPlan::steps`] say.
+    Merged,
+}
+
+/// One step of writing a merged `dd`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum DdStep {
+    /// Writes a member of a `dd` object as it is; a trace or span id (`id`) given as a valid
+    /// decimal JSON number becomes a string.
+    Keep {
+        side: Side,
+        member: Member,
+        id: bool,
+    },
+    /// Moves a member of a `dd` object to `_log.dd`.
+    Displace { side: Side, member: Member },
+    /// Writes the resolved trace id.
+    TraceId,
+    /// Writes the resolved span id.
+    SpanId,
 }
 
 impl<'s> DdPlan<'s> {
@@ -623,6 +676,8 @@ impl<'s> DdPlan<'s> {
             second: (&[], Side::Record),
             existing_valid: false,
             ids_in_second: false,
+            form: DdForm::Merged,
+            steps: &[],
         };
         if !managed {
             return plan;
@@ -674,6 +729,129 @@ impl<'s> DdPlan<'s> {
         plan.first = (first, first_side);
         plan.second = (second, second_side);
         plan
+    }
+
+    /// Decides how `dd` is written with `resolved`, the trace context written into it (see
+    /// [`DdForm`]); for a merge, into `steps`: the members of the `dd` objects, the envelope's
+    /// first, each kept, replaced by a resolved id or moved to `_log.dd`, then the resolved
+    /// ids that replaced none.
+    fn plan_steps(
+        &mut self,
+        bufs: &Bufs<'_>,
+        resolved: Option<TraceContext>,
+        steps: &'s mut Vec<DdStep>,
+    ) {
+        let no_members = self.first.0.is_empty() && self.second.0.is_empty();
+        self.form = match (no_members, resolved) {
+            (true, None) => DdForm::AsIs,
+            (true, Some(_)) => DdForm::Context,
+            (false, _) => DdForm::Merged,
+        };
+        // Most records have no `dd` object: nothing to merge.
+        if !no_members {
+            self.merge_steps(bufs, resolved, steps);
+        }
+    }
+
+    /// [`DdPlan::plan_steps`] of a merge.
+    #[inline(never)]
+    fn merge_steps(
+        &mut self,
+        bufs: &Bufs<'_>,
+        resolved: Option<TraceContext>,
+        steps: &'s mut Vec<DdStep>,
+    ) {
+        steps.clear();
+        let ((first, first_side), (second, second_side)) = (self.first, self.second);
+        let (mut wrote_trace, mut wrote_span) = (false, false);
+        // With valid ids, both come from one `dd`: the first whose `trace_id` is valid.
+        let (source, source_side) = match self.ids_in_second {
+            true => self.second,
+            false => self.first,
+        };
+        let source_value = |name: &[u8]| {
+            let buf = bufs.of(source_side);
+            (source.iter().find(|s| read::key_is(s, buf, name))).map(|s| s.value.of(buf))
+        };
+        for (which, (members, side)) in [(first, first_side), (second, second_side)]
+            .into_iter()
+            .enumerate()
+        {
+            let buf = bufs.of(side);
+            for &member in members {
+                let m = &member;
+                let is_trace = read::key_is(m, buf, b"trace_id");
+                let is_span = !is_trace && read::key_is(m, buf, b"span_id");
+                let name: &[u8] = if is_trace { b"trace_id" } else { b"span_id" };
+                let keep = DdStep::Keep {
+                    side,
+                    member,
+                    id: is_trace || is_span,
+                };
+                let displace = DdStep::Displace { side, member };
+                if self.existing_valid && (is_trace || is_span) {
+                    let from_source = (which == 1) == self.ids_in_second;
+                    // A span id of the same trace completes a source that has none.
+                    let completes = || {
+                        let own_trace = members.iter().find(|o| read::key_is(o, buf, b"trace_id"));
+                        is_span
+                            && source_value(b"span_id").is_none()
+                            && source_value(b"trace_id") == own_trace.map(|o| o.value.of(buf))
+                    };
+                    if !from_source && !completes() {
+                        // The other ids are kept under `_log.dd`: invalid ones that the
+                        // source replaces (placeholders are dropped), and different ones.
+                        let moves = match self.ids_in_second {
+                            true => !is_placeholder_id(m, buf),
+                            false => source_value(name) != Some(m.value.of(buf)),
+                        };
+                        if moves {
+                            steps.push(displace);
+                        }
+                        continue;
+                    }
+                    steps.push(keep);
+                    continue;
+                }
+                if which == 1 {
+                    // Merging the log's `dd` into the envelope's: the envelope keeps its keys.
+                    let first_buf = bufs.of(first_side);
+                    if let Some(theirs) =
+                        first.iter().find(|f| read::same_key(f, first_buf, m, buf))
+                    {
+                        if theirs.value.of(first_buf) != m.value.of(buf) {
+                            steps.push(displace);
+                        }
+                        continue;
+                    }
+                }
+                if let (Some(ctx), true) = (resolved, is_trace || is_span) {
+                    // Replace the invalid ids, once each (a `dd` that repeats a key gets it
+                    // once); keep anything that was more than a placeholder.
+                    if is_trace && !wrote_trace {
+                        steps.push(DdStep::TraceId);
+                        wrote_trace = true;
+                    } else if is_span && !wrote_span && ctx.span_id.is_some() {
+                        steps.push(DdStep::SpanId);
+                        wrote_span = true;
+                    }
+                    if !is_placeholder_id(m, buf) {
+                        steps.push(displace);
+                    }
+                    continue;
+                }
+                steps.push(keep);
+            }
+        }
+        if let Some(ctx) = resolved {
+            if !wrote_trace {
+                steps.push(DdStep::TraceId);
+            }
+            if !wrote_span && ctx.span_id.is_some() {
+                steps.push(DdStep::SpanId);
+            }
+        }
+        self.steps = steps;
     }
 
     /// Whether replacing the invalid ids would move two values to one key of `_log.dd`: the
@@ -734,7 +912,8 @@ pub(crate) struct Access<'a> {
     /// and no `duration` is written (Datadog would read its milliseconds as nanoseconds).
     pub duration_displaced: Option<usize>,
     /// The milliseconds of `duration_in_place` are kept under `_log` (they are not held
-    /// exactly by the nanoseconds, or the config keeps source keys).
+    /// exactly by the nanoseconds, or the config keeps source keys), unless they go into the
+    /// record's own `_log` ([`Plan::own_log`]).
     pub duration_kept: bool,
 }
 
@@ -771,7 +950,7 @@ impl Attributes<'_> {
 }
 
 impl<'a> Access<'a> {
-    fn plan(config: &Config, found: &Found<'a>, can_displace: bool) -> Self {
+    fn plan(config: &Config, found: &Found<'a>) -> Self {
         // A TCP line (Service Connect's) has a connection id and no response code.
         let tcp = found.connection && (found.remote_ip.is_some() || found.bytes_read.is_some());
         let code = found.code;
@@ -782,12 +961,12 @@ impl<'a> Access<'a> {
         let (mut duration_in_place, mut duration_displaced) = (None, None);
         let mut duration = false;
         // A `duration` of the envelope's own is left alone (and the log's then moves to `_log`
-        // as any colliding key does); so is one that cannot move to `_log`.
+        // as any colliding key does). Milliseconds that move go to `_log`, or into the
+        // record's own (see [`OwnLog`]).
         if standard && !found.duration_key_on_envelope {
             match found.duration_key {
-                Some((key, Some(nanos))) if can_displace => duration_in_place = Some((key, nanos)),
-                Some((key, None)) if can_displace => duration_displaced = Some(key),
-                Some(_) => {}
+                Some((key, Some(nanos))) => duration_in_place = Some((key, nanos)),
+                Some((key, None)) => duration_displaced = Some(key),
                 None => duration = found.duration.is_some(),
             }
         }
@@ -812,6 +991,58 @@ impl<'a> Access<'a> {
             duration_displaced,
             duration_kept: true,
         }
+    }
+}
+
+/// A record that has a `_log` of its own and a `duration` whose milliseconds move to `_log`:
+/// they go into that `_log`, written in its place. Nothing else moves to `_log` in such a
+/// record (a log whose keys collide with the envelope's is not merged into it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct OwnLog {
+    /// Where the record's `_log` is.
+    pub at: (Side, usize),
+    /// The record member `duration`.
+    pub duration: usize,
+    /// The `_log` is not an object, or has a `duration` of its own: it moves to `_log._log`,
+    /// next to `_log.duration`, as any value whose key another takes. Otherwise it takes
+    /// `duration` as one more member.
+    pub nest: bool,
+    /// The `_log` is an empty object.
+    pub empty: bool,
+}
+
+impl OwnLog {
+    /// Plans where the milliseconds of `duration` go in a record with its own `_log`.
+    #[cold]
+    #[inline(never)]
+    fn plan(
+        record: &Record<'_>,
+        access: &mut Access<'_>,
+        stack: &mut read::Stack,
+        members: &mut Vec<Member>,
+    ) -> Option<OwnLog> {
+        let kept = access.duration_in_place.filter(|_| access.duration_kept);
+        let duration = access.duration_displaced.or(kept.map(|(i, _)| i))?;
+        let at = [Side::Envelope, Side::Record]
+            .into_iter()
+            .find_map(|side| {
+                let keys = record.side(side).keys;
+                let is_log = |&id: &u32| record.keys.meaning(id).name == Name::Displaced;
+                keys.iter().position(is_log).map(|i| (side, i))
+            })?;
+        let m = &record.side(at.0).members[at.1];
+        let value = m.value.of(record.bufs.of(at.0));
+        members.clear();
+        let object = m.kind == Kind::Object && read::read_object(value, members, stack).is_ok();
+        let nest = !object || members.iter().any(|m| read::key_is(m, value, b"duration"));
+        // The milliseconds are written into this `_log`, not into one written last.
+        access.duration_kept = false;
+        Some(OwnLog {
+            at,
+            duration,
+            nest,
+            empty: members.is_empty(),
+        })
     }
 }
 
@@ -972,5 +1203,5 @@ fn is_decimal(text: &[u8], id: u64) -> bool {
 
 /// Whether `text` is `id` in 32 lower-case hex digits, as `dd.trace_id` writes it.
 fn is_hex32(text: &[u8], id: u128) -> bool {
-    trace::parse_hex32(text) == Some(id)
+    number::hex(text, 32) == Some(id)
 }

@@ -11,6 +11,7 @@
 //! validity of the whole buffer beforehand.
 
 pub(crate) use crate::error::{ReadError, SyntaxError};
+use crate::number;
 use crate::scan;
 
 /// A byte range in the buffer that was read.
@@ -563,16 +564,7 @@ impl<'a> Reader<'a> {
         let Some(digits) = self.buf.get(self.pos..self.pos + 4) else {
             return Err(self.err(SyntaxError::Truncated));
         };
-        let mut unit = 0u16;
-        for &d in digits {
-            let v = match d {
-                b'0'..=b'9' => d - b'0',
-                b'a'..=b'f' => d - b'a' + 10,
-                b'A'..=b'F' => d - b'A' + 10,
-                _ => return Err(self.err(SyntaxError::BadString)),
-            };
-            unit = unit << 4 | v as u16;
-        }
+        let unit = number::hex4(digits).ok_or_else(|| self.err(SyntaxError::BadString))?;
         self.pos += 4;
         Ok(unit)
     }
@@ -712,10 +704,10 @@ fn decode_escape(s: &[u8]) -> (char, usize) {
     let c = match s.get(1) {
         Some(&c) if SHORT_ESCAPES[c as usize] != 0 => SHORT_ESCAPES[c as usize] as char,
         Some(b'u') => {
-            let hi = hex4(s.get(2..6));
+            let hi = s.get(2..6).and_then(number::hex4);
             if let Some(hi @ 0xD800..=0xDBFF) = hi {
                 if s.get(6..8) == Some(b"\\u") {
-                    if let Some(lo @ 0xDC00..=0xDFFF) = hex4(s.get(8..12)) {
+                    if let Some(lo @ 0xDC00..=0xDFFF) = s.get(8..12).and_then(number::hex4) {
                         let c = 0x10000 + ((hi as u32 - 0xD800) << 10) + (lo as u32 - 0xDC00);
                         return (char::from_u32(c).unwrap_or('\u{FFFD}'), 12);
                     }
@@ -730,15 +722,6 @@ fn decode_escape(s: &[u8]) -> (char, usize) {
         _ => return ('\u{FFFD}', 2.min(s.len()).max(1)),
     };
     (c, 2)
-}
-
-fn hex4(digits: Option<&[u8]>) -> Option<u16> {
-    let digits = digits?;
-    let mut unit = 0u16;
-    for &d in digits {
-        unit = unit << 4 | (d as char).to_digit(16)? as u16;
-    }
-    Some(unit)
 }
 
 #[cfg(test)]

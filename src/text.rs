@@ -23,7 +23,7 @@ use nom::sequence::{pair, preceded};
 use nom::{Err, IResult, Parser};
 
 use crate::read::{Kind, Member, Span};
-use crate::scan::{self, position};
+use crate::scan::{self, position, swar};
 use crate::write;
 
 /// Envoy's default format (`usage.rst`, "Default Format String"), without its final newline.
@@ -366,7 +366,7 @@ impl Piece {
             .copy_from_slice(literal.as_bytes());
         let mask = u64::MAX.checked_shr(64 - 8 * literal.len() as u32);
         let mask = mask.unwrap_or_default();
-        Some((u64::from_le_bytes(word), mask))
+        Some((swar::word(&word, 0), mask))
     }
 }
 
@@ -1104,7 +1104,7 @@ impl Check {
 /// The code of a gRPC status as Envoy logs it: a name of [`GRPC_STATUS_NAMES`] (or its
 /// `SNAKE_STRING` form), or the code itself (`NUMBER`).
 pub(crate) fn grpc_status_code(value: &[u8]) -> Option<u8> {
-    if let Some(code) = crate::trace::decimal_digits(value).filter(|_| !value.is_empty()) {
+    if let Some(code) = crate::number::decimal(value).filter(|_| !value.is_empty()) {
         return (code <= 16 && is_unsigned_integer(value)).then_some(code as u8);
     }
     let snake = |name: &str, value: &[u8]| {
@@ -1217,10 +1217,10 @@ fn copy_plain(bytes: &[u8], stop: u8, spaceless: bool, out: &mut Vec<u8>) -> usi
         rest = after;
     }
     if let Some((word, after)) = rest.split_first_chunk::<8>() {
-        let hits = scan::swar::value_specials_in_word(u64::from_le_bytes(*word), stop, below);
+        let hits = swar::value_specials_in_word(swar::word(word, 0), stop, below);
         out.extend_from_slice(word);
         if hits != 0 {
-            let len = out.len() - 8 + (hits.trailing_zeros() / 8) as usize;
+            let len = out.len() - 8 + swar::first(hits);
             out.truncate(len);
             return len - start;
         }
@@ -1239,10 +1239,8 @@ fn copy_plain(bytes: &[u8], stop: u8, spaceless: bool, out: &mut Vec<u8>) -> usi
 /// eight bytes are at hand.
 #[inline(always)]
 fn starts_with(bytes: &[u8], literal: &[u8], word: Option<(u64, u64)>) -> bool {
-    match (bytes.get(..8), word) {
-        (Some(head), Some((word, mask))) => {
-            (u64::from_le_bytes(head.try_into().unwrap_or_default()) ^ word) & mask == 0
-        }
+    match word {
+        Some((word, mask)) if bytes.len() >= 8 => (swar::word(bytes, 0) ^ word) & mask == 0,
         _ => has_prefix(bytes, literal),
     }
 }

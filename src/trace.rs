@@ -16,6 +16,8 @@
 //! assert_eq!(ctx.span_id, Some(0xb7ad_6b71_6920_3331));
 //! ```
 
+use crate::number;
+
 /// Which header family a trace context came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -218,39 +220,12 @@ pub fn classify_key(normalized: &[u8]) -> Option<TraceKey> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Low-level number parsing. Hex is lower-case only everywhere (upper-case is invalid).
-
-fn hex_nibble(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        _ => None,
-    }
-}
-
-/// Exactly `len` lower-case hex digits; `len` must be at most 32 so the value fits.
-fn parse_hex_exact(s: &[u8], len: usize) -> Option<u128> {
-    if s.len() != len || len > 32 {
-        return None;
-    }
-    s.iter().try_fold(0u128, |acc, &b| {
-        Some((acc << 4) | u128::from(hex_nibble(b)?))
-    })
-}
-
-/// Exactly 16 lower-case hex digits, zero allowed (callers decide what zero means).
-fn parse_hex16(s: &[u8]) -> Option<u64> {
-    parse_hex_exact(s, 16).map(|v| v as u64)
-}
-
-/// Exactly 32 lower-case hex digits.
-pub(crate) fn parse_hex32(s: &[u8]) -> Option<u128> {
-    parse_hex_exact(s, 32)
-}
+// Ids from their digits ([`crate::number`]). Hex is lower-case only everywhere (upper-case is
+// invalid).
 
 /// Exactly 32 lower-case hex digits whose low 64 bits are non-zero.
 fn parse_hex32_id(s: &[u8]) -> Option<u128> {
-    parse_hex_exact(s, 32).filter(|&v| v as u64 != 0)
+    number::hex(s, 32).filter(|&v| v as u64 != 0)
 }
 
 /// Non-zero decimal u64: ASCII digits only (leading zeros are fine). `None` on empty input,
@@ -261,78 +236,8 @@ pub fn parse_decimal_id(value: &[u8]) -> Option<u64> {
     if value.is_empty() {
         return None;
     }
-    let v = decimal_digits(value)?;
+    let v = number::decimal(value)?;
     (v != 0).then_some(v)
-}
-
-/// The value of a string of ASCII digits (`None` for anything else, or above `u64::MAX`).
-///
-/// Status codes, sizes and durations are short, and taken a digit at a time. Ids have 19 or 20
-/// digits, so eight are taken at a time (SWAR). Up to 19 digits cannot overflow; only a 20th
-/// is checked, by comparing before multiplying (`checked_mul` on `u64` becomes a 128-bit
-/// library call on wasm32, which Fluent Bit interprets).
-pub(crate) fn decimal_digits(digits: &[u8]) -> Option<u64> {
-    const LIMIT: u64 = u64::MAX / 10; // and u64::MAX % 10 == 5
-    if digits.len() <= 8 {
-        let mut n: u64 = 0;
-        for &b in digits {
-            let d = b.wrapping_sub(b'0');
-            if d > 9 {
-                return None;
-            }
-            n = n * 10 + u64::from(d);
-        }
-        return Some(n);
-    }
-    let significant = digits
-        .iter()
-        .position(|&b| b != b'0')
-        .unwrap_or(digits.len());
-    let digits = &digits[significant..];
-    let (head, last) = match digits.len() {
-        0..=19 => (digits, None),
-        20 => (&digits[..19], Some(digits[19])),
-        _ => return None, // a non-digit or an overflow, either way
-    };
-    let mut n: u64 = 0;
-    let mut chunks = head.chunks_exact(8);
-    for chunk in &mut chunks {
-        n = n * 100_000_000 + eight_digits(chunk)?;
-    }
-    for &b in chunks.remainder() {
-        let d = b.wrapping_sub(b'0');
-        if d > 9 {
-            return None;
-        }
-        n = n * 10 + u64::from(d);
-    }
-    if let Some(b) = last {
-        let d = b.wrapping_sub(b'0');
-        if d > 9 || n > LIMIT || (n == LIMIT && d > 5) {
-            return None;
-        }
-        n = n * 10 + u64::from(d);
-    }
-    Some(n)
-}
-
-/// The value of eight ASCII digits, first digit most significant; `None` if one is not a digit.
-#[inline]
-fn eight_digits(chunk: &[u8]) -> Option<u64> {
-    let mut bytes = [0u8; 8];
-    bytes.copy_from_slice(chunk);
-    let word = u64::from_le_bytes(bytes);
-    // Every byte is 0x30..=0x39: its high nibble is 3, and adding 6 keeps it 3.
-    let high = word & 0xf0f0_f0f0_f0f0_f0f0;
-    let carried = word.wrapping_add(0x0606_0606_0606_0606) & 0xf0f0_f0f0_f0f0_f0f0;
-    if high != 0x3030_3030_3030_3030 || carried != 0x3030_3030_3030_3030 {
-        return None;
-    }
-    // Little-endian: the first digit is the lowest byte. Combine pairs, then fours, then eight.
-    let v = word - 0x3030_3030_3030_3030;
-    let v = (v * 10 + (v >> 8)) & 0x00ff_00ff_00ff_00ff;
-    let v = (v * 100 + (v >> 16)) & 0x0000_ffff_0000_ffff;
-    Some((v * 10_000 + (v >> 32)) & 0xffff_ffff)
 }
 
 /// A Datadog-family trace id: exactly 32 lower-case hex digits (OpenTelemetry-style 128-bit id,
@@ -362,7 +267,7 @@ fn parse_dd_tid(tags: &[u8]) -> Option<u64> {
         let end = entry.iter().position(|&b| b == b',');
         if entry.starts_with(KEY) {
             let value = &entry[KEY.len()..end.unwrap_or(entry.len())];
-            return parse_hex16(trim_spaces_end(value));
+            return number::hex16(trim_spaces_end(value));
         }
         rest = &entry[end? + 1..];
     }
@@ -399,7 +304,7 @@ pub fn parse_datadog(
 pub fn parse_w3c(traceparent: &[u8]) -> Option<TraceContext> {
     let head = traceparent.get(..55)?;
     let rest = traceparent.get(55..).unwrap_or_default();
-    let version = parse_hex_exact(head.get(..2)?, 2)?;
+    let version = number::hex(head.get(..2)?, 2)?;
     if version == 0xff || (version == 0 && !rest.is_empty()) {
         return None;
     }
@@ -410,8 +315,8 @@ pub fn parse_w3c(traceparent: &[u8]) -> Option<TraceContext> {
         return None;
     }
     let trace = parse_hex32_id(head.get(3..35)?)?;
-    let parent = parse_hex16(head.get(36..52)?).filter(|&p| p != 0)?;
-    parse_hex_exact(head.get(53..55)?, 2)?; // flags: form only, sampling is not our business
+    let parent = number::hex16(head.get(36..52)?).filter(|&p| p != 0)?;
+    number::hex(head.get(53..55)?, 2)?; // flags: form only, sampling is not our business
     Some(TraceContext {
         trace_id: trace,
         span_id: Some(parent),
@@ -422,7 +327,7 @@ pub fn parse_w3c(traceparent: &[u8]) -> Option<TraceContext> {
 /// A B3 trace id: 16 or 32 lower-case hex digits, low 64 bits non-zero.
 fn parse_b3_trace_id(s: &[u8]) -> Option<u128> {
     match s.len() {
-        16 => parse_hex16(s).filter(|&v| v != 0).map(u128::from),
+        16 => number::hex16(s).filter(|&v| v != 0).map(u128::from),
         32 => parse_hex32_id(s),
         _ => None,
     }
@@ -434,7 +339,7 @@ fn parse_b3_trace_id(s: &[u8]) -> Option<u128> {
 pub fn parse_b3_multi(trace_id: &[u8], span_id: Option<&[u8]>) -> Option<TraceContext> {
     Some(TraceContext {
         trace_id: parse_b3_trace_id(trace_id)?,
-        span_id: span_id.and_then(parse_hex16).filter(|&v| v != 0),
+        span_id: span_id.and_then(number::hex16).filter(|&v| v != 0),
         source: TraceSource::B3Multi,
     })
 }
@@ -446,13 +351,13 @@ pub fn parse_b3_multi(trace_id: &[u8], span_id: Option<&[u8]>) -> Option<TraceCo
 pub fn parse_b3_single(b3: &[u8]) -> Option<TraceContext> {
     let mut parts = b3.split(|&b| b == b'-');
     let trace = parse_b3_trace_id(parts.next()?)?;
-    let span = parse_hex16(parts.next()?)?;
+    let span = number::hex16(parts.next()?)?;
     if let Some(sampled) = parts.next() {
         if !matches!(sampled, b"0" | b"1" | b"d") {
             return None;
         }
         if let Some(parent) = parts.next() {
-            parse_hex16(parent)?;
+            number::hex16(parent)?;
         }
     }
     if parts.next().is_some() {
@@ -491,7 +396,7 @@ pub fn parse_xray(header: &[u8]) -> Option<TraceContext> {
     let trace = parse_xray_root(root?)?;
     Some(TraceContext {
         trace_id: u128::from(trace),
-        span_id: parent.and_then(parse_hex16).filter(|&v| v != 0),
+        span_id: parent.and_then(number::hex16).filter(|&v| v != 0),
         source: TraceSource::XRay,
     })
 }
@@ -500,9 +405,9 @@ pub fn parse_xray(header: &[u8]) -> Option<TraceContext> {
 fn parse_xray_root(root: &[u8]) -> Option<u64> {
     let rest = root.strip_prefix(b"1-")?;
     let (epoch, unique) = split_once(rest, b'-')?;
-    parse_hex_exact(epoch, 8)?;
-    parse_hex_exact(unique, 24)?;
-    let low = parse_hex16(unique.get(8..)?)?;
+    number::hex(epoch, 8)?;
+    number::hex(unique, 24)?;
+    let low = number::hex16(unique.get(8..)?)?;
     let id = if unique.starts_with(b"00000000") {
         low
     } else {
@@ -693,7 +598,7 @@ fn slot_valid(key: TraceKey, value: &[u8]) -> bool {
         TraceKey::DatadogTags => parse_dd_tid(value).is_some(),
         TraceKey::TraceParent => parse_w3c(value).is_some(),
         TraceKey::B3Trace => parse_b3_trace_id(value).is_some(),
-        TraceKey::B3Span => parse_hex16(value).is_some_and(|v| v != 0),
+        TraceKey::B3Span => number::hex16(value).is_some_and(|v| v != 0),
         TraceKey::B3Single => parse_b3_single(value).is_some(),
         TraceKey::XRay => parse_xray(value).is_some(),
     }
@@ -1459,17 +1364,6 @@ mod tests {
 
     proptest! {
         #[test]
-        fn decimal_digits_agree_with_std(digits in "[0-9]{0,24}", junk in "[^0-9]?", at in 0usize..24) {
-            let mut text = digits.clone();
-            text.insert_str(at.min(text.len()), &junk);
-            let std = match text.is_empty() {
-                true => Some(0),
-                false => text.parse::<u64>().ok().filter(|_| !text.starts_with('+')),
-            };
-            prop_assert_eq!(decimal_digits(text.as_bytes()), std, "{:?}", text);
-        }
-
-        #[test]
         fn the_tid_entry_is_the_first_entry_with_that_key(
             entries in proptest::collection::vec(
                 ("[ \t]?", "_dd\\.p\\.(tid|dm)|_dd|x", "=|= |=\t| =|", "[0-9a-f]{16}|[0-9a-f]{15}|-0", "[ \t]?"),
@@ -1486,7 +1380,7 @@ mod tests {
                 .split(',')
                 .filter_map(|entry| entry.trim_matches([' ', '\t']).split_once('='))
                 .find(|(key, _)| *key == "_dd.p.tid")
-                .and_then(|(_, value)| parse_hex16(value.as_bytes()));
+                .and_then(|(_, value)| number::hex16(value.as_bytes()));
             prop_assert_eq!(parse_dd_tid(tags.as_bytes()), expected, "{:?}", tags);
         }
 

@@ -1845,6 +1845,91 @@ fn s7_a_duration_that_cannot_be_converted_stays_under__log_duration() {
 }
 
 #[test]
+fn s7_a_duration_that_cannot_be_converted_goes_into_the_records_own__log() {
+    // The output's text, checked as `enrich_with` checks it.
+    let text = |config: &Config, input: &str| {
+        enrich_with(config, input);
+        String::from_utf8(run(config, input.as_bytes()).0).unwrap()
+    };
+    let access = |log: &str, ms: &str| {
+        format!(r#"{{"_log":{log},"response_code":200,"method":"GET","duration":{ms}}}"#)
+    };
+    for config in [default_config(), common::moving_config()] {
+        let config = &config;
+        // An object takes `duration` as one more member, in its place.
+        let out = text(config, &access(r#"{"a":1}"#, "-5"));
+        assert!(
+            out.starts_with(r#"{"_log":{"a":1,"duration":-5},"#),
+            "{out}"
+        );
+        assert!(!out.contains(r#""duration":-5,"#) && !out.contains(r#""duration":-5}}"#));
+        let out = text(config, &access("{ }", r#""12ms""#));
+        assert!(out.starts_with(r#"{"_log":{ "duration":"12ms"},"#), "{out}");
+        // Anything else, or an object with a `duration` of its own, moves to `_log._log`
+        // as any value whose key another takes.
+        for log in [
+            r#""mine""#,
+            "null",
+            "[1,2]",
+            "7",
+            r#"{"duration":1}"#,
+            r#"{"dur\u0061tion":1,"b":2}"#,
+        ] {
+            let (out, _) = enrich_with(config, &access(log, "-5"));
+            let own: Value = serde_json::from_str(log).unwrap();
+            assert_eq!(out["_log"], json!({"_log": own, "duration": -5}), "{log}");
+            assert_eq!(out.get("duration"), None, "{log}");
+            assert_eq!(out["message"], "GET 200", "{log}");
+        }
+        // The envelope's `_log`, and the log's own, take the log's `duration`.
+        let envelope = json!({"source": "s", "_log": {"a": 1}, "log": json!({"response_code": 200, "duration": -5}).to_string()});
+        let (out, _) = enrich_with(config, &envelope.to_string());
+        assert_eq!(out["_log"], json!({"a": 1, "duration": -5}));
+        assert_eq!(out.get("duration"), None);
+        let own = firelens(&json!({"_log": "x", "response_code": 200, "duration": "-"}));
+        let (out, _) = enrich_with(config, &own);
+        assert_eq!(out["_log"], json!({"_log": "x", "duration": "-"}));
+        assert_eq!(out.get("duration"), None);
+        // The escaped spelling of `_log` is `_log`, and is kept as written.
+        let out = text(
+            config,
+            &access(r#"{"a":1}"#, "-5").replacen("_log", r"_l\u006fg", 1),
+        );
+        assert!(
+            out.starts_with(r#"{"_l\u006fg":{"a":1,"duration":-5},"#),
+            "{out}"
+        );
+    }
+    // Milliseconds that convert take the key in nanoseconds; those kept (not exactly held,
+    // or every source key kept) go into the record's `_log` too.
+    let out = text(&default_config(), &access(r#"{"a":1}"#, "12"));
+    assert!(out.starts_with(r#"{"_log":{"a":1,"duration":12},"response_code":200,"method":"GET","duration":12000000,"#), "{out}");
+    let out = moved(&access(r#"{"a":1}"#, "12"));
+    assert!(
+        out.starts_with(r#"{"_log":{"a":1},"duration":12000000,"#),
+        "{out}"
+    );
+    let out = moved(&access(r#""x""#, "0.0000004"));
+    assert!(
+        out.starts_with(r#"{"_log":{"_log":"x","duration":0.0000004},"duration":0,"#),
+        "{out}"
+    );
+    // A stream of such records, read by a learned layout, gives each the same output.
+    let record = json!({"source": "s", "_log": {"a": 1}, "log": json!({"response_code": 200, "method": "GET", "duration": -5}).to_string()}).to_string();
+    let mut t = Transformer::new(default_config());
+    let outs: Vec<Vec<u8>> = (0..5)
+        .map(|_| {
+            let mut out = Vec::new();
+            t.transform(record.as_bytes(), &mut out);
+            out
+        })
+        .collect();
+    let first = String::from_utf8(outs[0].clone()).unwrap();
+    assert!(first.contains(r#""_log":{"a":1,"duration":-5}"#), "{first}");
+    assert!(outs.iter().all(|o| *o == outs[0]));
+}
+
+#[test]
 fn s7_keys_are_compared_by_their_decoded_names() {
     // `log` spelled with an escape is the record's `log`, merged as the plain one is.
     let (out, done) = enrich_with(
