@@ -106,7 +106,7 @@ impl<'o> Outline<'o> {
                         }
                     }
                     Action::Dedup => return false,
-                    Action::Drop | Action::Dd | Action::Displace => {}
+                    Action::Drop | Action::Dd | Action::Displace | Action::OwnLog => {}
                 }
                 true
             };
