@@ -140,6 +140,12 @@ impl<'f> Plan<'f> {
     /// than copying (or any member, where none are listed).
     #[inline(always)]
     pub fn action(&self, record: &Record<'_>, side: Side, i: usize) -> Action {
+        // Most of the members listed moved: decided before looking up the key's meaning, as
+        // the arms below would (a moving key has a role; `dd`, `hash` and `phase`, which
+        // they test first, have none, as the `keys` tests pin down).
+        if side == Side::Record && self.moved.contains(i) {
+            return Action::Drop;
+        }
         let id = record.side(side).keys[i];
         let here = Some((side, i));
         let at = |position| match here == position {
@@ -873,9 +879,14 @@ impl Moved {
             if !written {
                 continue;
             }
+            // `null` or `"-"` (its value three bytes long, without escapes).
             let absent = match m.kind {
                 Kind::Null => true,
-                Kind::String => !m.value_escaped && m.str_content(buf) == b"-",
+                Kind::String => {
+                    !m.value_escaped
+                        && m.value.end - m.value.start == 3
+                        && buf.get(m.value.start as usize + 1) == Some(&b'-')
+                }
                 _ => false,
             };
             if absent || holds(role, i, m, buf, found, attributes, datadog, config) {
@@ -905,12 +916,21 @@ fn holds(
     datadog: Option<TraceContext>,
     config: &Config,
 ) -> bool {
-    let content = string_content(m, buf);
-    // The value written is nearly always this member's own (the same bytes): no need to
-    // compare them, which costs a loop per byte in the Wasm interpreter.
-    let same = |written: Option<&[u8]>| match (content, written) {
-        (Some(c), Some(w)) => core::ptr::eq(c, w) || c == w,
-        _ => false,
+    // Worked out only for the roles that compare strings.
+    let content = || string_content(m, buf);
+    // The value written is nearly always this member's own content (the same bytes, which
+    // `Found` took as they are): told by where it is, without slicing the content out again
+    // or comparing bytes, which costs a loop per byte in the Wasm interpreter.
+    let same = |written: Option<&[u8]>| {
+        written.is_some_and(|w| {
+            let own = m.kind == Kind::String
+                && w.len() + 2 == (m.value.end - m.value.start) as usize
+                && core::ptr::eq(
+                    w.as_ptr(),
+                    buf.as_ptr().wrapping_add(m.value.start as usize + 1),
+                );
+            own || content().is_some_and(|c| c == w)
+        })
     };
     let whole = |written: Option<envoy::Whole<'_>>| {
         let text = scalar_text(m, buf);
@@ -925,7 +945,7 @@ fn holds(
         Role::UserAgent => same(found.user_agent),
         Role::GraphqlOperation => same(found.graphql_operation),
         // `HTTP/1.1` is held by `1.1`; `http/1.1` is not.
-        Role::Protocol => content.zip(found.version).is_some_and(|(c, v)| {
+        Role::Protocol => content().zip(found.version).is_some_and(|(c, v)| {
             c.len() == v.len() + 5 && c.starts_with(b"HTTP/") && c.ends_with(v)
         }),
         // One address without a port: several, or a port, are more than the attribute holds.
