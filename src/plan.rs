@@ -280,8 +280,8 @@ pub(crate) struct Found<'a> {
 /// [`Sources::MAX`] of them (any further one stays where it is).
 #[derive(Default)]
 pub(crate) struct Sources {
-    indexes: [u32; Sources::MAX],
-    roles: [Option<Role>; Sources::MAX],
+    /// Each member's index and role (`None` only past `len`).
+    entries: [(u32, Option<Role>); Sources::MAX],
     len: usize,
 }
 
@@ -290,17 +290,16 @@ impl Sources {
 
     #[inline(always)]
     fn push(&mut self, index: usize, role: Role) {
-        if self.len < Self::MAX {
-            self.indexes[self.len] = index as u32;
-            self.roles[self.len] = Some(role);
+        if let Some(entry) = self.entries.get_mut(self.len) {
+            *entry = (index as u32, Some(role));
             self.len += 1;
         }
     }
 
     /// Each member's index and role.
     fn iter(&self) -> impl Iterator<Item = (usize, Option<Role>)> + '_ {
-        let indexes = self.indexes[..self.len].iter().map(|&i| i as usize);
-        indexes.zip(self.roles[..self.len].iter().copied())
+        let entries = self.entries.get(..self.len).unwrap_or_default();
+        entries.iter().map(|&(i, role)| (i as usize, role))
     }
 }
 
