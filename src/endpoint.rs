@@ -48,9 +48,14 @@ pub const MAX_SEGMENTS: usize = 8;
 /// envoy_dd::endpoint::infer(b"/api/v2/users/123/posts/abc123?page=2", &mut out);
 /// assert_eq!(out, b"/api/v2/users/{param:int}/posts/{param:hex}");
 /// ```
-pub fn infer(path: &[u8], out: &mut Vec<u8>) {
+pub fn infer(url: &[u8], out: &mut Vec<u8>) {
+    infer_path(path_of(url), out);
+}
+
+/// [`infer`] for a path without scheme, host, query and fragment.
+fn infer_path(path: &[u8], out: &mut Vec<u8>) {
     let start = out.len();
-    for segment in segments(path_of(path)).take(MAX_SEGMENTS) {
+    for segment in segments(path).take(MAX_SEGMENTS) {
         out.push(b'/');
         match classify(segment) {
             Some(placeholder) => out.extend_from_slice(placeholder.as_bytes()),
@@ -71,45 +76,188 @@ pub fn infer(path: &[u8], out: &mut Vec<u8>) {
 /// assert_eq!(classify(b"users"), None);
 /// ```
 pub fn classify(segment: &[u8]) -> Option<&'static str> {
-    let mut digits = 0usize;
-    let mut hex = 0usize;
-    // `.`, `_`, `-`: the separators the `_id` patterns allow.
-    let mut separators = 0usize;
-    let mut special = false;
-    let mut newline = false;
-    let mut chars = 0usize;
+    let mut counts = Counts::default();
     for &b in segment {
         match b {
-            b'0'..=b'9' => digits += 1,
-            b'a'..=b'f' | b'A'..=b'F' => hex += 1,
-            b'.' | b'_' | b'-' => separators += 1,
+            b'0'..=b'9' => counts.digits += 1,
+            b'a'..=b'f' | b'A'..=b'F' => counts.hex += 1,
+            b'.' | b'_' | b'-' => counts.separators += 1,
             b'%' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b':' | b'=' | b'@' => {
-                special = true
+                counts.special = true
             }
-            b'\n' => newline = true,
+            b'\n' => counts.newline = true,
             _ => {}
         }
         // Python counts characters, not bytes: skip UTF-8 continuation bytes.
-        chars += usize::from(b & 0xC0 != 0x80);
+        counts.chars += usize::from(b & 0xC0 != 0x80);
     }
-    let len = segment.len();
-    if digits == 0 {
-        // Every pattern but `{param:str}` needs a digit.
-    } else if digits == len && len >= 2 && segment[0] != b'0' {
-        return Some("{param:int}");
-    } else if digits + separators == len && len >= 3 {
-        return Some("{param:int_id}");
-    } else if digits + hex == len && len >= 6 {
-        return Some("{param:hex}");
-    } else if digits + hex + separators == len && len >= 6 {
-        return Some("{param:hex_id}");
-    }
-    // Python's `.` matches anything but a newline.
-    if !newline && (chars >= 20 || special) {
-        return Some("{param:str}");
-    }
-    None
+    counts.placeholder(segment)
 }
+
+/// What the patterns look at in a segment (see [`classify`]).
+#[derive(Default)]
+struct Counts {
+    digits: usize,
+    hex: usize,
+    /// `.`, `_`, `-`: the separators the `_id` patterns allow.
+    separators: usize,
+    special: bool,
+    newline: bool,
+    chars: usize,
+}
+
+impl Counts {
+    /// The placeholder for `segment`, whose counts these are.
+    #[inline(always)]
+    fn placeholder(&self, segment: &[u8]) -> Option<&'static str> {
+        let Counts {
+            digits,
+            hex,
+            separators,
+            special,
+            newline,
+            chars,
+        } = *self;
+        let len = segment.len();
+        if digits == 0 {
+            // Every pattern but `{param:str}` needs a digit.
+        } else if digits == len && len >= 2 && segment[0] != b'0' {
+            return Some("{param:int}");
+        } else if digits + separators == len && len >= 3 {
+            return Some("{param:int_id}");
+        } else if digits + hex == len && len >= 6 {
+            return Some("{param:hex}");
+        } else if digits + hex + separators == len && len >= 6 {
+            return Some("{param:hex_id}");
+        }
+        // Python's `.` matches anything but a newline.
+        if !newline && (chars >= 20 || special) {
+            return Some("{param:str}");
+        }
+        None
+    }
+
+    /// The counts packed by [`PACKED`], of a segment shorter than [`PACKED_MAX`] bytes.
+    #[inline(always)]
+    fn unpack(packed: u64) -> Counts {
+        let field = |i: u32| ((packed >> (FIELD_BITS * i)) & FIELD_MASK) as usize;
+        Counts {
+            digits: field(0),
+            hex: field(1),
+            separators: field(2),
+            special: field(3) != 0,
+            newline: field(4) != 0,
+            chars: field(5),
+        }
+    }
+}
+
+/// [`infer`] in one pass over `path`, escaped JSON string content: `false`, with nothing
+/// appended, at the first backslash before the endpoint is complete (the caller then decodes
+/// the path first). Segments are split and their bytes counted for [`classify`] in the same
+/// loop, which runs once per byte (the Fluent Bit module interprets each instruction).
+///
+/// Bytes after the last segment kept are not looked at: a backslash there does not change the
+/// endpoint, which has the same bytes escaped or not (it holds no `"`, `\\` or control
+/// character).
+pub(crate) fn infer_escaped(path: &[u8], out: &mut Vec<u8>) -> bool {
+    // A scheme and host: the general way (not an Envoy path, which starts with `/`).
+    if path.first().is_some_and(|&b| b != b'/') {
+        if memchr::memchr(b'\\', path).is_some() {
+            return false;
+        }
+        infer(path, out);
+        return true;
+    }
+    let start = out.len();
+    let (mut kept, mut from, mut counts) = (0, 0, 0u64);
+    let mut tail = true;
+    for (i, &b) in path.iter().enumerate() {
+        let class = PACKED[b as usize];
+        if class & STOPS == 0 {
+            counts = counts.wrapping_add(class);
+            continue;
+        }
+        if class & BACKSLASH != 0 {
+            out.truncate(start);
+            return false;
+        }
+        if i > from {
+            push_segment(&path[from..i], counts, out);
+            kept += 1;
+        }
+        if class & SLASH == 0 || kept == MAX_SEGMENTS {
+            tail = false;
+            break;
+        }
+        (from, counts) = (i + 1, 0);
+    }
+    if tail && from < path.len() {
+        push_segment(&path[from..], counts, out);
+    }
+    if out.len() == start {
+        out.push(b'/');
+    }
+    true
+}
+
+/// Appends `/` and `segment` or its placeholder, given the segment's [`PACKED`] counts.
+#[inline(always)]
+fn push_segment(segment: &[u8], counts: u64, out: &mut Vec<u8>) {
+    out.push(b'/');
+    let placeholder = match segment.len() < PACKED_MAX {
+        true => Counts::unpack(counts).placeholder(segment),
+        false => classify(segment),
+    };
+    match placeholder {
+        Some(placeholder) => out.extend_from_slice(placeholder.as_bytes()),
+        None => out.extend_from_slice(segment),
+    }
+}
+
+/// Bits per count in [`PACKED`]: a segment of fewer than [`PACKED_MAX`] bytes cannot carry
+/// one count into the next.
+const FIELD_BITS: u32 = 10;
+const FIELD_MASK: u64 = (1 << FIELD_BITS) - 1;
+const PACKED_MAX: usize = 1 << FIELD_BITS;
+/// Bytes that end a segment or the pass, above the six counts.
+const SLASH: u64 = 1 << 60;
+const END: u64 = 1 << 61;
+const BACKSLASH: u64 = 1 << 62;
+const STOPS: u64 = SLASH | END | BACKSLASH;
+
+/// Per byte, what it adds to each of [`Counts`]' fields, [`FIELD_BITS`] bits each in its
+/// order (a byte of `special` or `newline` counts one there), or which stop it is.
+static PACKED: [u64; 256] = {
+    let mut table = [0u64; 256];
+    let mut b = 0;
+    while b < 256 {
+        let byte = b as u8;
+        let field = match byte {
+            b'0'..=b'9' => 0,
+            b'a'..=b'f' | b'A'..=b'F' => 1,
+            b'.' | b'_' | b'-' => 2,
+            b'%' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b':' | b'=' | b'@' => 3,
+            b'\n' => 4,
+            _ => 6,
+        };
+        let mut class = match field {
+            6 => 0,
+            _ => 1 << (FIELD_BITS * field),
+        };
+        if byte & 0xC0 != 0x80 {
+            class += 1 << (FIELD_BITS * 5);
+        }
+        table[b] = match byte {
+            b'/' => SLASH,
+            b'?' | b'#' => END,
+            b'\\' => BACKSLASH,
+            _ => class,
+        };
+        b += 1;
+    }
+    table
+};
 
 /// The path of a URL: after `scheme://host` if there is one, up to a `?` or `#`.
 fn path_of(url: &[u8]) -> &[u8] {
@@ -262,7 +410,7 @@ impl Routes {
         if status == 404 {
             return false;
         }
-        infer(path, out);
+        infer_path(path, out);
         true
     }
 }
@@ -349,46 +497,88 @@ mod tests {
     }
 
     /// dd-trace-py's `test_compute_simplified_endpoint`.
+    const ENDPOINT_CASES: &[(&str, &str)] = &[
+        ("", "/"),
+        ("http://example.com", "/"),
+        ("http://example.com/", "/"),
+        ("/users", "/users"),
+        ("https://example.com/users", "/users"),
+        ("http://example.com/api/users?id=123", "/api/users"),
+        (
+            "https://example.com/users/123#section",
+            "/users/{param:int}",
+        ),
+        (
+            "https://example.com/users/123?filter=active#top",
+            "/users/{param:int}",
+        ),
+        ("/users/123", "/users/{param:int}"),
+        ("/users/5", "/users/5"),
+        ("/users/0123", "/users/{param:int_id}"),
+        ("/items/123-456", "/items/{param:int_id}"),
+        ("/commits/abc123", "/commits/{param:hex}"),
+        ("/sessions/deadbeef", "/sessions/deadbeef"),
+        ("/items/abc123-def", "/items/{param:hex_id}"),
+        ("/files/verylongfilename12345", "/files/{param:str}"),
+        ("/users/user@example", "/users/{param:str}"),
+        ("/a/b/c/d/e/f/g/h/i/j/k", "/a/b/c/d/e/f/g/h"),
+        ("/api//v1///users//123", "/api/v1/users/{param:int}"),
+        ("///////////////////////", "/"),
+        (
+            "/api/v2/users/123/posts/abc123/comments/hello%20world",
+            "/api/v2/users/{param:int}/posts/{param:hex}/comments/{param:str}",
+        ),
+        (
+            "/12/123-456/abc123/abc-def-123/longstringthathastoomanycharacters",
+            "/{param:int}/{param:int_id}/{param:hex}/{param:hex_id}/{param:str}",
+        ),
+    ];
+
     #[test]
     fn paths_as_the_tracers_simplify_them() {
-        let cases = [
-            ("", "/"),
-            ("http://example.com", "/"),
-            ("http://example.com/", "/"),
-            ("/users", "/users"),
-            ("https://example.com/users", "/users"),
-            ("http://example.com/api/users?id=123", "/api/users"),
-            (
-                "https://example.com/users/123#section",
-                "/users/{param:int}",
-            ),
-            (
-                "https://example.com/users/123?filter=active#top",
-                "/users/{param:int}",
-            ),
-            ("/users/123", "/users/{param:int}"),
-            ("/users/5", "/users/5"),
-            ("/users/0123", "/users/{param:int_id}"),
-            ("/items/123-456", "/items/{param:int_id}"),
-            ("/commits/abc123", "/commits/{param:hex}"),
-            ("/sessions/deadbeef", "/sessions/deadbeef"),
-            ("/items/abc123-def", "/items/{param:hex_id}"),
-            ("/files/verylongfilename12345", "/files/{param:str}"),
-            ("/users/user@example", "/users/{param:str}"),
-            ("/a/b/c/d/e/f/g/h/i/j/k", "/a/b/c/d/e/f/g/h"),
-            ("/api//v1///users//123", "/api/v1/users/{param:int}"),
-            ("///////////////////////", "/"),
-            (
-                "/api/v2/users/123/posts/abc123/comments/hello%20world",
-                "/api/v2/users/{param:int}/posts/{param:hex}/comments/{param:str}",
-            ),
-            (
-                "/12/123-456/abc123/abc-def-123/longstringthathastoomanycharacters",
-                "/{param:int}/{param:int_id}/{param:hex}/{param:hex_id}/{param:str}",
-            ),
-        ];
+        let cases = ENDPOINT_CASES.iter().copied();
         for (url, expected) in cases {
             assert_eq!(endpoint(url), expected, "{url}");
+        }
+    }
+
+    /// The one-pass inference gives what `infer` gives, and leaves paths with escapes in
+    /// their endpoint to the caller.
+    #[test]
+    fn one_pass_as_infer() {
+        let long = format!("/a/{}/b{}", "1".repeat(1500), "x".repeat(1100));
+        let mut paths = vec![
+            "/",
+            "",
+            "/users/42/",
+            "//a//b?x=/1#/2",
+            "/a#b/c",
+            "/é/ééééééééééééééééééé",
+            "/a/b/c/d/e/f/g/h/i\\j",
+            "/a/b?\\q",
+            "http://h/x/123",
+            "x/1",
+            "/a b/12",
+            "/ab_cd1/1_2/a=b/0/01/abcdef",
+            &long,
+        ];
+        paths.extend(ENDPOINT_CASES.iter().map(|(url, _)| *url));
+        for path in paths {
+            let (mut want, mut got) = (b"x".to_vec(), b"x".to_vec());
+            infer(path.as_bytes(), &mut want);
+            assert!(infer_escaped(path.as_bytes(), &mut got), "{path}");
+            assert_eq!(got, want, "{path}");
+        }
+        for path in [
+            "/a\\/b",
+            "/a/\\u0031",
+            "\\/x",
+            "http://h\\/x",
+            "/1/2/3/4/5/6/7/\\8",
+        ] {
+            let mut out = b"x".to_vec();
+            assert!(!infer_escaped(path.as_bytes(), &mut out), "{path}");
+            assert_eq!(out, b"x");
         }
     }
 

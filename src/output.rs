@@ -9,7 +9,7 @@
 
 use crate::absent::is_envoy_absent;
 use crate::dedup::{self, Dedup};
-use crate::endpoint::Routes;
+use crate::endpoint::{infer_escaped, Routes};
 use crate::envoy;
 use crate::keys::{Name, Side};
 use crate::plan::{Action, Attributes, DdForm, DdStep, Found, OwnLog, Plan, ValuePlan};
@@ -527,6 +527,17 @@ pub(crate) fn write_endpoint(
 ) {
     let mark = out.len();
     out.extend_from_slice(br#","endpoint":""#);
+    // Without route templates, in one pass over the path (see `Routes::endpoint` for 404s).
+    if routes.is_empty() {
+        if code as u16 == 404 {
+            out.truncate(mark);
+            return;
+        }
+        if infer_escaped(path, out) {
+            out.push(b'"');
+            return;
+        }
+    }
     // Without escapes the path's bytes are its characters, and so are the endpoint's: it is
     // written in place. Otherwise it is worked out on the decoded path, and escaped again.
     let escaped = memchr::memchr(b'\\', path).is_some();

@@ -156,6 +156,12 @@ impl<'f> Plan<'f> {
     /// than copying (or any member, where none are listed).
     #[inline(always)]
     pub fn action(&self, record: &Record<'_>, side: Side, i: usize) -> Action {
+        // Most of the members listed moved: decided before looking up the key's meaning, as
+        // the arms below would (a moving key has a role; `dd`, `hash` and `phase`, which
+        // they test first, have none, as the `keys` tests pin down).
+        if side == Side::Record && self.moved.contains(i) {
+            return Action::Drop;
+        }
         let id = record.side(side).keys[i];
         let here = Some((side, i));
         let at = |position| match here == position {
@@ -294,8 +300,8 @@ pub(crate) struct Found<'a> {
 /// [`Sources::MAX`] of them (any further one stays where it is).
 #[derive(Default)]
 pub(crate) struct Sources {
-    indexes: [u32; Sources::MAX],
-    roles: [Option<Role>; Sources::MAX],
+    /// Each member's index and role (`None` only past `len`).
+    entries: [(u32, Option<Role>); Sources::MAX],
     len: usize,
 }
 
@@ -304,17 +310,16 @@ impl Sources {
 
     #[inline(always)]
     fn push(&mut self, index: usize, role: Role) {
-        if self.len < Self::MAX {
-            self.indexes[self.len] = index as u32;
-            self.roles[self.len] = Some(role);
+        if let Some(entry) = self.entries.get_mut(self.len) {
+            *entry = (index as u32, Some(role));
             self.len += 1;
         }
     }
 
     /// Each member's index and role.
     fn iter(&self) -> impl Iterator<Item = (usize, Option<Role>)> + '_ {
-        let indexes = self.indexes[..self.len].iter().map(|&i| i as usize);
-        indexes.zip(self.roles[..self.len].iter().copied())
+        let entries = self.entries.get(..self.len).unwrap_or_default();
+        entries.iter().map(|&(i, role)| (i as usize, role))
     }
 }
 
@@ -1118,9 +1123,14 @@ impl Moved {
             if !written {
                 continue;
             }
+            // `null` or `"-"` (its value three bytes long, without escapes).
             let absent = match m.kind {
                 Kind::Null => true,
-                Kind::String => !m.value_escaped && m.str_content(buf) == b"-",
+                Kind::String => {
+                    !m.value_escaped
+                        && m.value.end - m.value.start == 3
+                        && buf.get(m.value.start as usize + 1) == Some(&b'-')
+                }
                 _ => false,
             };
             if absent || holds(role, i, m, buf, found, attributes, datadog, config) {
@@ -1150,12 +1160,21 @@ fn holds(
     datadog: Option<TraceContext>,
     config: &Config,
 ) -> bool {
-    let content = string_content(m, buf);
-    // The value written is nearly always this member's own (the same bytes): no need to
-    // compare them, which costs a loop per byte in the Wasm interpreter.
-    let same = |written: Option<&[u8]>| match (content, written) {
-        (Some(c), Some(w)) => core::ptr::eq(c, w) || c == w,
-        _ => false,
+    // Worked out only for the roles that compare strings.
+    let content = || string_content(m, buf);
+    // The value written is nearly always this member's own content (the same bytes, which
+    // `Found` took as they are): told by where it is, without slicing the content out again
+    // or comparing bytes, which costs a loop per byte in the Wasm interpreter.
+    let same = |written: Option<&[u8]>| {
+        written.is_some_and(|w| {
+            let own = m.kind == Kind::String
+                && w.len() + 2 == (m.value.end - m.value.start) as usize
+                && core::ptr::eq(
+                    w.as_ptr(),
+                    buf.as_ptr().wrapping_add(m.value.start as usize + 1),
+                );
+            own || content().is_some_and(|c| c == w)
+        })
     };
     let whole = |written: Option<envoy::Whole<'_>>| {
         let text = scalar_text(m, buf);
@@ -1170,7 +1189,7 @@ fn holds(
         Role::UserAgent => same(found.user_agent),
         Role::GraphqlOperation => same(found.graphql_operation),
         // `HTTP/1.1` is held by `1.1`; `http/1.1` is not.
-        Role::Protocol => content.zip(found.version).is_some_and(|(c, v)| {
+        Role::Protocol => content().zip(found.version).is_some_and(|(c, v)| {
             c.len() == v.len() + 5 && c.starts_with(b"HTTP/") && c.ends_with(v)
         }),
         // One address without a port: several, or a port, are more than the attribute holds.
