@@ -160,7 +160,7 @@ def main():
                 failed.add(name)
             digests[name] = digest(out)
             print(f"  round {r + 1} {name}: {c:.2f} s CPU, {w:.2f} s wall", file=sys.stderr)
-        if COMPILED in digests and digests[COMPILED] != digests.get(INTERPRETED):
+        if COMPILED in digests and INTERPRETED in digests and digests[COMPILED] != digests[INTERPRETED]:
             failed.add(COMPILED)
 
     base = statistics.median(cpu[BASELINE])
@@ -176,7 +176,7 @@ def main():
               f"| {out_bytes / in_bytes:.2f} | {in_records} / {out_records} |")
     print("\nCPU s per round: " + "; ".join(
         f"{n} " + " ".join(f"{c:.2f}" for c in cpu[n]) for n in pipelines))
-    if COMPILED in pipelines:
+    if COMPILED in pipelines and INTERPRETED in pipelines:
         same = COMPILED not in failed
         print(f"interpreted and compiled outputs identical: {'yes' if same else 'NO'}")
     if not args.keep:
