@@ -322,33 +322,18 @@ impl Counter {
     fn count_outline(&mut self, outline: Outline<'_>, work: &mut Work) -> bool {
         let mut fields = Fields::default();
         let mut archive = None;
-        let Work {
-            members,
-            nested,
-            stack,
-            endpoint,
-            decoded,
-        } = work;
         let complete = outline.for_each(|written| {
             if let Written::Copied { buf, member } = written {
                 if archive.is_none() && member.kind == Kind::Object {
                     archive = (member.key.of(buf) == b"attributes").then(|| member.value.of(buf));
                 }
             }
-            fields.written(written, nested, stack);
+            fields.written(written, &mut work.nested, &mut work.stack);
         });
-        if !complete {
-            return false;
+        if complete {
+            self.count_archived(fields, archive, work);
         }
-        if let Some(attributes) = archive {
-            if !members_of(attributes, members, stack) {
-                self.skipped.unparseable += 1;
-                return true;
-            }
-            fields.top(attributes, members, nested, stack);
-        }
-        self.count(fields, endpoint, decoded);
-        true
+        complete
     }
 
     /// Counts the record `buf` as it is.
@@ -362,6 +347,23 @@ impl Counter {
 
     /// Counts the record `buf` whose members are `work.members`.
     fn count_members(&mut self, buf: &[u8], work: &mut Work) {
+        let mut fields = Fields::default();
+        let archive = (work.members.iter())
+            .find(|m| m.kind == Kind::Object && m.key.of(buf) == b"attributes")
+            .map(|m| m.value.of(buf));
+        fields.top(buf, &work.members, &mut work.nested, &mut work.stack);
+        self.count_archived(fields, archive, work);
+    }
+
+    /// Counts the `fields` of a record's top level, with those of its `attributes` object
+    /// over them when it is a Datadog archive line (status and date at the top, the rest in
+    /// `attributes`).
+    fn count_archived<'a>(
+        &mut self,
+        mut fields: Fields<'a>,
+        archive: Option<&'a [u8]>,
+        work: &'a mut Work,
+    ) {
         let Work {
             members,
             nested,
@@ -369,14 +371,7 @@ impl Counter {
             endpoint,
             decoded,
         } = work;
-        let mut fields = Fields::default();
-        let archive = (members.iter())
-            .find(|m| m.kind == Kind::Object && m.key.of(buf) == b"attributes")
-            .map(|m| m.value);
-        fields.top(buf, members, nested, stack);
         if let Some(attributes) = archive {
-            // A Datadog archive line: status and date at the top, the rest in `attributes`.
-            let attributes = attributes.of(buf);
             if !members_of(attributes, members, stack) {
                 self.skipped.unparseable += 1;
                 return;
