@@ -1222,23 +1222,7 @@ fn log_router_image_and_task_definition_match_the_configs() {
         );
     }
 
-    // Every ${VARIABLE} the configuration uses is set on the log router.
-    let set: Vec<&str> = ["environment", "secrets"]
-        .iter()
-        .flat_map(|list| router[list].as_array().into_iter().flatten())
-        .map(|variable| variable["name"].as_str().unwrap())
-        .collect();
-    let conf = read("fluent-bit/envoy-dd.conf");
-    for variable in conf
-        .split("${")
-        .skip(1)
-        .map(|rest| &rest[..rest.find('}').unwrap()])
-    {
-        assert!(
-            set.contains(&variable),
-            "${{{variable}}} is not set on the log router"
-        );
-    }
+    assert_sets_every_variable(router);
 }
 
 #[test]
@@ -1376,27 +1360,12 @@ fn service_connect_files_match_the_configs_and_get_enriched() {
         router["firelensConfiguration"],
         reference_router["firelensConfiguration"]
     );
-    let set: Vec<&str> = ["environment", "secrets"]
-        .iter()
-        .flat_map(|list| router[list].as_array().into_iter().flatten())
-        .map(|variable| variable["name"].as_str().unwrap())
-        .collect();
-    let conf = read("fluent-bit/envoy-dd.conf");
-    for variable in conf
-        .split("${")
-        .skip(1)
-        .map(|rest| &rest[..rest.find('}').unwrap()])
-    {
-        assert!(
-            set.contains(&variable),
-            "${{{variable}}} is not set on the log router"
-        );
-    }
+    assert_sets_every_variable(router);
     let app = containers.iter().find(|c| c["name"] == "app").unwrap();
     assert_eq!(app["logConfiguration"]["logDriver"], "awsfirelens");
 
     // The app's and the proxy's FireLens tags reach the same wasm filter, and the output.
-    let plugins = classic_plugins(&conf);
+    let plugins = classic_plugins(&read("fluent-bit/envoy-dd.conf"));
     for tag in [
         "app-firelens-0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e",
         "ecs-service-connect-7Hc2Qa-firelens-0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e",
@@ -1460,4 +1429,25 @@ fn service_connect_files_match_the_configs_and_get_enriched() {
     assert_eq!(out["network"]["client"]["ip"], "203.0.113.9");
     assert_eq!(out["duration"], 13_000_000);
     assert_eq!(out["status"], "info");
+}
+
+/// Every `${VARIABLE}` that `fluent-bit/envoy-dd.conf` uses is set on the log router container
+/// of a task definition (its `environment` or `secrets`).
+fn assert_sets_every_variable(router: &serde_json::Value) {
+    let set: Vec<&str> = ["environment", "secrets"]
+        .iter()
+        .flat_map(|list| router[list].as_array().into_iter().flatten())
+        .map(|variable| variable["name"].as_str().unwrap())
+        .collect();
+    let conf = read("fluent-bit/envoy-dd.conf");
+    for variable in conf
+        .split("${")
+        .skip(1)
+        .map(|rest| &rest[..rest.find('}').unwrap()])
+    {
+        assert!(
+            set.contains(&variable),
+            "${{{variable}}} is not set on the log router"
+        );
+    }
 }
